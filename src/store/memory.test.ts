@@ -1,0 +1,7 @@
+import { storeContract } from './contract.js';
+import { MemoryStore } from './memory.js';
+
+storeContract('memory', (opts) => {
+  const store = new MemoryStore(opts);
+  return { store, cleanup: () => store.close() };
+});
