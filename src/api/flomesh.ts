@@ -1,0 +1,194 @@
+/**
+ * FSM multi-cluster kinds (flomesh.io/v1alpha1, also served as multicluster.flomesh.io):
+ * Cluster, ServiceExport, ServiceImport, GlobalTrafficPolicy. Fields and defaults as in
+ * fsm-classic; see shared/reference/fsm-multicluster.md.
+ */
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { CLUSTER_KEY_RULE, isClusterKey, isHostName, isIpAddress } from './names.js';
+import { type Check, isPlainObject, nonEmptyString, objectSchema, portNumber, protocol } from './meta.js';
+import type { KubeObject } from './types.js';
+
+const clusterKey = z.string().refine(isClusterKey, CLUSTER_KEY_RULE);
+
+// ---- Cluster ---------------------------------------------------------------------------
+
+/** Only checks it looks like a kubeconfig; the controller reports connection problems in status. */
+const kubeconfig = nonEmptyString.superRefine((s, ctx) => {
+  let doc: unknown;
+  try {
+    doc = parseYaml(s);
+  } catch (err) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `is not a valid YAML document: ${(err as Error).message.split('\n')[0]}; paste the member's kubeconfig (\`crossmesh kubeconfig get NAME\`) as a block string (kubeconfig: |)`,
+    });
+    return;
+  }
+  if (!isPlainObject(doc) || !('clusters' in doc)) {
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        "must be a kubeconfig document (a YAML mapping with clusters, users and contexts) reaching the member's API; get one with `crossmesh kubeconfig get NAME` and paste it as a block string (kubeconfig: |)",
+    });
+  }
+});
+
+export const clusterSpecSchema = z
+  .object({
+    region: z.string().default('default'),
+    zone: z.string().default('default'),
+    group: z.string().default('default'),
+    gatewayHost: z.string().refine(isHostName, 'must be an IPv4 address or a DNS name the other clusters can reach'),
+    gatewayPort: portNumber.default(80),
+    kubeconfig,
+  })
+  .passthrough();
+
+export const clusterSchema = objectSchema('subdomain', { spec: clusterSpecSchema });
+
+/** `region/zone/group/name`, with 'default' for unset parts, as FSM computes it. */
+export function clusterKeyOf(cluster: KubeObject): string {
+  const spec = isPlainObject(cluster.spec) ? cluster.spec : {};
+  const part = (v: unknown) => (typeof v === 'string' && v !== '' ? v : 'default');
+  return `${part(spec.region)}/${part(spec.zone)}/${part(spec.group)}/${cluster.metadata.name}`;
+}
+
+// ---- ServiceExport ---------------------------------------------------------------------
+
+export const serviceExportRuleSchema = z
+  .object({
+    portNumber,
+    path: z.string().refine((p) => p.startsWith('/'), 'must start with "/", e.g. "/nodeapp"'),
+    pathType: z.enum(['Exact', 'Prefix']).default('Prefix'),
+  })
+  .passthrough();
+
+const regexSource = z.string().superRefine((s, ctx) => {
+  try {
+    new RegExp(s);
+  } catch (err) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `/${s}/ is not a valid regular expression: ${(err as Error).message}`,
+    });
+  }
+});
+
+export const serviceExportSpecSchema = z
+  .object({
+    rules: z.array(serviceExportRuleSchema).min(1, 'must list at least one rule {portNumber, path, pathType}'),
+    pathRewrite: z.object({ from: regexSource, to: z.string() }).passthrough().optional(),
+    sessionSticky: z.boolean().default(false),
+    loadBalancer: z.enum(['RoundRobinLoadBalancer', 'HashingLoadBalancer', 'LeastWorkLoadBalancer']).default('RoundRobinLoadBalancer'),
+    targetClusters: z.array(clusterKey).optional(),
+    serviceAccountName: z.string().default('*'),
+  })
+  .passthrough();
+
+export const checkServiceExport: Check = (o, add) => {
+  const rules = o?.spec?.rules;
+  if (!Array.isArray(rules)) return;
+  const seen = new Map<string, number>();
+  rules.forEach((r: any, i: number) => {
+    if (!isPlainObject(r) || typeof r.path !== 'string') return;
+    const key = `${r.pathType ?? 'Prefix'} ${r.path}`;
+    const j = seen.get(key);
+    if (j !== undefined) add(['spec', 'rules', i, 'path'], `duplicate rule: ${key} is already spec.rules[${j}]`);
+    else seen.set(key, i);
+  });
+};
+
+export const serviceExportSchema = objectSchema('subdomain', { spec: serviceExportSpecSchema }, checkServiceExport);
+
+// ---- ServiceImport ---------------------------------------------------------------------
+
+const importEndpointSchema = z
+  .object({
+    clusterKey,
+    target: z
+      .object({
+        host: nonEmptyString,
+        ip: z.string().refine((s) => s === '' || isIpAddress(s), 'must be an IPv4 or IPv6 address').optional(),
+        port: portNumber,
+        path: z.string().refine((p) => p.startsWith('/'), 'must start with "/"'),
+      })
+      .passthrough(),
+  })
+  .passthrough();
+
+export const serviceImportPortSchema = z
+  .object({
+    name: z.string().optional(),
+    protocol,
+    port: portNumber,
+    endpoints: z.array(importEndpointSchema).default([]),
+  })
+  .passthrough();
+
+export const serviceImportSpecSchema = z
+  .object({
+    type: z.enum(['ClusterSetIP', 'Headless']).default('ClusterSetIP'),
+    serviceAccountName: z.string().optional(),
+    ports: z.array(serviceImportPortSchema).default([]),
+  })
+  .passthrough();
+
+export const serviceImportSchema = objectSchema('subdomain', { spec: serviceImportSpecSchema.default({}) });
+
+// ---- GlobalTrafficPolicy ---------------------------------------------------------------
+
+export const gtpTargetSchema = z
+  .object({
+    clusterKey,
+    // Left undefined when not given: unset means 100 to the data plane, an explicit 0 stays 0.
+    weight: z.number().int().min(0, 'must be 0 or more').optional(),
+  })
+  .passthrough();
+
+export const globalTrafficPolicySpecSchema = z
+  .object({
+    lbType: z.enum(['Locality', 'FailOver', 'ActiveActive']).default('Locality'),
+    targets: z.array(gtpTargetSchema).default([]),
+  })
+  .passthrough();
+
+export const checkGtp: Check = (o, add) => {
+  const spec = o?.spec;
+  if (!isPlainObject(spec)) return;
+  const lbType = spec.lbType ?? 'Locality';
+  const targets = spec.targets;
+  const n = Array.isArray(targets) ? targets.length : targets === undefined ? 0 : -1;
+  if (n < 0) return;
+  if (lbType === 'Locality' && n > 1) {
+    add(['spec', 'targets'], `lbType Locality allows at most 1 target (got ${n}); use lbType ActiveActive to spread calls over clusters or FailOver to fall back to them`);
+  }
+  if (lbType === 'FailOver' && n < 1) {
+    add(['spec', 'targets'], 'lbType FailOver needs at least 1 target to fail over to, e.g. [{clusterKey: default/default/default/cluster-1}]');
+  }
+  if (Array.isArray(targets)) {
+    const seen = new Map<string, number>();
+    targets.forEach((t: any, i: number) => {
+      if (!isPlainObject(t) || typeof t.clusterKey !== 'string') return;
+      const j = seen.get(t.clusterKey);
+      if (j !== undefined) add(['spec', 'targets', i, 'clusterKey'], `duplicate target "${t.clusterKey}" (also spec.targets[${j}])`);
+      else seen.set(t.clusterKey, i);
+    });
+  }
+};
+
+export const globalTrafficPolicySchema = objectSchema('subdomain', { spec: globalTrafficPolicySpecSchema.default({}) }, checkGtp);
+
+// ---- types -----------------------------------------------------------------------------
+
+export type ClusterSpec = z.output<typeof clusterSpecSchema>;
+export type ServiceExportRule = z.output<typeof serviceExportRuleSchema>;
+export type ServiceExportSpec = z.output<typeof serviceExportSpecSchema>;
+export type ServiceImportPort = z.output<typeof serviceImportPortSchema>;
+export type ServiceImportSpec = z.output<typeof serviceImportSpecSchema>;
+export type GtpTarget = z.output<typeof gtpTargetSchema>;
+export type GlobalTrafficPolicySpec = z.output<typeof globalTrafficPolicySpecSchema>;
+export type ClusterObject = KubeObject & { spec: ClusterSpec };
+export type ServiceExportObject = KubeObject & { spec: ServiceExportSpec };
+export type ServiceImportObject = KubeObject & { spec: ServiceImportSpec };
+export type GlobalTrafficPolicyObject = KubeObject & { spec: GlobalTrafficPolicySpec };
