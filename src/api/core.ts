@@ -162,12 +162,22 @@ export const serviceAccountSchema = objectSchema('subdomain', {
 });
 
 // ---- types -----------------------------------------------------------------------------
+// Object types are interfaces extending KubeObject, not `KubeObject & {spec: T}`:
+// KubeObject.spec is `any`, and `any & T` is `any`, which would erase T.
 
 export type ServicePort = z.output<typeof servicePortSchema>;
 export type ServiceSpec = z.output<typeof serviceSpecSchema>;
 export type EndpointsSubset = z.output<typeof endpointsSubsetSchema>;
-export type ServiceObject = KubeObject & { spec: ServiceSpec };
-export type EndpointsObject = KubeObject & { subsets?: EndpointsSubset[] };
-export type SecretObject = KubeObject & { type: string; data?: Record<string, string>; immutable?: boolean };
+export interface ServiceObject extends KubeObject {
+  spec: ServiceSpec;
+}
+export interface EndpointsObject extends KubeObject {
+  subsets?: EndpointsSubset[];
+}
+export interface SecretObject extends KubeObject {
+  type: string;
+  data?: Record<string, string>;
+  immutable?: boolean;
+}
 export type NamespaceObject = KubeObject;
 export type ServiceAccountObject = KubeObject;

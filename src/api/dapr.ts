@@ -199,5 +199,12 @@ export type ComponentSpec = z.output<typeof componentSpecSchema>;
 export type RetryPolicy = z.output<typeof retryPolicySchema>;
 export type CircuitBreakerPolicy = z.output<typeof circuitBreakerSchema>;
 export type ResiliencySpec = z.output<typeof resiliencySpecSchema>;
-export type ComponentObject = KubeObject & { spec: ComponentSpec; auth?: { secretStore: string }; scopes?: string[] };
-export type ResiliencyObject = KubeObject & { spec: ResiliencySpec; scopes?: string[] };
+export interface ComponentObject extends KubeObject {
+  spec: ComponentSpec;
+  auth?: { secretStore: string };
+  scopes?: string[];
+}
+export interface ResiliencyObject extends KubeObject {
+  spec: ResiliencySpec;
+  scopes?: string[];
+}

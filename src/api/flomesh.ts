@@ -188,7 +188,15 @@ export type ServiceImportPort = z.output<typeof serviceImportPortSchema>;
 export type ServiceImportSpec = z.output<typeof serviceImportSpecSchema>;
 export type GtpTarget = z.output<typeof gtpTargetSchema>;
 export type GlobalTrafficPolicySpec = z.output<typeof globalTrafficPolicySpecSchema>;
-export type ClusterObject = KubeObject & { spec: ClusterSpec };
-export type ServiceExportObject = KubeObject & { spec: ServiceExportSpec };
-export type ServiceImportObject = KubeObject & { spec: ServiceImportSpec };
-export type GlobalTrafficPolicyObject = KubeObject & { spec: GlobalTrafficPolicySpec };
+export interface ClusterObject extends KubeObject {
+  spec: ClusterSpec;
+}
+export interface ServiceExportObject extends KubeObject {
+  spec: ServiceExportSpec;
+}
+export interface ServiceImportObject extends KubeObject {
+  spec: ServiceImportSpec;
+}
+export interface GlobalTrafficPolicyObject extends KubeObject {
+  spec: GlobalTrafficPolicySpec;
+}
