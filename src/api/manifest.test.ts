@@ -204,3 +204,11 @@ test('a document that is not a mapping is refused', () => {
   const e = throwsCm(() => parseManifests('- a\n- b\n', { file: 's.yaml' }), 'CM_ERR_INVALID');
   assert.match(e.message, /^s\.yaml: document 1 \(line 1\), \(no kind\)\/\(no name\): must be a mapping/);
 });
+
+test('validation is idempotent: a normalized object validates to itself', async () => {
+  const { validateObject } = await import('./index.js');
+  const text = [seed('03-statestore.yaml'), seed('06-serviceexport.yaml'), seed('07-globaltrafficpolicy.yaml'), seed('04-nodeapp.yaml').split(/^---$/m)[0]].join('\n---\n');
+  for (const d of parseManifests(text, { file: 'all.yaml', defaultNamespace: 'dapr-test' })) {
+    assert.deepEqual(validateObject(d.object), d.object);
+  }
+});
