@@ -63,7 +63,11 @@ function stateKey(storageKey: string, obj: KubeObject): string {
   return `${storageKey}|${obj.metadata.namespace ?? ''}|${obj.metadata.name}`;
 }
 
-export function storeContract(name: string, makeStore: (opts?: ContractStoreOptions) => ContractFixture): void {
+/**
+ * `persistent`: the backend keeps its data across close + reopen (the fixture must then provide
+ * `reopen`); the persistence case is only registered for such backends.
+ */
+export function storeContract(name: string, makeStore: (opts?: ContractStoreOptions) => ContractFixture, opts: { persistent?: boolean } = {}): void {
   describe(`ResourceStore contract: ${name}`, () => {
     let fx: ContractFixture;
     let store: ResourceStore;
@@ -483,11 +487,8 @@ export function storeContract(name: string, makeStore: (opts?: ContractStoreOpti
       expectCode(() => store.create({ storageKey: SVC, namespace: 'ns', name: 'b' }, svc('b')), 'CM_ERR_UNAVAILABLE');
     });
 
-    it('persists objects, revision and the event log across reopen', (t) => {
-      if (!fx.reopen) {
-        t.skip('backend keeps nothing across reopen');
-        return;
-      }
+    if (opts.persistent) it('persists objects, revision and the event log across reopen', () => {
+      assert.ok(fx.reopen, 'a persistent backend fixture must provide reopen()');
       const ref = (n: string, ns = 'ns'): ObjectRef => ({ storageKey: SVC, namespace: ns, name: n });
       store.create(ref('a'), svc('a', { port: 1 }, { status: { up: true } }));
       store.create(ref('b'), svc('b'));

@@ -26,7 +26,7 @@ storeContract('sqlite', (opts) => {
       rmSync(dir, { recursive: true, force: true });
     },
   };
-});
+}, { persistent: true });
 
 describe('SqliteStore specifics', () => {
   it('uses WAL, records its schema version, and trims the event log on disk', () => {

@@ -1,0 +1,158 @@
+import { spawn } from 'node:child_process';
+import { mkdirSync, openSync, closeSync, rmSync, existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CrossmeshError } from '../../errors.js';
+import {
+  clusterDir, crossmeshHome, isProcessAlive, listClusterNames, readClusterPorts, readClusterRecord, readConfig, writeConfig, type ClusterRecord,
+} from '../home.js';
+import { formatTable } from '../output.js';
+
+export const DEFAULT_CLUSTERS = ['control-plane', 'cluster-1', 'cluster-2', 'cluster-3'];
+const BIN = fileURLToPath(new URL('../../../../bin/crossmesh.js', import.meta.url));
+
+export interface UpOptions {
+  clusters: string[];
+  apiPort: number;
+  gatewayPort: number;
+  host: string;
+  timeoutMs?: number;
+}
+
+export interface ClusterState {
+  name: string;
+  record?: ClusterRecord;
+  state: 'running' | 'started' | 'stopped' | 'unhealthy';
+}
+
+async function healthy(record: ClusterRecord): Promise<boolean> {
+  try {
+    const res = await fetch(`${record.apiUrl}/healthz`, { signal: AbortSignal.timeout(1000) });
+    await res.text();
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+async function currentState(name: string): Promise<ClusterState> {
+  const record = readClusterRecord(name);
+  if (!record || !isProcessAlive(record.pid)) return { name, record, state: 'stopped' };
+  return { name, record, state: (await healthy(record)) ? 'running' : 'unhealthy' };
+}
+
+/**
+ * Starts the named clusters in the background (idempotent: running ones are left alone), waits
+ * until each is healthy, and records each as a context. A cluster keeps the ports it had on an
+ * earlier start, so kubeconfigs handed out before stay valid; `--api-port 0` picks free ports.
+ */
+export async function up(opts: UpOptions, onProgress: (msg: string) => void = () => undefined): Promise<ClusterState[]> {
+  const home = crossmeshHome();
+  mkdirSync(home, { recursive: true, mode: 0o700 });
+  const results: ClusterState[] = [];
+  const starting: Promise<ClusterState>[] = [];
+  opts.clusters.forEach((name, i) => {
+    starting.push((async () => {
+      const now = await currentState(name);
+      if (now.state === 'running') return now;
+      if (now.state === 'unhealthy') {
+        throw new CrossmeshError('CM_ERR_UNAVAILABLE', `cluster ${name} (pid ${now.record!.pid}) runs but does not answer ${now.record!.apiUrl}/healthz; see ${join(clusterDir(name), 'cluster.log')} or run \`crossmesh down\``);
+      }
+      const previous = readClusterPorts(name);
+      const apiPort = previous?.apiPort ?? (opts.apiPort === 0 ? 0 : opts.apiPort + i);
+      const gatewayPort = previous?.gatewayPort ?? (opts.gatewayPort === 0 ? 0 : opts.gatewayPort + i);
+      onProgress(`starting ${name}...`);
+      const record = await spawnCluster(name, apiPort, gatewayPort, opts.host, opts.timeoutMs ?? 15_000);
+      return { name, record, state: 'started' as const };
+    })());
+  });
+  for (const s of await Promise.allSettled(starting)) {
+    if (s.status === 'rejected') throw s.reason;
+    results.push(s.value);
+  }
+  const cfg = readConfig(home);
+  for (const r of results) {
+    const token = readFileSync(join(clusterDir(r.name, home), 'token'), 'utf8').trim();
+    cfg.contexts[r.name] = { server: r.record!.apiUrl, token };
+  }
+  cfg.currentContext ??= opts.clusters[0];
+  writeConfig(cfg, home);
+  return results;
+}
+
+async function spawnCluster(name: string, apiPort: number, gatewayPort: number, host: string, timeoutMs: number): Promise<ClusterRecord> {
+  const dir = clusterDir(name);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  rmSync(join(dir, 'cluster.json'), { force: true });
+  const logFile = join(dir, 'cluster.log');
+  const out = openSync(logFile, 'a');
+  const child = spawn(process.execPath, [BIN, 'cluster', '--name', name, '--api-port', String(apiPort), '--gateway-port', String(gatewayPort), '--host', host, '--data-dir', dir], {
+    detached: true,
+    stdio: ['ignore', out, out],
+    env: process.env,
+  });
+  closeSync(out);
+  let exited: number | null | undefined;
+  child.on('exit', (code) => { exited = code; });
+  child.unref();
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (exited !== undefined) break;
+    const record = readClusterRecord(name);
+    if (record && record.pid === child.pid && (await healthy(record))) return record;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  if (exited === undefined) {
+    try { process.kill(child.pid!, 'SIGKILL'); } catch { /* already gone */ }
+  }
+  const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').slice(-8).join('\n') : '';
+  throw new CrossmeshError('CM_ERR_UNAVAILABLE', `cluster ${name} did not become healthy${exited !== undefined ? ` (exited with code ${exited})` : ` within ${timeoutMs} ms`}; last lines of ${logFile}:\n${tail}`);
+}
+
+/** Stops every cluster (and, from the sidecar layer on, every app) started under this home. */
+export async function down(opts: { purge: boolean }): Promise<string[]> {
+  const home = crossmeshHome();
+  const stopped: string[] = [];
+  const names = listClusterNames(home);
+  await Promise.all(names.map(async (name) => {
+    const record = readClusterRecord(name, home);
+    if (record && isProcessAlive(record.pid)) {
+      await stopProcess(record.pid);
+      stopped.push(name);
+    }
+    rmSync(join(clusterDir(name, home), 'cluster.json'), { force: true });
+  }));
+  if (opts.purge) {
+    rmSync(join(home, 'clusters'), { recursive: true, force: true });
+    const cfg = readConfig(home);
+    for (const name of names) delete cfg.contexts[name];
+    if (cfg.currentContext && !cfg.contexts[cfg.currentContext]) delete cfg.currentContext;
+    writeConfig(cfg, home);
+  }
+  return stopped.sort();
+}
+
+/** SIGTERM, then SIGKILL if the process is still there after `graceMs`. */
+export async function stopProcess(pid: number, graceMs = 5000): Promise<void> {
+  try { process.kill(pid, 'SIGTERM'); } catch { return; }
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline) {
+    if (!isProcessAlive(pid)) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+}
+
+export async function status(): Promise<ClusterState[]> {
+  return Promise.all(listClusterNames().map(currentState));
+}
+
+export function clusterTable(states: ClusterState[]): string {
+  return formatTable(['NAME', 'STATE', 'API', 'GATEWAY', 'PID'], states.map((s) => [
+    s.name,
+    s.state,
+    s.record?.apiUrl ?? '-',
+    s.record ? `${s.record.host}:${s.record.gatewayPort}` : '-',
+    s.record && s.state !== 'stopped' ? String(s.record.pid) : '-',
+  ]));
+}

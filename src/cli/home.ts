@@ -1,0 +1,97 @@
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, renameSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { ApiEndpoint } from '../client/kubeconfig.js';
+
+/**
+ * Everything crossmesh keeps on disk lives under one home ($CROSSMESH_HOME, default
+ * ~/.crossmesh), so two homes never mix:
+ *   config.json                 contexts (API server + token per cluster) and the current one
+ *   clusters/<name>/            a cluster's data dir: resources.db, token, cluster.json, cluster.log
+ *   apps/<cluster>/<ns>/<id>/   a running app + sidecar (from `crossmesh run`)
+ */
+export function crossmeshHome(): string {
+  return process.env.CROSSMESH_HOME || join(homedir(), '.crossmesh');
+}
+
+export function clustersDir(home = crossmeshHome()): string {
+  return join(home, 'clusters');
+}
+
+export function clusterDir(name: string, home = crossmeshHome()): string {
+  return join(clustersDir(home), name);
+}
+
+/** What a running cluster process writes once it listens (its "ready file"). */
+export interface ClusterRecord {
+  name: string;
+  pid: number;
+  apiUrl: string;
+  apiPort: number;
+  gatewayPort: number;
+  host: string;
+  startedAt: string;
+}
+
+export function readClusterRecord(name: string, home = crossmeshHome()): ClusterRecord | undefined {
+  const file = join(clusterDir(name, home), 'cluster.json');
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as ClusterRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Ports a cluster had when it last ran (kept after it stops). */
+export function readClusterPorts(name: string, home = crossmeshHome()): { apiPort: number; gatewayPort: number } | undefined {
+  const file = join(clusterDir(name, home), 'ports.json');
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as { apiPort: number; gatewayPort: number };
+  } catch {
+    return undefined;
+  }
+}
+
+export function listClusterNames(home = crossmeshHome()): string[] {
+  const dir = clustersDir(home);
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).filter((n) => existsSync(join(dir, n, 'cluster.json')) || existsSync(join(dir, n, 'token'))).sort();
+}
+
+export interface CliConfig {
+  currentContext?: string;
+  contexts: Record<string, { server: string; token: string }>;
+}
+
+export function readConfig(home = crossmeshHome()): CliConfig {
+  const file = join(home, 'config.json');
+  if (!existsSync(file)) return { contexts: {} };
+  const cfg = JSON.parse(readFileSync(file, 'utf8')) as CliConfig;
+  cfg.contexts ??= {};
+  return cfg;
+}
+
+/** Atomic write (temp + rename), mode 0600: the file holds API tokens. */
+export function writeConfig(cfg: CliConfig, home = crossmeshHome()): void {
+  mkdirSync(home, { recursive: true, mode: 0o700 });
+  const file = join(home, 'config.json');
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(cfg, null, 2) + '\n', { mode: 0o600 });
+  renameSync(tmp, file);
+}
+
+export function contextEndpoint(cfg: CliConfig, name: string): ApiEndpoint | undefined {
+  const c = cfg.contexts[name];
+  return c ? { name, server: c.server, token: c.token } : undefined;
+}
+
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

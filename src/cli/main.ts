@@ -1,0 +1,177 @@
+import { Command, Option, InvalidArgumentError } from 'commander';
+import { CrossmeshError, isCrossmeshError } from '../errors.js';
+import { renderKubeconfig } from '../client/kubeconfig.js';
+import { runClusterProcess } from './commands/cluster.js';
+import { DEFAULT_CLUSTERS, clusterTable, down, status, up } from './commands/lifecycle.js';
+import { applyFile, createNamespace, createSecret, deleteByName, deleteFile, get } from './commands/resources.js';
+import { readConfig, writeConfig } from './home.js';
+import { clientFor, endpointFor, selectedClusterName } from './target.js';
+import { VERSION } from '../apiserver/server.js';
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`"${value}" is not a port number (0-65535)`);
+  return n;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** Runs an action that returns lines to print; the client is closed afterwards. */
+function out(text: string | string[]): void {
+  const s = Array.isArray(text) ? text.join('\n') + (text.length ? '\n' : '') : text;
+  process.stdout.write(s);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('crossmesh')
+    .description('Multi-cluster service mesh and Dapr-compatible runtime, in one program')
+    .version(VERSION)
+    .option('--cluster <name>', 'cluster to talk to (default: $CROSSMESH_CLUSTER, then the current context)')
+    .showHelpAfterError('(run `crossmesh --help` or `crossmesh help <command>` for usage)');
+  const cluster = () => program.opts().cluster as string | undefined;
+
+  program.command('cluster')
+    .description('run one cluster process (API server, store, gateway) in the foreground')
+    .requiredOption('--name <name>', 'cluster name, e.g. cluster-1')
+    .option('--api-port <port>', 'API listen port (0 = any free port)', port, 6444)
+    .option('--gateway-port <port>', 'gateway listen port (0 = any free port)', port, 8080)
+    .option('--host <addr>', 'address to listen on', '127.0.0.1')
+    .requiredOption('--data-dir <dir>', 'where the cluster keeps its store and token')
+    .action(async (o) => runClusterProcess({ name: o.name, apiPort: o.apiPort, gatewayPort: o.gatewayPort, dataDir: o.dataDir, host: o.host }));
+
+  program.command('up')
+    .description('start the clusters in the background (idempotent) and record them as contexts')
+    .option('--clusters <names>', 'comma-separated cluster names', DEFAULT_CLUSTERS.join(','))
+    .option('--api-port <port>', 'API port of the first cluster; the next ones count up (0 = free ports)', port, 6444)
+    .option('--gateway-port <port>', 'gateway port of the first cluster; the next ones count up (0 = free ports)', port, 8080)
+    .option('--host <addr>', 'address the clusters listen on', '127.0.0.1')
+    .action(async (o) => {
+      const names = String(o.clusters).split(',').map((s) => s.trim()).filter(Boolean);
+      if (names.length === 0) throw new CrossmeshError('CM_ERR_USAGE', '--clusters: give at least one name');
+      const states = await up({ clusters: names, apiPort: o.apiPort, gatewayPort: o.gatewayPort, host: o.host }, (m) => process.stderr.write(m + '\n'));
+      out(clusterTable(states));
+    });
+
+  program.command('down')
+    .description('stop every cluster and app started under this CROSSMESH_HOME')
+    .option('--purge', 'also delete their data (stores, tokens, contexts)', false)
+    .action(async (o) => {
+      const stopped = await down({ purge: o.purge });
+      out(stopped.length ? stopped.map((n) => `stopped ${n}`) : ['nothing was running']);
+      if (o.purge) out(['purged cluster data']);
+    });
+
+  program.command('status')
+    .description('show the clusters of this CROSSMESH_HOME and whether they run')
+    .action(async () => {
+      const states = await status();
+      out(states.length ? clusterTable(states) : 'no clusters; start them with `crossmesh up`\n');
+    });
+
+  program.command('ctx')
+    .description('show or set the current cluster (like kubectx)')
+    .argument('[name]', 'cluster to make current')
+    .action(async (name?: string) => {
+      const cfg = readConfig();
+      if (!name) {
+        out(Object.keys(cfg.contexts).map((n) => (n === cfg.currentContext ? `* ${n}` : `  ${n}`)));
+        return;
+      }
+      endpointFor(name);
+      cfg.currentContext = name;
+      writeConfig(cfg);
+      out([`switched to cluster "${name}"`]);
+    });
+
+  program.command('apply')
+    .description('create or update the resources in a file (several documents allowed)')
+    .requiredOption('-f, --filename <file>', 'manifest file, or - for stdin')
+    .option('-n, --namespace <ns>', 'namespace for documents that name none', 'default')
+    .action(async (o) => {
+      const client = clientFor(cluster());
+      try { out(await applyFile(client, o.filename, o.namespace)); } finally { await client.close(); }
+    });
+
+  program.command('get')
+    .description('list or show resources (kinds by plural, singular, short name or plural.group)')
+    .argument('<kind>', 'e.g. serviceexports, sexp, simp, gtp, svc, serviceimports.flomesh.io')
+    .argument('[name]')
+    .option('-n, --namespace <ns>', 'namespace', 'default')
+    .option('-A, --all-namespaces', 'across all namespaces', false)
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['yaml', 'json', 'wide', 'name']))
+    .action(async (kind: string, name: string | undefined, o) => {
+      const client = clientFor(cluster());
+      try { out(await get(client, kind, name, { namespace: o.namespace, allNamespaces: o.allNamespaces, output: o.output })); } finally { await client.close(); }
+    });
+
+  program.command('delete')
+    .description('delete the resources of a file, or KIND NAME...')
+    .argument('[kind]')
+    .argument('[names...]')
+    .option('-f, --filename <file>', 'manifest file, or - for stdin')
+    .option('-n, --namespace <ns>', 'namespace', 'default')
+    .action(async (kind: string | undefined, names: string[], o) => {
+      const client = clientFor(cluster());
+      try {
+        if (o.filename) out(await deleteFile(client, o.filename, o.namespace));
+        else if (kind && names.length) out(await deleteByName(client, kind, names, o.namespace));
+        else throw new CrossmeshError('CM_ERR_USAGE', 'delete: give -f FILE, or KIND NAME...');
+      } finally { await client.close(); }
+    });
+
+  const create = program.command('create').description('create a namespace or a secret');
+  create.command('namespace')
+    .alias('ns')
+    .argument('<name>')
+    .action(async (name: string) => {
+      const client = clientFor(cluster());
+      try { out([await createNamespace(client, name)]); } finally { await client.close(); }
+    });
+  create.command('secret')
+    .argument('<type>', 'generic')
+    .argument('<name>')
+    .option('-n, --namespace <ns>', 'namespace', 'default')
+    .option('--from-literal <k=v>', 'a key and literal value (repeatable)', collect, [])
+    .action(async (type: string, name: string, o) => {
+      if (type !== 'generic') throw new CrossmeshError('CM_ERR_USAGE', `create secret ${type}: only "generic" secrets are supported`);
+      if (o.fromLiteral.length === 0) throw new CrossmeshError('CM_ERR_USAGE', 'create secret generic: give at least one --from-literal=KEY=VALUE');
+      const client = clientFor(cluster());
+      try { out([await createSecret(client, name, o.namespace, o.fromLiteral)]); } finally { await client.close(); }
+    });
+
+  program.command('kubeconfig')
+    .description('print a kubeconfig document for a cluster (what a Cluster resource\'s spec.kubeconfig carries)')
+    .argument('<get>', 'the word "get"')
+    .argument('[name]', 'cluster (default: the selected one)')
+    .action(async (verb: string, name?: string) => {
+      if (verb !== 'get') throw new CrossmeshError('CM_ERR_USAGE', `kubeconfig ${verb}: only "kubeconfig get NAME" exists`);
+      out(renderKubeconfig(endpointFor(name ?? selectedClusterName(cluster()))));
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    const e = err as { code?: string; exitCode?: number };
+    if (typeof e.code === 'string' && e.code.startsWith('commander.')) {
+      process.exitCode = e.exitCode ?? 2;
+      return;
+    }
+    if (isCrossmeshError(err)) {
+      process.stderr.write(`error: ${err.message}\n`);
+      process.exitCode = err.code === 'CM_ERR_USAGE' ? 2 : 1;
+      return;
+    }
+    process.stderr.write(`error: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  }
+}
+
+await main(process.argv);

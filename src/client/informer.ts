@@ -1,0 +1,163 @@
+import { EventEmitter } from 'node:events';
+import type { KindInfo } from '../api/index.js';
+import type { KubeObject } from '../api/types.js';
+import { CrossmeshError } from '../errors.js';
+import type { ApiClient } from './api-client.js';
+
+export interface InformerOptions {
+  namespace?: string;
+  labelSelector?: string;
+  /** First and longest pause between reconnect attempts (ms). */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+export interface InformerEvents {
+  add: [KubeObject];
+  update: [KubeObject, KubeObject];
+  delete: [KubeObject];
+  /** Emitted once per successful list (first sync and every resync after a 410 or reconnect). */
+  synced: [];
+  /** A list or watch failure; the informer keeps retrying. */
+  error: [CrossmeshError];
+}
+
+function keyOf(obj: KubeObject): string {
+  return obj.metadata.namespace ? `${obj.metadata.namespace}/${obj.metadata.name}` : obj.metadata.name;
+}
+
+/**
+ * List + watch with a local cache, like client-go's informer. After a disconnect it resumes the
+ * watch from the last seen resourceVersion (no event lost); when that revision is too old (410)
+ * it lists again and emits the differences as add/update/delete, so handlers always converge.
+ * While the API is away the cache keeps the last known state: consumers keep serving.
+ */
+export class Informer extends EventEmitter<InformerEvents> {
+  private readonly cache = new Map<string, KubeObject>();
+  private resourceVersion: string | undefined;
+  private abort = new AbortController();
+  private stopped = false;
+  private hasSynced = false;
+  private syncWaiters: (() => void)[] = [];
+  private backoffMs: number;
+  private readonly minBackoff: number;
+  private readonly maxBackoff: number;
+
+  constructor(private readonly client: ApiClient, readonly kind: KindInfo, private readonly opts: InformerOptions = {}) {
+    super();
+    this.minBackoff = opts.minBackoffMs ?? 100;
+    this.maxBackoff = opts.maxBackoffMs ?? 3000;
+    this.backoffMs = this.minBackoff;
+    // An informer must never crash its process because nobody listens for errors.
+    this.on('error', () => undefined);
+  }
+
+  start(): this {
+    void this.run();
+    return this;
+  }
+
+  /** Resolves after the first successful list. */
+  waitForSync(timeoutMs = 10_000): Promise<void> {
+    if (this.hasSynced) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new CrossmeshError('CM_ERR_TIMEOUT', `informer for ${this.kind.plural} at ${this.client.endpoint.server} did not sync within ${timeoutMs} ms`)), timeoutMs);
+      this.syncWaiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  get synced(): boolean {
+    return this.hasSynced;
+  }
+
+  list(): KubeObject[] {
+    return [...this.cache.values()];
+  }
+
+  get(name: string, namespace?: string): KubeObject | undefined {
+    return this.cache.get(namespace ? `${namespace}/${name}` : name);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.abort.abort();
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        if (this.resourceVersion === undefined) await this.relist();
+        await this.client.watch(this.kind, {
+          namespace: this.opts.namespace,
+          labelSelector: this.opts.labelSelector,
+          resourceVersion: this.resourceVersion!,
+          signal: this.abort.signal,
+          onEvent: (ev) => {
+            this.backoffMs = this.minBackoff;
+            const obj = ev.object;
+            if (obj.metadata?.resourceVersion) this.resourceVersion = obj.metadata.resourceVersion;
+            if (ev.type === 'BOOKMARK') return;
+            const key = keyOf(obj);
+            const old = this.cache.get(key);
+            if (ev.type === 'DELETED') {
+              this.cache.delete(key);
+              this.emit('delete', old ?? obj);
+            } else {
+              this.cache.set(key, obj);
+              if (old) this.emit('update', old, obj);
+              else this.emit('add', obj);
+            }
+          },
+        });
+        // The server ended the stream (timeout or shutdown): resume from where we are.
+      } catch (err) {
+        if (this.stopped) return;
+        const e = err instanceof CrossmeshError ? err : new CrossmeshError('CM_ERR_INTERNAL', String(err));
+        if (e.code === 'CM_ERR_GONE') this.resourceVersion = undefined;
+        this.emit('error', e);
+        await this.sleep(this.backoffMs * (0.8 + Math.random() * 0.4));
+        this.backoffMs = Math.min(this.maxBackoff, this.backoffMs * 2);
+      }
+    }
+  }
+
+  private async relist(): Promise<void> {
+    const list = await this.client.list(this.kind, this.opts.namespace, this.opts.labelSelector);
+    if (this.stopped) return;
+    const seen = new Set<string>();
+    for (const obj of list.items) {
+      const key = keyOf(obj);
+      seen.add(key);
+      const old = this.cache.get(key);
+      this.cache.set(key, obj);
+      if (!old) this.emit('add', obj);
+      else if (old.metadata.resourceVersion !== obj.metadata.resourceVersion) this.emit('update', old, obj);
+    }
+    for (const [key, old] of this.cache) {
+      if (!seen.has(key)) {
+        this.cache.delete(key);
+        this.emit('delete', old);
+      }
+    }
+    this.resourceVersion = list.resourceVersion;
+    this.backoffMs = this.minBackoff;
+    if (!this.hasSynced) {
+      this.hasSynced = true;
+      for (const w of this.syncWaiters.splice(0)) w();
+    }
+    this.emit('synced');
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.abort.signal.addEventListener('abort', () => {
+        clearTimeout(t);
+        resolve();
+      }, { once: true });
+    });
+  }
+}

@@ -1,0 +1,58 @@
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { z } from 'zod';
+import { CrossmeshError } from '../errors.js';
+
+/** Where an API is and how to authenticate: what a kubeconfig's current context resolves to. */
+export interface ApiEndpoint {
+  /** Context / cluster name from the kubeconfig. */
+  name: string;
+  server: string;
+  token: string;
+}
+
+const kubeconfigSchema = z.object({
+  clusters: z.array(z.object({ name: z.string(), cluster: z.object({ server: z.string().url() }).passthrough() })).min(1),
+  users: z.array(z.object({ name: z.string(), user: z.object({ token: z.string().optional() }).passthrough() })).default([]),
+  contexts: z.array(z.object({ name: z.string(), context: z.object({ cluster: z.string(), user: z.string().optional() }).passthrough() })).default([]),
+  'current-context': z.string().optional(),
+}).passthrough();
+
+/** Renders the kubeconfig document `crossmesh kubeconfig get NAME` prints. */
+export function renderKubeconfig(ep: ApiEndpoint): string {
+  return stringifyYaml({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: ep.name, cluster: { server: ep.server } }],
+    users: [{ name: `${ep.name}-admin`, user: { token: ep.token } }],
+    contexts: [{ name: ep.name, context: { cluster: ep.name, user: `${ep.name}-admin` } }],
+    'current-context': ep.name,
+    preferences: {},
+  });
+}
+
+/**
+ * Resolves a kubeconfig document to its current context's server and token. Only bearer-token
+ * users are supported (that is what crossmesh issues); anything else is refused with the reason.
+ */
+export function parseKubeconfig(text: string, where = 'kubeconfig'): ApiEndpoint {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new CrossmeshError('CM_ERR_INVALID', `${where}: not valid YAML: ${(err as Error).message}`);
+  }
+  const parsed = kubeconfigSchema.safeParse(doc);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new CrossmeshError('CM_ERR_INVALID', `${where}: ${issue.path.join('.') || '(document)'}: ${issue.message}; expected a kubeconfig as printed by \`crossmesh kubeconfig get NAME\``);
+  }
+  const cfg = parsed.data;
+  const ctxName = cfg['current-context'] ?? cfg.contexts[0]?.name;
+  const context = cfg.contexts.find((c) => c.name === ctxName)?.context;
+  const cluster = cfg.clusters.find((c) => c.name === (context?.cluster ?? cfg.clusters[0].name)) ?? cfg.clusters[0];
+  const user = cfg.users.find((u) => u.name === context?.user) ?? cfg.users[0];
+  if (!user?.user.token) {
+    throw new CrossmeshError('CM_ERR_INVALID', `${where}: the user of context "${ctxName ?? cluster.name}" has no token; crossmesh clusters authenticate with bearer tokens`);
+  }
+  return { name: ctxName ?? cluster.name, server: cluster.cluster.server.replace(/\/$/, ''), token: user.user.token };
+}
