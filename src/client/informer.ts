@@ -3,6 +3,7 @@ import type { KindInfo } from '../api/index.js';
 import type { KubeObject } from '../api/types.js';
 import { CrossmeshError } from '../errors.js';
 import type { ApiClient } from './api-client.js';
+import type { ResourceCache } from './cache.js';
 
 export interface InformerOptions {
   namespace?: string;
@@ -32,7 +33,7 @@ function keyOf(obj: KubeObject): string {
  * it lists again and emits the differences as add/update/delete, so handlers always converge.
  * While the API is away the cache keeps the last known state: consumers keep serving.
  */
-export class Informer extends EventEmitter<InformerEvents> {
+export class Informer extends EventEmitter<InformerEvents> implements ResourceCache {
   private readonly cache = new Map<string, KubeObject>();
   private resourceVersion: string | undefined;
   private abort = new AbortController();
