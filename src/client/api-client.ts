@@ -18,6 +18,8 @@ export interface WatchOptions {
   /** Aborts the watch (the promise from watch() then resolves). */
   signal: AbortSignal;
   onEvent: (ev: WatchEvent) => void;
+  /** Called once the server accepted the watch (the stream is open). */
+  onOpen?: () => void;
 }
 
 /**
@@ -116,6 +118,7 @@ export class ApiClient {
       const body = await res.body.json().catch(() => undefined);
       throw errorFromStatus(res.statusCode, body);
     }
+    opts.onOpen?.();
     let buffered = '';
     try {
       for await (const chunk of res.body) {

@@ -17,7 +17,7 @@ export interface InformerEvents {
   add: [KubeObject];
   update: [KubeObject, KubeObject];
   delete: [KubeObject];
-  /** Emitted once per successful list (first sync and every resync after a 410 or reconnect). */
+  /** Emitted after every successful list and every (re)opened watch: the cache is current. */
   synced: [];
   /** A list or watch failure; the informer keeps retrying. */
   error: [CrossmeshError];
@@ -96,6 +96,11 @@ export class Informer extends EventEmitter<InformerEvents> implements ResourceCa
           labelSelector: this.opts.labelSelector,
           resourceVersion: this.resourceVersion!,
           signal: this.abort.signal,
+          // A (re)opened watch resumes from the last revision: the cache is current again.
+          onOpen: () => {
+            this.backoffMs = this.minBackoff;
+            this.emit('synced');
+          },
           onEvent: (ev) => {
             this.backoffMs = this.minBackoff;
             const obj = ev.object;

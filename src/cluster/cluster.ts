@@ -5,6 +5,7 @@ import { loadOrCreateToken } from '../apiserver/auth.js';
 import { openStore } from '../store/index.js';
 import type { ResourceStore } from '../store/types.js';
 import { randomBytes } from 'node:crypto';
+import { MulticlusterController } from '../multicluster/controller.js';
 
 export interface ClusterOptions {
   name: string;
@@ -22,6 +23,7 @@ export interface RunningCluster {
   gatewayPort: number;
   token: string;
   store: ResourceStore;
+  multicluster: MulticlusterController;
   close(): Promise<void>;
 }
 
@@ -42,6 +44,8 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningCluster
     store.close();
     throw err;
   }
+  // Idle until this cluster holds Cluster resources; then it is the control plane.
+  const multicluster = new MulticlusterController(store, opts.name).start();
   let closed: Promise<void> | undefined;
   return {
     name: opts.name,
@@ -50,8 +54,10 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningCluster
     gatewayPort: opts.gatewayPort ?? 0,
     token,
     store,
+    multicluster,
     close() {
       closed ??= (async () => {
+        await multicluster.close();
         await api.close();
         store.close();
       })();

@@ -1,0 +1,208 @@
+import { isDeepStrictEqual } from 'node:util';
+import { kindFor, validateObject } from '../api/index.js';
+import type { Condition, KubeObject } from '../api/types.js';
+import { StoreCache } from '../client/cache.js';
+import { CrossmeshError, toCrossmeshError } from '../errors.js';
+import type { ResourceStore } from '../store/types.js';
+import { log } from '../util/log.js';
+import { setCondition } from './conditions.js';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, plan, type DesiredImport, type ExportVerdict } from './desired.js';
+import { MemberConnection, type MemberState } from './member.js';
+
+const CLUSTERS_KEY = 'flomesh.io/clusters';
+const SERVICE_IMPORT = () => kindFor('flomesh.io/v1alpha1', 'ServiceImport');
+const SERVICE_EXPORT = () => kindFor('flomesh.io/v1alpha1', 'ServiceExport');
+const NAMESPACE = () => kindFor('v1', 'Namespace');
+
+/**
+ * The multicluster controller. It runs in every cluster process and does nothing until the
+ * cluster holds `Cluster` resources, which makes it the control plane: it connects to each
+ * member, and keeps every member's ServiceImports equal to the plan computed from all members'
+ * exports. Convergence is event-driven (informer events schedule one coalesced reconcile).
+ */
+export class MulticlusterController {
+  private readonly clusters: StoreCache;
+  private readonly members = new Map<string, MemberConnection>();
+  private readonly controlPlaneId: string;
+  private running: Promise<void> | undefined;
+  private dirty = false;
+  private closed = false;
+  private scheduled = false;
+
+  constructor(private readonly store: ResourceStore, private readonly clusterName: string) {
+    const def = store.get({ storageKey: 'core/namespaces', name: 'default' });
+    this.controlPlaneId = `${clusterName}/${def?.metadata.uid ?? 'unknown'}`;
+    this.clusters = new StoreCache(store, CLUSTERS_KEY);
+    this.clusters.on('add', (c) => this.connect(c));
+    this.clusters.on('update', (old, c) => {
+      if (!isDeepStrictEqual(old.spec, c.spec)) this.connect(c);
+    });
+    this.clusters.on('delete', (c) => void this.disconnect(c.metadata.name, true));
+  }
+
+  start(): this {
+    this.clusters.start();
+    return this;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.clusters.stop();
+    await Promise.all([...this.members.values()].map((m) => m.stop(false)));
+    this.members.clear();
+    await this.running;
+  }
+
+  /** Resolves when no reconcile is pending or running (tests, shutdown). */
+  async idle(): Promise<void> {
+    while (this.running || this.scheduled) await (this.running ?? new Promise((r) => setImmediate(r)));
+  }
+
+  private connect(cluster: KubeObject): void {
+    const name = cluster.metadata.name;
+    const old = this.members.get(name);
+    if (old) void old.stop(false);
+    let member: MemberConnection;
+    try {
+      member = new MemberConnection(cluster, this.controlPlaneId);
+    } catch (err) {
+      this.members.delete(name);
+      this.writeManaged(name, { managed: false, reason: 'InvalidKubeconfig', message: toCrossmeshError(err).message });
+      return;
+    }
+    this.members.set(name, member);
+    member.on('state', (s) => this.writeManaged(name, s));
+    member.on('changed', () => this.schedule());
+    member.start();
+  }
+
+  private async disconnect(name: string, release: boolean): Promise<void> {
+    const member = this.members.get(name);
+    if (!member) return;
+    this.members.delete(name);
+    // What this control plane wrote into the departing member goes with it.
+    if (release && member.isReachable) {
+      for (const imp of member.currentImports()) {
+        if (imp.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) {
+          await member.client.delete(SERVICE_IMPORT(), imp.metadata.name, imp.metadata.namespace).catch(() => undefined);
+        }
+      }
+    }
+    await member.stop(release);
+    this.schedule();
+  }
+
+  private writeManaged(name: string, s: MemberState): void {
+    if (this.closed) return;
+    const ref = { storageKey: CLUSTERS_KEY, name };
+    const current = this.store.get(ref);
+    if (!current) return;
+    const conditions = setCondition(current.status?.conditions as Condition[] | undefined, {
+      type: 'Managed',
+      status: s.managed ? 'True' : 'False',
+      reason: s.managed ? 'Success' : s.reason,
+      message: s.message,
+      observedGeneration: current.metadata.generation,
+    });
+    if (conditions === current.status?.conditions) return;
+    try {
+      this.store.update(ref, { ...current, status: { ...current.status, conditions } }, { statusOnly: true, expectedResourceVersion: current.metadata.resourceVersion });
+    } catch (err) {
+      log.warn(`multicluster: could not write status of Cluster ${name}: ${toCrossmeshError(err).message}`);
+    }
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    if (this.running) {
+      this.dirty = true;
+      return;
+    }
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // Coalesce a burst of informer events into one pass.
+    setImmediate(() => {
+      this.scheduled = false;
+      this.running = this.reconcile().finally(() => {
+        this.running = undefined;
+        if (this.dirty) {
+          this.dirty = false;
+          this.schedule();
+        }
+      });
+    });
+  }
+
+  private async reconcile(): Promise<void> {
+    const members = [...this.members.values()];
+    const p = plan(members.map((m) => m.snapshot()));
+    await Promise.all(members.map(async (m) => {
+      if (!m.importsSynced || !m.isReachable) return;
+      try {
+        await this.syncImports(m, p.imports.get(m.clusterKey) ?? new Map());
+      } catch (err) {
+        log.warn(`multicluster: syncing imports of ${m.clusterKey}: ${toCrossmeshError(err).message}`);
+        // The member's informers will report it away, or the next event retries.
+        this.dirty = true;
+      }
+    }));
+    for (const v of p.verdicts) {
+      const m = members.find((x) => x.clusterKey === v.clusterKey);
+      if (!m || !m.isReachable) continue;
+      try {
+        await this.writeConflict(m, v);
+      } catch (err) {
+        log.warn(`multicluster: writing conflict status of ${v.namespace}/${v.name} in ${v.clusterKey}: ${toCrossmeshError(err).message}`);
+      }
+    }
+  }
+
+  private async syncImports(m: MemberConnection, desired: Map<string, DesiredImport>): Promise<void> {
+    const current = new Map(m.currentImports().map((i) => [`${i.metadata.namespace}/${i.metadata.name}`, i]));
+    for (const [key, d] of desired) {
+      const obj = validateObject({
+        apiVersion: 'flomesh.io/v1alpha1',
+        kind: 'ServiceImport',
+        metadata: { name: d.name, namespace: d.namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE } },
+        spec: d.spec,
+      });
+      const have = current.get(key);
+      if (have && isDeepStrictEqual(have.spec, obj.spec) && have.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) continue;
+      try {
+        await m.client.apply(SERVICE_IMPORT(), obj);
+      } catch (err) {
+        if (!(err instanceof CrossmeshError && err.code === 'CM_ERR_NOT_FOUND' && err.details.kind === 'Namespace')) throw err;
+        await m.client.create(NAMESPACE(), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: d.namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE } } }).catch((e) => {
+          if (!(e instanceof CrossmeshError && e.code === 'CM_ERR_ALREADY_EXISTS')) throw e;
+        });
+        await m.client.apply(SERVICE_IMPORT(), obj);
+      }
+    }
+    for (const [key, have] of current) {
+      if (desired.has(key) || have.metadata.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE) continue;
+      await m.client.delete(SERVICE_IMPORT(), have.metadata.name, have.metadata.namespace);
+    }
+  }
+
+  private async writeConflict(m: MemberConnection, v: ExportVerdict): Promise<void> {
+    const cached = m.snapshot().exports.find((e) => e.metadata.namespace === v.namespace && e.metadata.name === v.name);
+    const want = { type: 'Conflict', status: v.conflict ? 'True' : 'False', reason: v.conflict ? 'Conflict' : 'NoConflict', message: v.message } as const;
+    const cur = (cached?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === 'Conflict');
+    if (cur && cur.status === want.status && cur.message === want.message) return;
+    // Read-modify-write with the resourceVersion: the member's export controller writes `Valid`
+    // on the same object, and neither may drop the other's condition.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const fresh = await m.client.get(SERVICE_EXPORT(), v.name, v.namespace);
+      if (!fresh) return;
+      const conditions = setCondition(fresh.status?.conditions as Condition[] | undefined, want);
+      if (conditions === fresh.status?.conditions) return;
+      try {
+        await m.client.replaceStatus(SERVICE_EXPORT(), { ...fresh, status: { ...fresh.status, conditions } });
+        return;
+      } catch (err) {
+        if (!(err instanceof CrossmeshError && err.code === 'CM_ERR_CONFLICT')) throw err;
+      }
+    }
+  }
+}

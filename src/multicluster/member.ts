@@ -1,0 +1,172 @@
+import { EventEmitter } from 'node:events';
+import { clusterKeyOf, kindFor } from '../api/index.js';
+import type { KubeObject } from '../api/types.js';
+import { ApiClient } from '../client/api-client.js';
+import { Informer } from '../client/informer.js';
+import { parseKubeconfig } from '../client/kubeconfig.js';
+import { CrossmeshError, toCrossmeshError } from '../errors.js';
+import type { MemberSnapshot } from './desired.js';
+
+/** Annotation on the member's `default` Namespace naming the control plane that manages it. */
+export const MANAGED_BY_ANNOTATION = 'multicluster.flomesh.io/managed-by';
+/** Annotation on the member's `default` Namespace holding the member's own cluster key. */
+export const CLUSTER_KEY_ANNOTATION = 'multicluster.flomesh.io/cluster-key';
+
+export type MemberState =
+  | { managed: true; message: string }
+  | { managed: false; reason: string; message: string };
+
+interface MemberEvents {
+  /** Something the plan depends on changed (exports, services, imports, connectivity). */
+  changed: [];
+  /** The Managed condition should change. */
+  state: [MemberState];
+}
+
+/**
+ * The control plane's connection to one member, from its `Cluster` resource: claims the member
+ * (refusing one managed by another control plane), follows its exports, services and imports
+ * with informers, and reports Managed True/False. Retries with backoff until it succeeds; the
+ * informers keep the last-known state while the member is away.
+ */
+export class MemberConnection extends EventEmitter<MemberEvents> {
+  readonly clusterKey: string;
+  readonly gatewayHost: string;
+  readonly gatewayPort: number;
+  readonly client: ApiClient;
+  private readonly exports: Informer;
+  private readonly services: Informer;
+  private readonly imports: Informer;
+  private claimed = false;
+  private stopped = false;
+  private state: MemberState | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private backoffMs = 100;
+  private reachable = false;
+
+  constructor(readonly cluster: KubeObject, private readonly controlPlaneId: string) {
+    super();
+    this.clusterKey = clusterKeyOf(cluster);
+    this.gatewayHost = cluster.spec.gatewayHost;
+    this.gatewayPort = cluster.spec.gatewayPort;
+    const endpoint = parseKubeconfig(cluster.spec.kubeconfig, `Cluster ${cluster.metadata.name} spec.kubeconfig`);
+    this.client = new ApiClient(endpoint, { connectTimeoutMs: 2000 });
+    const opts = { minBackoffMs: 100, maxBackoffMs: 2000 };
+    this.exports = new Informer(this.client, kindFor('flomesh.io/v1alpha1', 'ServiceExport'), opts);
+    this.services = new Informer(this.client, kindFor('v1', 'Service'), opts);
+    this.imports = new Informer(this.client, kindFor('flomesh.io/v1alpha1', 'ServiceImport'), opts);
+    for (const inf of [this.exports, this.services, this.imports]) {
+      inf.on('add', () => this.emit('changed'));
+      inf.on('update', () => this.emit('changed'));
+      inf.on('delete', () => this.emit('changed'));
+      inf.on('synced', () => this.onReachable());
+      inf.on('error', (err) => this.onUnreachable(err));
+    }
+  }
+
+  start(): this {
+    void this.claim();
+    return this;
+  }
+
+  /** Synced = the plan may trust this member's exports (else its last-known endpoints are kept). */
+  snapshot(): MemberSnapshot {
+    return {
+      clusterKey: this.clusterKey,
+      gatewayHost: this.gatewayHost,
+      gatewayPort: this.gatewayPort,
+      synced: this.claimed && this.reachable && this.exports.synced && this.services.synced,
+      exports: this.exports.list(),
+      services: this.services.list(),
+      imports: this.imports.list(),
+    };
+  }
+
+  get importsSynced(): boolean {
+    return this.claimed && this.imports.synced;
+  }
+
+  currentImports(): KubeObject[] {
+    return this.imports.list();
+  }
+
+  get isReachable(): boolean {
+    return this.reachable;
+  }
+
+  /** Stops following the member; with `release`, also removes the managed-by claim. */
+  async stop(release: boolean): Promise<void> {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    for (const inf of [this.exports, this.services, this.imports]) inf.stop();
+    if (release && this.claimed) {
+      await this.client.mergePatch(kindFor('v1', 'Namespace'), 'default', undefined, {
+        metadata: { annotations: { [MANAGED_BY_ANNOTATION]: null, [CLUSTER_KEY_ANNOTATION]: null } },
+      }).catch(() => undefined);
+    }
+    await this.client.close();
+  }
+
+  private async claim(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const ns = kindFor('v1', 'Namespace');
+      const def = await this.client.get(ns, 'default');
+      if (!def) throw new CrossmeshError('CM_ERR_NOT_FOUND', 'the member has no default namespace');
+      const owner = def.metadata.annotations?.[MANAGED_BY_ANNOTATION];
+      if (owner && owner !== this.controlPlaneId) {
+        // Refuse, and keep checking: the other control plane may release it.
+        this.setState({ managed: false, reason: 'ManagedByAnotherControlPlane', message: `Cluster ${this.clusterKey} is already managed by control plane ${owner}; delete its Cluster resource there first.` });
+        this.scheduleRetry(5000);
+        return;
+      }
+      if (!owner || def.metadata.annotations?.[CLUSTER_KEY_ANNOTATION] !== this.clusterKey) {
+        await this.client.replace(ns, {
+          ...def,
+          metadata: { ...def.metadata, annotations: { ...def.metadata.annotations, [MANAGED_BY_ANNOTATION]: this.controlPlaneId, [CLUSTER_KEY_ANNOTATION]: this.clusterKey } },
+        });
+      }
+      this.claimed = true;
+      this.reachable = true;
+      for (const inf of [this.exports, this.services, this.imports]) inf.start();
+      this.setState({ managed: true, message: `Cluster ${this.clusterKey} joined ClusterSet successfully.` });
+      this.emit('changed');
+    } catch (err) {
+      const e = toCrossmeshError(err);
+      this.setState({ managed: false, reason: e.code === 'CM_ERR_UNAUTHORIZED' ? 'Unauthorized' : 'Unreachable', message: `Cluster ${this.clusterKey}: ${e.message}` });
+      this.scheduleRetry(this.backoffMs);
+      this.backoffMs = Math.min(5000, this.backoffMs * 2);
+    }
+  }
+
+  private scheduleRetry(ms: number): void {
+    if (this.stopped) return;
+    this.retryTimer = setTimeout(() => void this.claim(), ms * (0.8 + Math.random() * 0.4));
+    this.retryTimer.unref();
+  }
+
+  private onReachable(): void {
+    if (!this.claimed || this.stopped) return;
+    const was = this.reachable;
+    this.reachable = true;
+    this.setState({ managed: true, message: `Cluster ${this.clusterKey} joined ClusterSet successfully.` });
+    if (!was) this.emit('changed');
+  }
+
+  private onUnreachable(err: CrossmeshError): void {
+    if (this.stopped || !this.claimed) return;
+    // Only connectivity loss marks the member away; other watch errors (410) just resync.
+    if (err.code !== 'CM_ERR_UNAVAILABLE' && err.code !== 'CM_ERR_UNAUTHORIZED') return;
+    const was = this.reachable;
+    this.reachable = false;
+    this.setState({ managed: false, reason: err.code === 'CM_ERR_UNAUTHORIZED' ? 'Unauthorized' : 'Unreachable', message: `Cluster ${this.clusterKey}: ${err.message}` });
+    if (was) this.emit('changed');
+  }
+
+  private setState(s: MemberState): void {
+    const prev = this.state;
+    if (prev && prev.managed === s.managed && prev.message === s.message) return;
+    this.state = s;
+    this.emit('state', s);
+  }
+}
