@@ -2,7 +2,7 @@ import { Command, Option, InvalidArgumentError } from 'commander';
 import { CrossmeshError, isCrossmeshError } from '../errors.js';
 import { renderKubeconfig } from '../client/kubeconfig.js';
 import { runClusterProcess } from './commands/cluster.js';
-import { DEFAULT_CLUSTERS, clusterTable, down, status, up } from './commands/lifecycle.js';
+import { CONTROL_PLANE, DEFAULT_CLUSTERS, clusterTable, down, joinMembers, status, up } from './commands/lifecycle.js';
 import { applyFile, createNamespace, createSecret, deleteByName, deleteFile, get } from './commands/resources.js';
 import { readConfig, writeConfig } from './home.js';
 import { clientFor, endpointFor, selectedClusterName } from './target.js';
@@ -47,11 +47,16 @@ export function buildProgram(): Command {
     .option('--api-port <port>', 'API port of the first cluster; the next ones count up (0 = free ports)', port, 6444)
     .option('--gateway-port <port>', 'gateway port of the first cluster; the next ones count up (0 = free ports)', port, 8080)
     .option('--host <addr>', 'address the clusters listen on', '127.0.0.1')
+    .option('--no-join', `do not join the other clusters to ${CONTROL_PLANE} (apply Cluster resources yourself)`)
     .action(async (o) => {
       const names = String(o.clusters).split(',').map((s) => s.trim()).filter(Boolean);
       if (names.length === 0) throw new CrossmeshError('CM_ERR_USAGE', '--clusters: give at least one name');
       const states = await up({ clusters: names, apiPort: o.apiPort, gatewayPort: o.gatewayPort, host: o.host }, (m) => process.stderr.write(m + '\n'));
       out(clusterTable(states));
+      if (o.join && names.includes(CONTROL_PLANE)) {
+        const members = states.filter((s) => s.name !== CONTROL_PLANE);
+        if (members.length) out(await joinMembers(CONTROL_PLANE, members));
+      }
     });
 
   program.command('down')

@@ -4,9 +4,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CrossmeshError } from '../../errors.js';
 import {
-  clusterDir, crossmeshHome, isProcessAlive, listClusterNames, readClusterPorts, readClusterRecord, readConfig, writeConfig, type ClusterRecord,
+  clusterDir, crossmeshHome, contextEndpoint, isProcessAlive, listClusterNames, readClusterPorts, readClusterRecord, readConfig, writeConfig, type ClusterRecord,
 } from '../home.js';
 import { formatTable } from '../output.js';
+import { ApiClient } from '../../client/api-client.js';
+import { renderKubeconfig } from '../../client/kubeconfig.js';
+import { kindFor, validateObject } from '../../api/index.js';
 
 export const DEFAULT_CLUSTERS = ['control-plane', 'cluster-1', 'cluster-2', 'cluster-3'];
 const BIN = fileURLToPath(new URL('../../../../bin/crossmesh.js', import.meta.url));
@@ -46,6 +49,36 @@ async function currentState(name: string): Promise<ClusterState> {
  * until each is healthy, and records each as a context. A cluster keeps the ports it had on an
  * earlier start, so kubeconfigs handed out before stay valid; `--api-port 0` picks free ports.
  */
+export const CONTROL_PLANE = 'control-plane';
+
+/**
+ * Joins members to the control plane with the same resource a user would apply: a `Cluster`
+ * carrying the member's gateway address and its kubeconfig.
+ */
+export async function joinMembers(controlPlane: string, members: ClusterState[]): Promise<string[]> {
+  const cfg = readConfig();
+  const cp = new ApiClient({ name: controlPlane, server: cfg.contexts[controlPlane].server, token: cfg.contexts[controlPlane].token });
+  const kind = kindFor('flomesh.io/v1alpha1', 'Cluster');
+  const lines: string[] = [];
+  try {
+    for (const m of members) {
+      const ep = contextEndpoint(cfg, m.name)!;
+      const obj = validateObject({
+        apiVersion: 'flomesh.io/v1alpha1',
+        kind: 'Cluster',
+        metadata: { name: m.name },
+        spec: { gatewayHost: m.record!.host === '0.0.0.0' ? '127.0.0.1' : m.record!.host, gatewayPort: m.record!.gatewayPort, kubeconfig: renderKubeconfig(ep) },
+      });
+      const before = await cp.get(kind, m.name);
+      const after = await cp.apply(kind, obj);
+      lines.push(`clusters.flomesh.io/${m.name} ${!before ? 'created' : before.metadata.resourceVersion === after.metadata.resourceVersion ? 'unchanged' : 'configured'}`);
+    }
+  } finally {
+    await cp.close();
+  }
+  return lines;
+}
+
 export async function up(opts: UpOptions, onProgress: (msg: string) => void = () => undefined): Promise<ClusterState[]> {
   const home = crossmeshHome();
   mkdirSync(home, { recursive: true, mode: 0o700 });
