@@ -1,0 +1,30 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ApiClient } from '../client/api-client.js';
+
+/** Who a sidecar serves: fixed for the sidecar's life. */
+export interface SidecarIdentity {
+  /** Name of the cluster the app runs in (CLUSTER_NAME). */
+  clusterName: string;
+  namespace: string;
+  appId: string;
+  /** Unique per running instance (several instances of one app may run). */
+  instanceId: string;
+}
+
+/**
+ * The outbound side of a sidecar (the app's HTTP proxy): resolves mesh names and routes by
+ * GlobalTrafficPolicy. Owned by src/sidecar/outbound.ts; the sidecar process only mounts it.
+ */
+export interface OutboundRouter {
+  /** Starts following the cluster API; resolves once the caches synced (or rejects after a timeout). */
+  start(): Promise<void>;
+  /** Handles one request that reached the outbound listener (absolute-form or Host routing). */
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  close(): Promise<void>;
+}
+
+export interface OutboundRouterOptions {
+  identity: SidecarIdentity;
+  /** Client of the sidecar's own cluster API. */
+  client: ApiClient;
+}
