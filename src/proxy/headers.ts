@@ -1,0 +1,143 @@
+/**
+ * Header hygiene for one proxy hop (RFC 9110 §7.6.1): hop-by-hop headers never cross a hop,
+ * including any header named in `Connection`; X-Forwarded-* are appended/set; W3C trace
+ * context is propagated or started. Works on node's flat `rawHeaders` (name, value, ...) and
+ * produces the flat array undici takes, so duplicates and order survive and nothing is parsed
+ * twice.
+ */
+import { CrossmeshError } from '../errors.js';
+import { ensureTraceparent } from './trace.js';
+
+/** Hop-by-hop request/response headers (lowercase). `expect` too: node answered 100-continue already. */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'expect',
+]);
+
+/** Names listed in a Connection header value (lowercase); undefined when none. */
+export function connectionTokens(value: string | undefined): Set<string> | undefined {
+  if (!value) return undefined;
+  let set: Set<string> | undefined;
+  for (const part of value.split(',')) {
+    const t = part.trim().toLowerCase();
+    if (t && t !== 'close' && t !== 'keep-alive') (set ??= new Set()).add(t);
+  }
+  return set;
+}
+
+export interface RequestHeaderInput {
+  /** node's IncomingMessage.rawHeaders. */
+  rawHeaders: string[];
+  clientIp: string;
+  /** 'http' or 'https': what the client used to reach this hop. */
+  proto: string;
+  /** Flat [name, value, ...] headers to set (they replace same-named incoming ones); names lowercase. */
+  extra?: readonly string[];
+}
+
+export interface UpstreamHeaders {
+  /** Flat [name, value, ...] for undici. */
+  headers: string[];
+  /** The request carries a body (Transfer-Encoding, or Content-Length other than 0). */
+  hasBody: boolean;
+}
+
+/**
+ * Upstream request headers: incoming minus hop-by-hop, `x-forwarded-for` appended with the
+ * client address, `x-forwarded-host`/`-proto` set when absent, `traceparent` kept when valid
+ * or created (an invalid one is replaced and its `tracestate` dropped), then `extra`.
+ * Throws CM_ERR_BAD_REQUEST for a request with both Content-Length and Transfer-Encoding
+ * (request smuggling; node's parser refuses it too, this is the second line).
+ */
+export function upstreamRequestHeaders(input: RequestHeaderInput): UpstreamHeaders {
+  const raw = input.rawHeaders;
+  const extra = input.extra;
+  // First pass: framing and Connection, which decide what the second pass drops.
+  let connection: string | undefined;
+  let contentLength: string | undefined;
+  let chunked = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i];
+    if (n.length === 10 && n.toLowerCase() === 'connection') connection = connection === undefined ? raw[i + 1] : `${connection},${raw[i + 1]}`;
+    else if (n.length === 14 && n.toLowerCase() === 'content-length') contentLength = raw[i + 1];
+    else if (n.length === 17 && n.toLowerCase() === 'transfer-encoding') chunked = true;
+  }
+  if (chunked && contentLength !== undefined) {
+    throw new CrossmeshError('CM_ERR_BAD_REQUEST', 'request has both Content-Length and Transfer-Encoding; send only one of them');
+  }
+  const named = connectionTokens(connection);
+  const out: string[] = [];
+  let xff: string | undefined;
+  let host: string | undefined;
+  let xfHost = false;
+  let xfProto = false;
+  let traceparent: string | undefined;
+  let tracestate: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    const value = raw[i + 1];
+    if (HOP_BY_HOP.has(name) || (named !== undefined && named.has(name))) continue;
+    if (extra !== undefined && includesName(extra, name)) continue;
+    switch (name) {
+      case 'x-forwarded-for':
+        xff = xff === undefined ? value : `${xff}, ${value}`;
+        continue;
+      case 'traceparent':
+        traceparent = value;
+        continue;
+      case 'tracestate':
+        tracestate = tracestate === undefined ? value : `${tracestate},${value}`;
+        continue;
+      case 'host':
+        host = value;
+        break;
+      case 'x-forwarded-host':
+        xfHost = true;
+        break;
+      case 'x-forwarded-proto':
+        xfProto = true;
+        break;
+    }
+    out.push(name, value);
+  }
+  out.push('x-forwarded-for', xff === undefined ? input.clientIp : `${xff}, ${input.clientIp}`);
+  if (!xfHost && host !== undefined) out.push('x-forwarded-host', host);
+  if (!xfProto) out.push('x-forwarded-proto', input.proto);
+  const tp = ensureTraceparent(traceparent);
+  out.push('traceparent', tp);
+  if (tracestate !== undefined && tp === traceparent) out.push('tracestate', tracestate);
+  if (extra !== undefined) for (let i = 0; i < extra.length; i++) out.push(extra[i]);
+  return { headers: out, hasBody: chunked || (contentLength !== undefined && contentLength !== '0') };
+}
+
+function includesName(flat: readonly string[], name: string): boolean {
+  for (let i = 0; i < flat.length; i += 2) if (flat[i] === name) return true;
+  return false;
+}
+
+/**
+ * Response headers for the client from undici's parsed headers: hop-by-hop (and those named in
+ * the upstream's Connection header) removed, then `extra` appended. Flat array for writeHead.
+ */
+export function downstreamResponseHeaders(headers: Record<string, string | string[] | undefined>, extra?: readonly string[]): string[] {
+  const out: string[] = [];
+  const conn = headers.connection;
+  const named = connectionTokens(Array.isArray(conn) ? conn.join(',') : conn);
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || (named !== undefined && named.has(name))) continue;
+    const v = headers[name];
+    if (v === undefined) continue;
+    if (typeof v === 'string') out.push(name, v);
+    else for (let i = 0; i < v.length; i++) out.push(name, v[i]);
+  }
+  if (extra !== undefined) for (let i = 0; i < extra.length; i++) out.push(extra[i]);
+  return out;
+}
