@@ -1,0 +1,152 @@
+import { connect } from 'node:net';
+import type { ServiceRoute, Target } from './routes.js';
+
+interface Health {
+  consecutive: number;
+  ejectedUntil: number;
+  ejections: number;
+  probing: boolean;
+  target: Target;
+}
+
+export interface OutlierOptions {
+  /** Consecutive 5xx answers that eject (connect failures eject at once). Default 5. */
+  consecutive5xx?: number;
+  /** First ejection period; doubles per repeated ejection up to maxEjectionMs. */
+  baseEjectionMs?: number;
+  maxEjectionMs?: number;
+  probeTimeoutMs?: number;
+}
+
+/**
+ * Passive outlier detection per target (a local endpoint, or a remote cluster's gateway): a
+ * refused connection ejects at once, repeated 5xx eject after a run; an ejected target comes
+ * back only after its period AND a successful TCP probe (active re-check before re-admission).
+ */
+export class OutlierDetector {
+  private readonly health = new Map<string, Health>();
+  ejectionsTotal = 0;
+  private readonly consecutive5xx: number;
+  private readonly baseMs: number;
+  private readonly maxMs: number;
+  private readonly probeTimeoutMs: number;
+
+  constructor(opts: OutlierOptions = {}) {
+    this.consecutive5xx = opts.consecutive5xx ?? 5;
+    this.baseMs = opts.baseEjectionMs ?? 1000;
+    this.maxMs = opts.maxEjectionMs ?? 30_000;
+    this.probeTimeoutMs = opts.probeTimeoutMs ?? 1000;
+  }
+
+  isHealthy(t: Target, now = Date.now()): boolean {
+    const h = this.health.get(t.id);
+    if (!h || h.ejectedUntil === 0) return true;
+    if (now >= h.ejectedUntil && !h.probing) this.probe(h);
+    return false;
+  }
+
+  success(t: Target): void {
+    const h = this.health.get(t.id);
+    if (h && h.ejectedUntil === 0) h.consecutive = 0;
+  }
+
+  /** `connect`: nothing reached the target (refused/unreachable/reset before answer). */
+  failure(t: Target, kind: 'connect' | 'status'): void {
+    let h = this.health.get(t.id);
+    if (!h) {
+      h = { consecutive: 0, ejectedUntil: 0, ejections: 0, probing: false, target: t };
+      this.health.set(t.id, h);
+    }
+    h.target = t;
+    if (h.ejectedUntil !== 0) return;
+    h.consecutive++;
+    if (kind === 'connect' || h.consecutive >= this.consecutive5xx) this.eject(h);
+  }
+
+  /** Forgets targets that no longer exist (called when routes are recompiled). */
+  retain(ids: ReadonlySet<string>): void {
+    for (const id of this.health.keys()) if (!ids.has(id)) this.health.delete(id);
+  }
+
+  ejected(): string[] {
+    return [...this.health.entries()].filter(([, h]) => h.ejectedUntil !== 0).map(([id]) => id);
+  }
+
+  private eject(h: Health): void {
+    h.ejections++;
+    this.ejectionsTotal++;
+    h.ejectedUntil = Date.now() + Math.min(this.maxMs, this.baseMs * 2 ** (h.ejections - 1));
+  }
+
+  private probe(h: Health): void {
+    h.probing = true;
+    const url = new URL(h.target.origin);
+    const sock = connect({ host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port) });
+    const done = (ok: boolean) => {
+      sock.destroy();
+      if (!h.probing) return;
+      h.probing = false;
+      if (ok) {
+        h.ejectedUntil = 0;
+        h.consecutive = 0;
+        h.ejections = Math.max(0, h.ejections - 1);
+      } else {
+        this.eject(h);
+      }
+    };
+    sock.setTimeout(this.probeTimeoutMs, () => done(false));
+    sock.once('connect', () => done(true));
+    sock.once('error', () => done(false));
+  }
+}
+
+/**
+ * Smooth weighted round robin (nginx's algorithm): over N picks each target is chosen in
+ * proportion to its weight, evenly interleaved, with no randomness, so 100/300 gives 1:3.
+ */
+export class WeightedPicker {
+  private readonly current = new Map<string, number>();
+
+  pick(candidates: readonly Target[]): Target | undefined {
+    let total = 0;
+    let best: Target | undefined;
+    let bestWeight = -Infinity;
+    for (const t of candidates) {
+      if (t.weight <= 0) continue;
+      const w = (this.current.get(t.id) ?? 0) + t.weight;
+      this.current.set(t.id, w);
+      total += t.weight;
+      if (w > bestWeight) {
+        bestWeight = w;
+        best = t;
+      }
+    }
+    if (best) this.current.set(best.id, bestWeight - total);
+    return best;
+  }
+}
+
+/**
+ * Chooses the next target for a request on `route` by its policy, skipping targets already
+ * tried for this request and ejected ones (when every candidate is ejected, ejected ones are
+ * still tried rather than failing outright: better a likely failure than a certain one).
+ */
+export function chooseTarget(route: ServiceRoute, picker: WeightedPicker, outliers: OutlierDetector, tried: ReadonlySet<string> | undefined): Target | undefined {
+  const usable = (list: readonly Target[]) => list.filter((t) => t.weight > 0 && !tried?.has(t.id));
+  const pickFrom = (list: readonly Target[]) => {
+    const open = usable(list);
+    const healthy = open.filter((t) => outliers.isHealthy(t));
+    return picker.pick(healthy.length ? healthy : open);
+  };
+  switch (route.lbType) {
+    case 'ActiveActive':
+      return pickFrom(route.locals.length ? [...route.locals, ...route.remotes] : route.remotes);
+    case 'FailOver': {
+      const healthyLocals = usable(route.locals).filter((t) => outliers.isHealthy(t));
+      if (healthyLocals.length) return picker.pick(healthyLocals);
+      return pickFrom(route.remotes) ?? pickFrom(route.locals);
+    }
+    default:
+      return pickFrom(route.locals);
+  }
+}

@@ -1,0 +1,216 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { kindFor } from '../api/index.js';
+import { Informer } from '../client/informer.js';
+import { CrossmeshError } from '../errors.js';
+import { forward, sendError, PoolRegistry } from '../proxy/index.js';
+import { chooseTarget, OutlierDetector, WeightedPicker } from './balancer.js';
+import { compileRoutes, describeRoute, routeKey, type ServiceRoute, type Target } from './routes.js';
+import type { OutboundRouter, OutboundRouterOptions } from './types.js';
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+/** Attempts per request (first try + retries on other endpoints/clusters). */
+const MAX_ATTEMPTS = 3;
+
+export interface OutboundStats {
+  requests: number;
+  retries: number;
+  noRoute: number;
+}
+
+interface ResolvedName {
+  namespace: string;
+  name: string;
+  port: number;
+}
+
+/**
+ * The app's HTTP proxy. Resolves a mesh name (`svc`, `svc.ns`, `svc.ns.svc`,
+ * `svc.ns.svc.cluster.local`; short names are the caller's namespace) to a compiled
+ * ServiceRoute, picks a target by the route's policy (balancer.ts), and forwards over pooled
+ * keep-alive connections: to a local endpoint, or to a remote cluster's gateway with the
+ * export's path prefix. Idempotent requests (and any request that failed before a byte was
+ * sent) are retried on another target; failing targets are ejected for a while.
+ */
+export class MeshOutboundRouter implements OutboundRouter {
+  private routes = new Map<string, ServiceRoute>();
+  private readonly pickers = new Map<string, WeightedPicker>();
+  readonly outliers = new OutlierDetector();
+  readonly stats: OutboundStats = { requests: 0, retries: 0, noRoute: 0 };
+  private readonly informers: Informer[];
+  private readonly pools = new PoolRegistry();
+  private compileScheduled = false;
+  private readonly ownCluster: string;
+  private readonly callerNamespace: string;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly opts: OutboundRouterOptions & { timeoutMs?: number }) {
+    this.ownCluster = opts.identity.clusterName;
+    this.callerNamespace = opts.identity.namespace;
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    const informerOpts = { minBackoffMs: 100, maxBackoffMs: 2000 };
+    this.informers = [
+      new Informer(opts.client, kindFor('v1', 'Service'), informerOpts),
+      new Informer(opts.client, kindFor('v1', 'Endpoints'), informerOpts),
+      new Informer(opts.client, kindFor('flomesh.io/v1alpha1', 'ServiceImport'), informerOpts),
+      new Informer(opts.client, kindFor('flomesh.io/v1alpha1', 'GlobalTrafficPolicy'), informerOpts),
+    ];
+    for (const inf of this.informers) {
+      inf.on('add', () => this.scheduleCompile());
+      inf.on('update', () => this.scheduleCompile());
+      inf.on('delete', () => this.scheduleCompile());
+    }
+  }
+
+  async start(): Promise<void> {
+    for (const inf of this.informers) inf.start();
+    await Promise.all(this.informers.map((i) => i.waitForSync(15_000)));
+    this.compile();
+  }
+
+  async close(): Promise<void> {
+    for (const inf of this.informers) inf.stop();
+    await this.pools.close(2000);
+  }
+
+  /** The compiled route for a name as the app would write it (for `crossmesh route` and tests). */
+  explain(host: string): string {
+    const resolved = this.resolve(host);
+    const route = this.routes.get(routeKey(resolved.namespace, resolved.name, resolved.port));
+    if (!route) throw new CrossmeshError('CM_ERR_NOT_FOUND', `no service ${resolved.namespace}/${resolved.name} with port ${resolved.port} in cluster ${this.ownCluster}`);
+    return describeRoute(route);
+  }
+
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    this.stats.requests++;
+    this.route(req, res).catch((err) => {
+      const e = err instanceof CrossmeshError ? err : new CrossmeshError('CM_ERR_INTERNAL', String(err));
+      sendError(res, { code: e.code, status: e.status, message: e.message });
+    });
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { host, path } = this.target(req);
+    const name = this.resolve(host);
+    const route = this.routes.get(routeKey(name.namespace, name.name, name.port));
+    if (!route) {
+      this.stats.noRoute++;
+      throw new CrossmeshError('CM_ERR_NOT_FOUND', `crossmesh: no service "${name.name}" with port ${name.port} in namespace "${name.namespace}" of cluster ${this.ownCluster}; check \`crossmesh get svc,simp -n ${name.namespace} --cluster ${this.ownCluster}\``);
+    }
+    const method = req.method ?? 'GET';
+    const bodyless = req.headers['content-length'] === undefined || req.headers['content-length'] === '0' ? req.headers['transfer-encoding'] === undefined : false;
+    const retryableMethod = IDEMPOTENT.has(method) && bodyless;
+    let picker = this.pickers.get(routeKey(route.namespace, route.name, route.port));
+    if (!picker) {
+      picker = new WeightedPicker();
+      this.pickers.set(routeKey(route.namespace, route.name, route.port), picker);
+    }
+    let tried: Set<string> | undefined;
+    let lastError: CrossmeshError | undefined;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const target = chooseTarget(route, picker, this.outliers, tried);
+      if (!target) break;
+      if (attempt > 0) this.stats.retries++;
+      const result = await forward(req, res, {
+        origin: target.origin,
+        path: target.pathPrefix + path,
+        timeoutMs: this.timeoutMs,
+        label: describeTarget(route, target),
+        respondOnError: false,
+        pools: this.pools,
+        responseHeaders: target.kind === 'local' ? ['x-crossmesh-cluster', this.ownCluster, 'x-crossmesh-endpoint', target.address] : undefined,
+      });
+      if (!result.error) {
+        if (result.status >= 500) this.outliers.failure(target, 'status');
+        else this.outliers.success(target);
+        return;
+      }
+      if (result.responseStarted) return;
+      const isTimeout = result.error.code === 'CM_ERR_TIMEOUT' && !result.failedBeforeSend;
+      this.outliers.failure(target, isTimeout ? 'status' : 'connect');
+      lastError = result.error;
+      if (!(result.failedBeforeSend && (bodyless || !req.readableDidRead)) && !(retryableMethod && !isTimeout)) break;
+      (tried ??= new Set()).add(target.id);
+    }
+    if (lastError) {
+      sendError(res, { code: lastError.code, status: lastError.status, message: lastError.message });
+      return;
+    }
+    this.stats.noRoute++;
+    throw new CrossmeshError('CM_ERR_UNAVAILABLE', noTargetMessage(route, this.ownCluster));
+  }
+
+  /** Host and origin-form path from an absolute-form target or the Host header. */
+  private target(req: IncomingMessage): { host: string; path: string } {
+    const url = req.url ?? '/';
+    if (url.startsWith('/')) {
+      const host = req.headers.host;
+      if (!host) throw new CrossmeshError('CM_ERR_BAD_REQUEST', 'crossmesh: request has no Host header; call http://SERVICE.NAMESPACE:PORT/...');
+      return { host, path: url };
+    }
+    if (url.startsWith('http://')) {
+      const slash = url.indexOf('/', 7);
+      return slash < 0 ? { host: url.slice(7), path: '/' } : { host: url.slice(7, slash), path: url.slice(slash) };
+    }
+    throw new CrossmeshError('CM_ERR_BAD_REQUEST', `crossmesh: the sidecar proxies plain http://SERVICE.NAMESPACE:PORT/... requests only (got "${url.slice(0, 80)}")`);
+  }
+
+  private resolve(hostPort: string): ResolvedName {
+    const m = /^([a-z0-9.-]+)(?::(\d{1,5}))?$/i.exec(hostPort);
+    if (!m) throw notMesh(hostPort);
+    const host = m[1].toLowerCase().replace(/\.$/, '');
+    const port = m[2] ? Number(m[2]) : 80;
+    const parts = host.split('.');
+    let name: string;
+    let namespace: string;
+    if (parts.length === 1) [name, namespace] = [parts[0], this.callerNamespace];
+    else if (parts.length === 2 || (parts.length === 3 && parts[2] === 'svc') || (parts.length === 5 && parts.slice(2).join('.') === 'svc.cluster.local')) [name, namespace] = [parts[0], parts[1]];
+    else throw notMesh(hostPort);
+    return { namespace, name, port };
+  }
+
+  private scheduleCompile(): void {
+    if (this.compileScheduled) return;
+    this.compileScheduled = true;
+    // One recompile per burst of informer events.
+    setImmediate(() => {
+      this.compileScheduled = false;
+      this.compile();
+    });
+  }
+
+  private compile(): void {
+    const [services, endpoints, imports, policies] = this.informers.map((i) => i.list());
+    this.routes = compileRoutes({ clusterName: this.ownCluster, services, endpoints, imports, policies });
+    const ids = new Set<string>();
+    const origins = new Set<string>();
+    for (const r of this.routes.values()) {
+      for (const t of r.locals) { ids.add(t.id); origins.add(t.origin); }
+      for (const t of r.remotes) { ids.add(t.id); origins.add(t.origin); }
+    }
+    this.outliers.retain(ids);
+    this.pools.retain(origins);
+  }
+}
+
+function describeTarget(route: ServiceRoute, t: Target): string {
+  return t.kind === 'local' ? `${route.namespace}/${route.name} endpoint ${t.address}` : `${route.namespace}/${route.name} in ${t.cluster} via gateway ${t.address}`;
+}
+
+function notMesh(host: string): CrossmeshError {
+  return new CrossmeshError('CM_ERR_NOT_FOUND', `crossmesh: "${host.slice(0, 100)}" is not a mesh service; the sidecar routes only SERVICE, SERVICE.NAMESPACE, SERVICE.NAMESPACE.svc[.cluster.local] names (it is not an open proxy)`);
+}
+
+function noTargetMessage(route: ServiceRoute, cluster: string): string {
+  const svc = `${route.namespace}/${route.name}:${route.port}`;
+  if (route.lbType === 'Locality') {
+    const hint = route.exporters.length
+      ? `; it is exported by ${route.exporters.map((k) => k.split('/').pop()).join(', ')}: apply a GlobalTrafficPolicy named ${route.name} in namespace ${route.namespace} of ${cluster} with lbType FailOver or ActiveActive to use them`
+      : '';
+    return `crossmesh: no local endpoint of ${svc} in cluster ${cluster} (policy Locality${route.hasPolicy ? '' : ', the default with no GlobalTrafficPolicy'})${hint}`;
+  }
+  return `crossmesh: no endpoint of ${svc} can take the request in cluster ${cluster} (policy ${route.lbType}: ${route.locals.length} local endpoint(s), ${route.remotes.length} remote target(s) with weight > 0)`;
+}
+
+export function createOutboundRouter(opts: OutboundRouterOptions): MeshOutboundRouter {
+  return new MeshOutboundRouter(opts);
+}

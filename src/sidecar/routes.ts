@@ -1,0 +1,145 @@
+import type { KubeObject } from '../api/types.js';
+
+/** One place a request can be sent. */
+export interface Target {
+  /** Stable id for balancing/outlier state: `local:<ip:port>` or `remote:<clusterKey>`. */
+  id: string;
+  kind: 'local' | 'remote';
+  origin: string;
+  /** Prefix added to the request path (remote: the export's path, e.g. `/nodeapp`). */
+  pathPrefix: string;
+  /** Cluster key of a remote target; the local cluster name for local ones. */
+  cluster: string;
+  /** host:port, for the response header and errors. */
+  address: string;
+  weight: number;
+}
+
+export type LbType = 'Locality' | 'FailOver' | 'ActiveActive';
+
+/** Everything needed to route requests for one service port, compiled when resources change. */
+export interface ServiceRoute {
+  namespace: string;
+  name: string;
+  port: number;
+  lbType: LbType;
+  /** Whether a GlobalTrafficPolicy exists (else Locality by default). */
+  hasPolicy: boolean;
+  locals: Target[];
+  /** Remote targets the policy allows, with their weights (FailOver: used only when no local works). */
+  remotes: Target[];
+  /** Exporting clusters known from the ServiceImport, policy or not (for explanations). */
+  exporters: string[];
+}
+
+export interface RouteInputs {
+  clusterName: string;
+  services: KubeObject[];
+  endpoints: KubeObject[];
+  imports: KubeObject[];
+  policies: KubeObject[];
+}
+
+const key = (ns: string, name: string, port: number) => `${ns}/${name}:${port}`;
+
+interface SvcPort { name?: string; port: number; targetPort?: number | string }
+interface EpSubset { addresses?: { ip: string }[]; ports?: { name?: string; port: number }[] }
+interface ImportPort { port: number; endpoints?: { clusterKey: string; target: { host: string; ip?: string; port: number; path: string } }[] }
+
+/** The endpoint port a subset offers for a service port: by name, else targetPort, else its only port. */
+function endpointPort(sp: SvcPort, ports: { name?: string; port: number }[]): number | undefined {
+  if (ports.length === 1) return ports[0].port;
+  if (sp.name) {
+    const byName = ports.find((p) => p.name === sp.name);
+    if (byName) return byName.port;
+  }
+  const tp = typeof sp.targetPort === 'number' ? sp.targetPort : sp.port;
+  return ports.find((p) => p.port === tp)?.port;
+}
+
+/**
+ * Compiles the outbound route table: one ServiceRoute per (namespace, service, port), from the
+ * cluster's Services + Endpoints (local), ServiceImports (remote gateways) and
+ * GlobalTrafficPolicies, following the reference's rules (fsm-multicluster.md):
+ *   Locality / no policy: locals only. ActiveActive: locals at 100 + targets at their weight
+ *   (unset = 100, explicit 0 stays 0; no targets = every exporter). FailOver: targets at their
+ *   weight, used only when no local endpoint works.
+ * Pure and run at change time, so the request path only does a Map lookup.
+ */
+export function compileRoutes(inp: RouteInputs): Map<string, ServiceRoute> {
+  const routes = new Map<string, ServiceRoute>();
+  const epByKey = new Map(inp.endpoints.map((e) => [`${e.metadata.namespace}/${e.metadata.name}`, e]));
+  const gtpByKey = new Map(inp.policies.map((g) => [`${g.metadata.namespace}/${g.metadata.name}`, g]));
+  const ensure = (ns: string, name: string, port: number): ServiceRoute => {
+    const k = key(ns, name, port);
+    let r = routes.get(k);
+    if (!r) {
+      const gtp = gtpByKey.get(`${ns}/${name}`);
+      r = { namespace: ns, name, port, lbType: (gtp?.spec?.lbType as LbType | undefined) ?? 'Locality', hasPolicy: !!gtp, locals: [], remotes: [], exporters: [] };
+      routes.set(k, r);
+    }
+    return r;
+  };
+
+  for (const svc of inp.services) {
+    const ns = svc.metadata.namespace!;
+    const name = svc.metadata.name;
+    const ep = epByKey.get(`${ns}/${name}`);
+    for (const sp of (svc.spec?.ports ?? []) as SvcPort[]) {
+      const r = ensure(ns, name, sp.port);
+      for (const subset of ((ep?.subsets as EpSubset[] | undefined) ?? [])) {
+        const port = endpointPort(sp, subset.ports ?? []);
+        if (port === undefined) continue;
+        for (const a of subset.addresses ?? []) {
+          const address = `${a.ip}:${port}`;
+          r.locals.push({ id: `local:${address}`, kind: 'local', origin: `http://${a.ip.includes(':') ? `[${a.ip}]` : a.ip}:${port}`, pathPrefix: '', cluster: inp.clusterName, address, weight: 100 });
+        }
+      }
+    }
+  }
+
+  for (const imp of inp.imports) {
+    const ns = imp.metadata.namespace!;
+    const name = imp.metadata.name;
+    const gtp = gtpByKey.get(`${ns}/${name}`);
+    for (const ip of (imp.spec?.ports ?? []) as ImportPort[]) {
+      const r = ensure(ns, name, ip.port);
+      const all = ip.endpoints ?? [];
+      r.exporters = all.map((e) => e.clusterKey);
+      if (!gtp || r.lbType === 'Locality') continue;
+      const targets = (gtp.spec?.targets ?? []) as { clusterKey: string; weight?: number }[];
+      const weightOf = new Map(targets.map((t) => [t.clusterKey, t.weight ?? 100]));
+      for (const e of all) {
+        // ActiveActive with no targets = every exporter; otherwise only the listed clusters.
+        if (targets.length > 0 && !weightOf.has(e.clusterKey)) continue;
+        const host = e.target.ip || e.target.host;
+        const address = `${host}:${e.target.port}`;
+        r.remotes.push({
+          id: `remote:${e.clusterKey}`,
+          kind: 'remote',
+          origin: `http://${host.includes(':') ? `[${host}]` : host}:${e.target.port}`,
+          pathPrefix: e.target.path === '/' ? '' : e.target.path.replace(/\/$/, ''),
+          cluster: e.clusterKey,
+          address,
+          weight: weightOf.get(e.clusterKey) ?? 100,
+        });
+      }
+    }
+  }
+  return routes;
+}
+
+export function routeKey(ns: string, name: string, port: number): string {
+  return key(ns, name, port);
+}
+
+/** Human explanation of a route (for `crossmesh route` and 503 bodies). */
+export function describeRoute(r: ServiceRoute): string {
+  const lines = [
+    `service ${r.namespace}/${r.name} port ${r.port}: policy ${r.lbType}${r.hasPolicy ? '' : ' (default: no GlobalTrafficPolicy)'}`,
+    `  local endpoints: ${r.locals.length ? r.locals.map((t) => t.address).join(', ') : 'none'}`,
+    `  remote targets:  ${r.remotes.length ? r.remotes.map((t) => `${t.cluster} via gateway ${t.address}${t.pathPrefix} (weight ${t.weight})`).join(', ') : 'none'}`,
+  ];
+  if (r.exporters.length && r.remotes.length === 0) lines.push(`  exported by:     ${r.exporters.join(', ')} (not used under ${r.lbType})`);
+  return lines.join('\n');
+}
