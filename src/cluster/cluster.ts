@@ -5,7 +5,13 @@ import { loadOrCreateToken } from '../apiserver/auth.js';
 import { openStore } from '../store/index.js';
 import type { ResourceStore } from '../store/types.js';
 import { randomBytes } from 'node:crypto';
+import { KINDS } from '../api/index.js';
+import { StoreCache } from '../client/cache.js';
+import { ExportController } from '../export/index.js';
+import { Gateway } from '../gateway/index.js';
 import { MulticlusterController } from '../multicluster/controller.js';
+
+const storageKeyOf = (kind: string) => KINDS.find((k) => k.kind === kind)!.storageKey;
 
 export interface ClusterOptions {
   name: string;
@@ -20,7 +26,10 @@ export interface RunningCluster {
   name: string;
   apiUrl: string;
   apiPort: number;
+  /** The actual gateway port (opts.gatewayPort 0 = a free one). */
   gatewayPort: number;
+  /** The cluster's gateway (route table introspection for tests and status). */
+  gateway: Gateway;
   token: string;
   store: ResourceStore;
   multicluster: MulticlusterController;
@@ -45,19 +54,41 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningCluster
     throw err;
   }
   // Idle until this cluster holds Cluster resources; then it is the control plane.
+  // Gateway + ServiceExport validation, over in-process caches of the cluster's own store.
+  const services = new StoreCache(store, storageKeyOf('Service')).start();
+  const endpoints = new StoreCache(store, storageKeyOf('Endpoints')).start();
+  const exports = new StoreCache(store, storageKeyOf('ServiceExport')).start();
+  const exportController = new ExportController({ store, exports, services }).start();
+  const gateway = new Gateway({ clusterName: opts.name, exports, services, endpoints, host, port: opts.gatewayPort ?? 0 });
+  const stopGateway = async () => {
+    exportController.stop();
+    await gateway.close();
+    for (const c of [services, endpoints, exports]) c.stop();
+  };
+  try {
+    await gateway.listen();
+  } catch (err) {
+    await stopGateway();
+    await api.close();
+    store.close();
+    throw err;
+  }
+  // Idle until this cluster holds Cluster resources; then it is the control plane.
   const multicluster = new MulticlusterController(store, opts.name).start();
   let closed: Promise<void> | undefined;
   return {
     name: opts.name,
     apiUrl: api.url,
     apiPort: api.port,
-    gatewayPort: opts.gatewayPort ?? 0,
+    gatewayPort: gateway.port,
+    gateway,
     token,
     store,
     multicluster,
     close() {
       closed ??= (async () => {
         await multicluster.close();
+        await stopGateway();
         await api.close();
         store.close();
       })();

@@ -1,0 +1,61 @@
+/** Test fixtures: a whole cluster in-process and the objects of the reference scenario. */
+import { KINDS, type KubeObject } from '../api/index.js';
+import { ApiClient } from '../client/api-client.js';
+import { startCluster, type RunningCluster } from '../cluster/cluster.js';
+
+export const kind = (k: string) => KINDS.find((x) => x.kind === k)!;
+export const SVC = kind('Service');
+export const EPS = kind('Endpoints');
+export const SEXP = kind('ServiceExport');
+
+export interface TestCluster {
+  cluster: RunningCluster;
+  api: ApiClient;
+  close(): Promise<void>;
+}
+
+export async function startTestCluster(name = 'cluster-1'): Promise<TestCluster> {
+  const cluster = await startCluster({ name, dataDir: null, gatewayPort: 0 });
+  const api = new ApiClient({ name, server: cluster.apiUrl, token: cluster.token });
+  return {
+    cluster,
+    api,
+    async close() {
+      await api.close();
+      await cluster.close();
+    },
+  };
+}
+
+export function service(name: string, ns: string, ports: Record<string, unknown>[] = [{ port: 3000 }], extra: Record<string, unknown> = {}): KubeObject {
+  return { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: ns }, spec: { ports, ...extra } };
+}
+
+/** Endpoints with one subset per backend port, all on 127.0.0.1. */
+export function endpoints(name: string, ns: string, ports: number[]): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Endpoints',
+    metadata: { name, namespace: ns },
+    subsets: ports.map((port) => ({ addresses: [{ ip: '127.0.0.1' }], ports: [{ port }] })),
+  };
+}
+
+/** The seed's export: rule port 3000, `/nodeapp` Prefix, rewrite `^/nodeapp/?` → `/`. */
+export function seedExport(name = 'nodeapp', ns = 'dapr-test', spec: Record<string, unknown> = {}): KubeObject {
+  return {
+    apiVersion: 'flomesh.io/v1alpha1',
+    kind: 'ServiceExport',
+    metadata: { name, namespace: ns },
+    spec: {
+      serviceAccountName: '*',
+      pathRewrite: { from: '^/nodeapp/?', to: '/' },
+      rules: [{ portNumber: 3000, path: '/nodeapp', pathType: 'Prefix' }],
+      ...spec,
+    },
+  };
+}
+
+export async function ensureNamespace(api: ApiClient, ns: string): Promise<void> {
+  await api.apply(kind('Namespace'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+}
