@@ -10,6 +10,7 @@ export { parseManifests, type ParsedDocument, type ManifestProblem } from './man
 export { parseGoDuration } from './duration.js';
 export { isValidDnsLabel, isValidDnsSubdomain, isClusterKey } from './names.js';
 export { clusterKeyOf } from './flomesh.js';
+export { toMicroTime, type LeaseSpec, type LeaseObject } from './coordination.js';
 export type {
   ServicePort,
   ServiceSpec,

@@ -7,6 +7,7 @@
 import type { z } from 'zod';
 import { CrossmeshError } from '../errors.js';
 import { checkComponent, checkResiliency, componentSchema, resiliencySchema } from './dapr.js';
+import { leaseSchema } from './coordination.js';
 import { checkService, endpointsSchema, namespaceSchema, secretSchema, serviceAccountSchema, serviceSchema } from './core.js';
 import {
   checkGtp,
@@ -66,6 +67,7 @@ export const KINDS: readonly KindInfo[] = Object.freeze([
   def({ kind: 'ServiceImport', group: 'flomesh.io', groupAliases: FLOMESH_ALIASES, version: 'v1alpha1', plural: 'serviceimports', shortNames: ['simp'], namespaced: true, hasStatus: true, schema: serviceImportSchema }),
   def({ kind: 'GlobalTrafficPolicy', group: 'flomesh.io', groupAliases: FLOMESH_ALIASES, version: 'v1alpha1', plural: 'globaltrafficpolicies', shortNames: ['gtp'], namespaced: true, hasStatus: true, schema: globalTrafficPolicySchema, check: checkGtp }),
   def({ kind: 'Component', group: 'dapr.io', version: 'v1alpha1', plural: 'components', shortNames: [], namespaced: true, hasStatus: false, schema: componentSchema, check: checkComponent }),
+  def({ kind: 'Lease', group: 'coordination.k8s.io', version: 'v1', plural: 'leases', shortNames: [], namespaced: true, hasStatus: false, schema: leaseSchema }),
   def({ kind: 'Resiliency', group: 'dapr.io', version: 'v1alpha1', plural: 'resiliencies', shortNames: [], namespaced: true, hasStatus: false, schema: resiliencySchema, check: checkResiliency }),
 ]);
 

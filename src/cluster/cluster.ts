@@ -10,6 +10,7 @@ import { StoreCache } from '../client/cache.js';
 import { ExportController } from '../export/index.js';
 import { Gateway } from '../gateway/index.js';
 import { MulticlusterController } from '../multicluster/controller.js';
+import { LeaseController } from '../leases/index.js';
 
 const storageKeyOf = (kind: string) => KINDS.find((k) => k.kind === kind)!.storageKey;
 
@@ -75,6 +76,8 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningCluster
   }
   // Idle until this cluster holds Cluster resources; then it is the control plane.
   const multicluster = new MulticlusterController(store, opts.name).start();
+  // Removes the endpoint of an app instance whose sidecar stopped renewing its lease.
+  const leases = new LeaseController(store).start();
   let closed: Promise<void> | undefined;
   return {
     name: opts.name,
@@ -87,6 +90,7 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningCluster
     multicluster,
     close() {
       closed ??= (async () => {
+        leases.close();
         await multicluster.close();
         await stopGateway();
         await api.close();
