@@ -3,6 +3,7 @@ import { CrossmeshError, isCrossmeshError } from '../errors.js';
 import { renderKubeconfig } from '../client/kubeconfig.js';
 import { runClusterProcess } from './commands/cluster.js';
 import { CONTROL_PLANE, DEFAULT_CLUSTERS, clusterTable, down, joinMembers, status, up } from './commands/lifecycle.js';
+import { appsTable, execApp, listApps, runApp, sidecarFromConfig, stopApp } from './commands/apps.js';
 import { applyFile, createNamespace, createSecret, deleteByName, deleteFile, get } from './commands/resources.js';
 import { readConfig, writeConfig } from './home.js';
 import { clientFor, endpointFor, selectedClusterName } from './target.js';
@@ -73,6 +74,45 @@ export function buildProgram(): Command {
     .action(async () => {
       const states = await status();
       out(states.length ? clusterTable(states) : 'no clusters; start them with `crossmesh up`\n');
+      const apps = listApps();
+      if (apps.length) out('\n' + appsTable(apps));
+    });
+
+  program.command('run')
+    .description('run an app beside a sidecar: `run -n NS --app-id ID [--app-port P] [--detach] -- CMD ARGS...`')
+    .requiredOption('-n, --namespace <ns>', 'namespace of the app (must exist)')
+    .requiredOption('--app-id <id>', 'app id (also the name of its Service)')
+    .option('--app-port <port>', 'service port callers use (<app-id>.<ns>:<port>); the app itself listens on $APP_PORT. Omit for a client-only app', port)
+    .option('-d, --detach', 'run in the background (logs in files) and return once the sidecar is ready', false)
+    .argument('[command...]', 'the app\'s command and arguments, after --')
+    .action(async (command: string[], o) => {
+      if (o.appPort === 0) throw new CrossmeshError('CM_ERR_USAGE', '--app-port: give the service port callers use (1-65535)');
+      process.exitCode = await runApp({ cluster: cluster(), namespace: o.namespace, appId: o.appId, appPort: o.appPort, detach: o.detach, command }, (l) => out([l]));
+    });
+
+  program.command('exec')
+    .description('run a command with an app\'s sidecar environment (http_proxy, DAPR_HTTP_PORT, ...), like kubectl exec')
+    .requiredOption('-n, --namespace <ns>', 'namespace of the app')
+    .requiredOption('--app-id <id>', 'app id')
+    .option('--instance <id>', 'which instance (default: the first running one)')
+    .argument('[command...]', 'command and arguments, after --')
+    .action(async (command: string[], o) => {
+      process.exitCode = await execApp({ cluster: cluster(), namespace: o.namespace, appId: o.appId, instance: o.instance, command });
+    });
+
+  program.command('stop')
+    .description('stop an app (sidecar and app, every instance in the cluster); its endpoints are removed at once')
+    .requiredOption('-n, --namespace <ns>', 'namespace of the app')
+    .requiredOption('--app-id <id>', 'app id')
+    .action(async (o) => {
+      out(await stopApp({ cluster: cluster(), namespace: o.namespace, appId: o.appId }));
+    });
+
+  program.command('sidecar', { hidden: true })
+    .description('run one sidecar and its app in the foreground (what `run --detach` starts)')
+    .requiredOption('--config <file>', 'JSON config written by `crossmesh run`')
+    .action(async (o) => {
+      process.exitCode = await sidecarFromConfig(o.config);
     });
 
   program.command('ctx')

@@ -10,6 +10,7 @@ import { formatTable } from '../output.js';
 import { ApiClient } from '../../client/api-client.js';
 import { renderKubeconfig } from '../../client/kubeconfig.js';
 import { kindFor, validateObject } from '../../api/index.js';
+import { stopAllApps } from './apps.js';
 
 export const DEFAULT_CLUSTERS = ['control-plane', 'cluster-1', 'cluster-2', 'cluster-3'];
 const BIN = fileURLToPath(new URL('../../../../bin/crossmesh.js', import.meta.url));
@@ -145,6 +146,8 @@ async function spawnCluster(name: string, apiPort: number, gatewayPort: number, 
 /** Stops every cluster (and, from the sidecar layer on, every app) started under this home. */
 export async function down(opts: { purge: boolean }): Promise<string[]> {
   const home = crossmeshHome();
+  // Apps first, while their clusters still answer: their sidecars deregister on the way out.
+  const apps = await stopAllApps(home);
   const stopped: string[] = [];
   const names = listClusterNames(home);
   await Promise.all(names.map(async (name) => {
@@ -162,7 +165,7 @@ export async function down(opts: { purge: boolean }): Promise<string[]> {
     if (cfg.currentContext && !cfg.contexts[cfg.currentContext]) delete cfg.currentContext;
     writeConfig(cfg, home);
   }
-  return stopped.sort();
+  return [...apps, ...stopped.sort()];
 }
 
 /** SIGTERM, then SIGKILL if the process is still there after `graceMs`. */

@@ -1,0 +1,240 @@
+/**
+ * One sidecar: the listeners an app runs beside, usable in-process (tests start many cheaply)
+ * and by the `crossmesh sidecar` process (process.ts), which adds the app itself.
+ *
+ *   outbound  127.0.0.1:port0  the app's HTTP proxy (http_proxy): the OutboundRouter (outbound.ts)
+ *   inbound   127.0.0.1:port0  in front of the app: forward() to 127.0.0.1:APP_PORT; its address
+ *                              is the app instance's endpoint in the cluster (with a lease)
+ *   http      127.0.0.1:port0  DAPR_HTTP_PORT: /v1.0/healthz and /metrics (the Dapr API is next)
+ *   grpc      127.0.0.1:port0  DAPR_GRPC_PORT: reserved only, no gRPC server yet
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createNetServer, type Server as NetServer } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { ApiClient } from '../client/api-client.js';
+import type { ApiEndpoint } from '../client/kubeconfig.js';
+import { toCrossmeshError } from '../errors.js';
+import { instancePodName } from '../leases/names.js';
+import { forward, sendError } from '../proxy/index.js';
+import { log } from '../util/log.js';
+import { SidecarMetrics } from './metrics.js';
+import { createOutboundRouter } from './outbound.js';
+import { EndpointRegistration } from './registration.js';
+import type { OutboundRouter, OutboundRouterOptions, SidecarIdentity } from './types.js';
+
+export const NO_PROXY = 'localhost,127.0.0.1,::1';
+
+export interface SidecarOptions {
+  identity: Omit<SidecarIdentity, 'instanceId'> & { instanceId?: string };
+  /** The cluster API (server + token), or a client the caller owns (then not closed by close()). */
+  api: ApiEndpoint | ApiClient;
+  /**
+   * The service port callers use (`--app-port`). Undefined: a client-only app, with no inbound
+   * listener, no APP_PORT and no endpoint registration.
+   */
+  servicePort?: number;
+  /**
+   * Port the app listens on (APP_PORT). Given: the app already listens there and the endpoint is
+   * registered right away. Not given: a free port is picked and the caller calls register() once
+   * the app listens.
+   */
+  appPort?: number;
+  /** How long start waits for the outbound router's caches (a sidecar starts even when the API is away). Default 10 s. */
+  routerSyncTimeoutMs?: number;
+  /** Collect process metrics (CPU, memory, event loop) too; for a sidecar in its own process. */
+  processMetrics?: boolean;
+  /** Lease timing (tests). */
+  renewIntervalMs?: number;
+  leaseDurationSeconds?: number;
+  /** Replaces the mesh router (tests of the process side). */
+  createRouter?: (opts: OutboundRouterOptions) => OutboundRouter;
+}
+
+export interface SidecarPorts {
+  outbound: number;
+  http: number;
+  grpc: number;
+  /** Inbound listener (the registered endpoint); only with a service port. */
+  inbound?: number;
+  /** APP_PORT; only with a service port. */
+  app?: number;
+  service?: number;
+}
+
+export interface RunningSidecar {
+  identity: SidecarIdentity;
+  ports: SidecarPorts;
+  /** The environment the app gets (APP_PORT, DAPR_*_PORT, APP_ID, NAMESPACE, CLUSTER_NAME, proxies). */
+  appEnv: Record<string, string>;
+  metrics: SidecarMetrics;
+  router: OutboundRouter;
+  /** Undefined until register() (and for client-only apps). */
+  registration?: EndpointRegistration;
+  /** Starts the endpoint registration (idempotent); resolves true once registered, false after timeoutMs (it keeps trying). */
+  register(timeoutMs?: number): Promise<boolean>;
+  /** Deregisters first, then closes the listeners (draining up to 2 s) and the router. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** A short lowercase id, unique enough per app on one machine (`k3f9x`). */
+export function newInstanceId(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  const bytes = randomBytes(5);
+  let id = '';
+  for (const b of bytes) id += alphabet[b % alphabet.length];
+  return id;
+}
+
+function listen(server: Server | NetServer, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as { port: number }).port);
+    });
+  });
+}
+
+/** A free port now (the app binds it a moment later). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const s = createNetServer();
+  const port = await listen(s, host);
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+async function closeServer(server: Server | NetServer, drainMs: number): Promise<void> {
+  if (!server.listening) return;
+  const done = new Promise<void>((r) => server.close(() => r()));
+  if ('closeIdleConnections' in server) server.closeIdleConnections();
+  const t = setTimeout(() => { if ('closeAllConnections' in server) server.closeAllConnections(); }, drainMs);
+  t.unref();
+  await done;
+  clearTimeout(t);
+}
+
+export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar> {
+  const host = '127.0.0.1';
+  const identity: SidecarIdentity = { ...opts.identity, instanceId: opts.identity.instanceId ?? newInstanceId() };
+  const pod = instancePodName(identity.appId, identity.instanceId);
+  const ownsClient = !(opts.api instanceof ApiClient);
+  const client = opts.api instanceof ApiClient ? opts.api : new ApiClient(opts.api);
+  const metrics = new SidecarMetrics({ cluster: identity.clusterName, namespace: identity.namespace, app_id: identity.appId }, { processMetrics: opts.processMetrics });
+  const router = (opts.createRouter ?? createOutboundRouter)({ identity, client });
+  const servers: Array<Server | NetServer> = [];
+  let ready = false;
+
+  const outbound = createServer((req, res) => {
+    metrics.track(res, 'outbound');
+    router.handle(req, res);
+  });
+  servers.push(outbound);
+
+  let inbound: Server | undefined;
+  const appPort = opts.servicePort !== undefined ? (opts.appPort ?? (await freePort(host))) : undefined;
+  if (appPort !== undefined) {
+    const origin = `http://${host}:${appPort}`;
+    const responseHeaders = ['x-crossmesh-served-by', `${identity.clusterName}/${pod}`];
+    const label = `app ${identity.namespace}/${identity.appId} at ${host}:${appPort}`;
+    inbound = createServer((req: IncomingMessage, res: ServerResponse) => {
+      metrics.track(res, 'inbound');
+      let path = req.url ?? '/';
+      if (path.charCodeAt(0) !== 47 /* / */) {
+        // Absolute-form (a client that treats us as a proxy): keep path and query only.
+        try { const u = new URL(path); path = u.pathname + u.search; } catch { path = '/'; }
+      }
+      void forward(req, res, { origin, path, responseHeaders, label });
+    });
+    servers.push(inbound);
+  }
+
+  const admin = createServer((req, res) => {
+    const url = req.url ?? '/';
+    if (url === '/v1.0/healthz' || url === '/v1.0/healthz/outbound') {
+      res.writeHead(ready ? 204 : 500).end();
+    } else if (url === '/metrics') {
+      metrics.render().then(
+        (m) => res.writeHead(200, { 'content-type': m.contentType }).end(m.body),
+        (err) => sendError(res, toCrossmeshError(err)),
+      );
+    } else {
+      sendError(res, { code: 'ERR_NOT_IMPLEMENTED', status: 501, message: `crossmesh sidecar: ${req.method} ${url} is not served yet (this listener has /v1.0/healthz and /metrics; the Dapr HTTP API comes next)` });
+    }
+  });
+  servers.push(admin);
+
+  // DAPR_GRPC_PORT is held (so no other sidecar takes it) but serves nothing yet.
+  const grpc = createNetServer((socket) => socket.destroy());
+  servers.push(grpc);
+
+  let closing: Promise<void> | undefined;
+  let registration: EndpointRegistration | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      ready = false;
+      await registration?.close(true);
+      await Promise.all(servers.map((s) => closeServer(s, 2000)));
+      await router.close().catch((err) => log.warn(`${pod}: closing the outbound router: ${toCrossmeshError(err).message}`));
+      if (ownsClient) await client.close();
+    })();
+    return closing;
+  };
+
+  try {
+    const ports: SidecarPorts = {
+      outbound: await listen(outbound, host),
+      http: await listen(admin, host),
+      grpc: await listen(grpc, host),
+    };
+    if (inbound) {
+      ports.inbound = await listen(inbound, host);
+      ports.app = appPort;
+      ports.service = opts.servicePort;
+    }
+    const proxy = `http://${host}:${ports.outbound}`;
+    const appEnv: Record<string, string> = {
+      ...(ports.app !== undefined ? { APP_PORT: String(ports.app) } : {}),
+      DAPR_HTTP_PORT: String(ports.http),
+      DAPR_GRPC_PORT: String(ports.grpc),
+      APP_ID: identity.appId,
+      NAMESPACE: identity.namespace,
+      CLUSTER_NAME: identity.clusterName,
+      CROSSMESH_INSTANCE_ID: identity.instanceId,
+      http_proxy: proxy,
+      HTTP_PROXY: proxy,
+      NO_PROXY,
+      no_proxy: NO_PROXY,
+    };
+    const syncMs = opts.routerSyncTimeoutMs ?? 10_000;
+    await Promise.race([
+      router.start().catch((err) => log.warn(`${pod}: outbound routes not synced yet (${toCrossmeshError(err).message}); the router keeps trying`)),
+      new Promise((r) => setTimeout(r, syncMs).unref()),
+    ]);
+    ready = true;
+
+    const running: RunningSidecar = {
+      identity,
+      ports,
+      appEnv,
+      metrics,
+      router,
+      get registration() { return registration; },
+      register(timeoutMs = 10_000) {
+        if (ports.inbound === undefined) return Promise.resolve(false);
+        if (closing) return Promise.resolve(false);
+        registration ??= new EndpointRegistration({
+          client, namespace: identity.namespace, appId: identity.appId, instanceId: identity.instanceId, port: ports.inbound,
+          renewIntervalMs: opts.renewIntervalMs, leaseDurationSeconds: opts.leaseDurationSeconds,
+          label: `sidecar ${identity.clusterName}/${identity.namespace}/${pod}`,
+        }).start();
+        return registration.whenRegistered(timeoutMs);
+      },
+      close,
+    };
+    if (opts.appPort !== undefined && ports.inbound !== undefined) await running.register();
+    return running;
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
