@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { kindFor } from '../api/index.js';
+import { ApiClient } from '../client/api-client.js';
+import { startCluster, type RunningCluster } from '../cluster/cluster.js';
+import { startSidecar, type RunningSidecar } from './sidecar.js';
+
+const EP = kindFor('v1', 'Endpoints');
+const LEASE = kindFor('coordination.k8s.io/v1', 'Lease');
+
+async function eventually<T>(check: () => Promise<T | undefined | false>, ms = 6000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await check().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function app(name: string): Promise<{ server: Server; port: number }> {
+  const server = createServer((req, res) => res.end(JSON.stringify({ app: name, path: req.url })));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as { port: number }).port };
+}
+
+async function setup(dataDir: string | null = null, apiPort = 0) {
+  const cluster = await startCluster({ name: 'cluster-1', dataDir, apiPort });
+  const client = new ApiClient({ name: 'cluster-1', server: cluster.apiUrl, token: cluster.token });
+  if (!(await client.get(kindFor('v1', 'Namespace'), 'dapr-test'))) {
+    await client.create(kindFor('v1', 'Namespace'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'dapr-test' } });
+  }
+  return { cluster, client, endpoint: { name: 'cluster-1', server: cluster.apiUrl, token: cluster.token } };
+}
+
+const ports = async (client: ApiClient) => (((await client.get(EP, "nodeapp", "dapr-test"))?.subsets ?? []) as any[]).map((s: any) => s.ports[0].port).sort();
+
+test('startSidecar: inbound reaches the app, two instances are two subsets, close deregisters at once', async (t) => {
+  const { cluster, client, endpoint } = await setup();
+  const a = await app('a');
+  const b = await app('b');
+  const cars: RunningSidecar[] = [];
+  t.after(async () => {
+    await Promise.all(cars.map((c) => c.close()));
+    a.server.close();
+    b.server.close();
+    await client.close();
+    await cluster.close();
+  });
+  const identity = { clusterName: 'cluster-1', namespace: 'dapr-test', appId: 'nodeapp' };
+  cars.push(await startSidecar({ identity, api: endpoint, servicePort: 3000, appPort: a.port }));
+  cars.push(await startSidecar({ identity, api: endpoint, servicePort: 3000, appPort: b.port }));
+  const [ca, cb] = cars;
+  assert.notEqual(ca.identity.instanceId, cb.identity.instanceId);
+  assert.deepEqual(await ports(client), [ca.ports.inbound, cb.ports.inbound].sort());
+  assert.equal(ca.appEnv.APP_PORT, String(a.port));
+  assert.equal(ca.appEnv.HTTP_PROXY, `http://127.0.0.1:${ca.ports.outbound}`);
+  assert.equal(ca.appEnv.NO_PROXY, 'localhost,127.0.0.1,::1');
+
+  const res = await fetch(`http://127.0.0.1:${ca.ports.inbound}/ports?x=1`);
+  assert.deepEqual(await res.json(), { app: 'a', path: '/ports?x=1' });
+  assert.equal(res.headers.get('x-crossmesh-served-by'), `cluster-1/nodeapp-${ca.identity.instanceId}`);
+  assert.equal((await fetch(`http://127.0.0.1:${ca.ports.http}/v1.0/healthz`)).status, 204);
+  const metrics = await (await fetch(`http://127.0.0.1:${ca.ports.http}/metrics`)).text();
+  assert.match(metrics, /crossmesh_sidecar_requests_total\{direction="inbound",code="200",cluster="cluster-1",namespace="dapr-test",app_id="nodeapp"\} 1/);
+  assert.match(metrics, /crossmesh_sidecar_request_duration_seconds_count\{[^}]*direction="inbound"[^}]*\} 1/);
+  assert.equal((await fetch(`http://127.0.0.1:${ca.ports.http}/v1.0/state/statestore`)).status, 501);
+
+  // The app going away: the inbound hop answers 502 naming the app.
+  await new Promise((r) => b.server.close(r));
+  const bad = await fetch(`http://127.0.0.1:${cb.ports.inbound}/`);
+  assert.equal(bad.status, 502);
+  assert.match(await bad.text(), /app dapr-test\/nodeapp/);
+
+  await cb.close();
+  assert.deepEqual(await ports(client), [ca.ports.inbound]);
+  assert.equal(await client.get(LEASE, `nodeapp-${cb.identity.instanceId}`, 'dapr-test'), undefined);
+  await cb.close(); // idempotent
+});
+
+test('startSidecar: a client-only app has no inbound, no APP_PORT, no registration', async (t) => {
+  const { cluster, client, endpoint } = await setup();
+  const c = await startSidecar({ identity: { clusterName: 'cluster-1', namespace: 'dapr-test', appId: 'curl' }, api: endpoint });
+  t.after(async () => { await c.close(); await client.close(); await cluster.close(); });
+  assert.equal(c.ports.inbound, undefined);
+  assert.equal(c.appEnv.APP_PORT, undefined);
+  assert.equal(await c.register(), false);
+  assert.equal(await client.get(EP, 'curl', 'dapr-test'), undefined);
+  assert.ok(c.appEnv.DAPR_GRPC_PORT);
+});
+
+test('lease: a sidecar that stops renewing loses its endpoint within the lease duration', async (t) => {
+  const { cluster, client, endpoint } = await setup();
+  const a = await app('a');
+  const c = await startSidecar({ identity: { clusterName: 'cluster-1', namespace: 'dapr-test', appId: 'nodeapp' }, api: endpoint, servicePort: 3000, appPort: a.port, leaseDurationSeconds: 1 });
+  t.after(async () => { await c.close(); a.server.close(); await client.close(); await cluster.close(); });
+  assert.deepEqual(await ports(client), [c.ports.inbound]);
+  const t0 = Date.now();
+  await c.registration!.close(false); // as if the sidecar died: no deregistration, no renewals
+  await eventually(async () => (await ports(client)).length === 0, 4000, 'the endpoint to expire');
+  assert.ok(Date.now() - t0 >= 900, 'not before the lease duration');
+  assert.equal(await client.get(LEASE, `nodeapp-${c.identity.instanceId}`, 'dapr-test'), undefined);
+});
+
+test('registration survives the cluster API going away and comes back registered', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'crossmesh-sidecar-'));
+  let { cluster, client, endpoint } = await setup(join(dir, 'c1'));
+  const a = await app('a');
+  const c = await startSidecar({ identity: { clusterName: 'cluster-1', namespace: 'dapr-test', appId: 'nodeapp' }, api: endpoint, servicePort: 3000, appPort: a.port });
+  let current: RunningCluster = cluster;
+  t.after(async () => { await c.close(); a.server.close(); await client.close(); await current.close(); rmSync(dir, { recursive: true, force: true }); });
+  await client.close();
+  await cluster.close();
+  await eventually(async () => c.registration!.state === 'failing', 5000, 'the sidecar to notice');
+  await new Promise((r) => setTimeout(r, 1500));
+  ({ cluster, client } = await setup(join(dir, 'c1'), cluster.apiPort));
+  current = cluster;
+  await eventually(async () => c.registration!.state === 'registered', 5000, 'the sidecar to renew again');
+  // Past the lease duration after the restart, the endpoint is still there (renewed in the grace period).
+  await new Promise((r) => setTimeout(r, 3500));
+  assert.deepEqual(await ports(client), [c.ports.inbound]);
+});
