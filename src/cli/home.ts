@@ -87,11 +87,21 @@ export function contextEndpoint(cfg: CliConfig, name: string): ApiEndpoint | und
   return c ? { name, server: c.server, token: c.token } : undefined;
 }
 
+/**
+ * Whether a process runs. A killed process whose parent has not reaped it yet (a zombie: the
+ * detached processes `up` starts are reparented to init, which may reap late) counts as dead.
+ */
 export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 3, after the parenthesised command name (which may itself contain spaces).
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc (not Linux): kill(0) is the best we have
   }
 }

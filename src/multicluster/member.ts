@@ -147,10 +147,10 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
 
   private onReachable(): void {
     if (!this.claimed || this.stopped) return;
-    const was = this.reachable;
     this.reachable = true;
     this.setState({ managed: true, message: `Cluster ${this.clusterKey} joined ClusterSet successfully.` });
-    if (!was) this.emit('changed');
+    // A (re)sync may make the member's view complete for the first time, even with no events.
+    this.emit('changed');
   }
 
   private onUnreachable(err: CrossmeshError): void {
