@@ -9,7 +9,7 @@ import type { ResourceCache } from '../client/cache.js';
 import { CrossmeshError } from '../errors.js';
 import type { ResourceStore } from '../store/types.js';
 import { log } from '../util/log.js';
-import { mergeCondition, VALID } from './conditions.js';
+import { mergeCondition, VALID } from '../api/conditions.js';
 import { evaluateExports, refOf } from './evaluate.js';
 
 const EXPORTS_KEY = KINDS.find((k) => k.kind === 'ServiceExport')!.storageKey;

@@ -5,7 +5,7 @@ import { StoreCache } from '../client/cache.js';
 import { CrossmeshError, toCrossmeshError } from '../errors.js';
 import type { ResourceStore } from '../store/types.js';
 import { log } from '../util/log.js';
-import { setCondition } from './conditions.js';
+import { mergeCondition } from '../api/conditions.js';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, plan, type DesiredImport, type ExportVerdict } from './desired.js';
 import { MemberConnection, type MemberState } from './member.js';
 
@@ -98,14 +98,14 @@ export class MulticlusterController {
     const ref = { storageKey: CLUSTERS_KEY, name };
     const current = this.store.get(ref);
     if (!current) return;
-    const conditions = setCondition(current.status?.conditions as Condition[] | undefined, {
+    const conditions = mergeCondition(current.status?.conditions, {
       type: 'Managed',
       status: s.managed ? 'True' : 'False',
       reason: s.managed ? 'Success' : s.reason,
       message: s.message,
       observedGeneration: current.metadata.generation,
-    });
-    if (conditions === current.status?.conditions) return;
+    }, new Date().toISOString());
+    if (!conditions) return;
     try {
       this.store.update(ref, { ...current, status: { ...current.status, conditions } }, { statusOnly: true, expectedResourceVersion: current.metadata.resourceVersion });
     } catch (err) {
@@ -195,8 +195,8 @@ export class MulticlusterController {
     for (let attempt = 0; attempt < 5; attempt++) {
       const fresh = await m.client.get(SERVICE_EXPORT(), v.name, v.namespace);
       if (!fresh) return;
-      const conditions = setCondition(fresh.status?.conditions as Condition[] | undefined, want);
-      if (conditions === fresh.status?.conditions) return;
+      const conditions = mergeCondition(fresh.status?.conditions, want, new Date().toISOString());
+      if (!conditions) return;
       try {
         await m.client.replaceStatus(SERVICE_EXPORT(), { ...fresh, status: { ...fresh.status, conditions } });
         return;

@@ -1,5 +1,5 @@
 import type { KubeObject } from '../api/types.js';
-import { getCondition } from './conditions.js';
+import { getCondition } from '../api/conditions.js';
 
 /** Labels/annotations that mark what the control plane wrote, so it only ever deletes its own. */
 export const MANAGED_BY_LABEL = 'multicluster.flomesh.io/managed-by';

@@ -1,5 +1,5 @@
-/** Status conditions of a ServiceExport: merged by type, written by several controllers. */
-import type { Condition, KubeObject } from '../api/index.js';
+/** Status conditions: merged by type (several controllers write conditions on one object). */
+import type { Condition, KubeObject } from './types.js';
 
 export const VALID = 'Valid';
 export const CONFLICT = 'Conflict';
