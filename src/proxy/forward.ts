@@ -7,7 +7,7 @@
  * written straight into the ServerResponse: no intermediate Readable, no per-request closure.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { CrossmeshError, type ErrorCode } from '../errors.js';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js';
@@ -33,6 +33,12 @@ export interface ForwardOptions {
    */
   respondOnError?: boolean;
   pools?: PoolRegistry;
+  /**
+   * Upstream statuses that are NOT passed to the client: the response body is discarded and the
+   * result has `discarded: true`, so the caller can retry elsewhere (e.g. 502/503 from a gateway
+   * whose endpoints are gone). Give it only when another attempt is possible.
+   */
+  retryStatuses?: ReadonlySet<number>;
 }
 
 export interface ForwardResult {
@@ -51,6 +57,8 @@ export interface ForwardResult {
   failedBeforeSend: boolean;
   /** True once anything was written to `res` (then only this forward() can answer the client). */
   responseStarted: boolean;
+  /** The upstream answered with one of `retryStatuses`; nothing was written to `res`. */
+  discarded?: boolean;
 }
 
 interface Ctx {
@@ -58,14 +66,24 @@ interface Ctx {
   responseHeaders: readonly string[] | undefined;
   upstreamStatus: number;
   started: boolean;
+  retryStatuses: ReadonlySet<number> | undefined;
+  discarded: boolean;
 }
 
 function factory(data: Dispatcher.StreamFactoryData<Ctx>): Writable {
   const ctx = data.opaque;
   ctx.upstreamStatus = data.statusCode;
+  if (ctx.retryStatuses !== undefined && ctx.retryStatuses.has(data.statusCode)) {
+    ctx.discarded = true;
+    return new Writable({ write: discardChunk });
+  }
   ctx.started = true;
   ctx.res.writeHead(data.statusCode, downstreamResponseHeaders(data.headers as Record<string, string | string[]>, ctx.responseHeaders));
   return ctx.res;
+}
+
+function discardChunk(_chunk: unknown, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+  cb();
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -83,7 +101,7 @@ export async function forward(req: IncomingMessage, res: ServerResponse, opts: F
   } catch (err) {
     return fail(res, opts, err as CrossmeshError, false, false);
   }
-  const ctx: Ctx = { res, responseHeaders: opts.responseHeaders, upstreamStatus: 0, started: false };
+  const ctx: Ctx = { res, responseHeaders: opts.responseHeaders, upstreamStatus: 0, started: false, retryStatuses: opts.retryStatuses, discarded: false };
   const timeout = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   try {
     await (opts.pools ?? defaultPools).get(opts.origin).stream<Ctx>(
@@ -98,6 +116,7 @@ export async function forward(req: IncomingMessage, res: ServerResponse, opts: F
       },
       factory,
     );
+    if (ctx.discarded) return { status: ctx.upstreamStatus, upstreamStatus: ctx.upstreamStatus, failedBeforeSend: false, responseStarted: false, discarded: true };
     return { status: ctx.upstreamStatus, upstreamStatus: ctx.upstreamStatus, failedBeforeSend: false, responseStarted: true };
   } catch (err) {
     const { error, beforeSend } = classify(err, opts, timeout);

@@ -10,6 +10,8 @@ import type { OutboundRouter, OutboundRouterOptions } from './types.js';
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 /** Attempts per request (first try + retries on other endpoints/clusters). */
 const MAX_ATTEMPTS = 3;
+/** Answers that mean "this target could not serve it" (a gateway with no working endpoint). */
+const RETRY_STATUSES: ReadonlySet<number> = new Set([502, 503, 504]);
 
 export interface OutboundStats {
   requests: number;
@@ -117,8 +119,16 @@ export class MeshOutboundRouter implements OutboundRouter {
         label: describeTarget(route, target),
         respondOnError: false,
         pools: this.pools,
+        // Only an idempotent bodyless request, with an attempt left, may have its answer replaced.
+        retryStatuses: retryableMethod && attempt < MAX_ATTEMPTS - 1 ? RETRY_STATUSES : undefined,
         responseHeaders: target.kind === 'local' ? ['x-crossmesh-cluster', this.ownCluster, 'x-crossmesh-endpoint', target.address] : undefined,
       });
+      if (result.discarded) {
+        this.outliers.failure(target, 'status');
+        (tried ??= new Set()).add(target.id);
+        lastError = new CrossmeshError(result.status === 504 ? 'CM_ERR_TIMEOUT' : 'CM_ERR_BAD_GATEWAY', `${describeTarget(route, target)} answered ${result.status}`);
+        continue;
+      }
       if (!result.error) {
         if (result.status >= 500) this.outliers.failure(target, 'status');
         else this.outliers.success(target);
