@@ -53,6 +53,8 @@ export interface SidecarRecord {
 }
 
 export const RECORD_FILE = 'sidecar.json';
+/** Written instead when a detached app failed (its logs are kept). */
+export const EXIT_FILE = 'exit.json';
 const STOP_GRACE_MS = 5000;
 
 function writeAtomic(file: string, value: unknown): void {
@@ -109,7 +111,13 @@ export async function runSidecarProcess(cfg: SidecarProcessConfig, api: ApiEndpo
       process.off('SIGTERM', onTerm);
       process.off('SIGINT', onInt);
       await sidecar.close();
-      rmSync(cfg.dir, { recursive: true, force: true });
+      if (stopping || code === 0 || !cfg.appLog) {
+        rmSync(cfg.dir, { recursive: true, force: true });
+      } else {
+        // A detached app that failed: keep its logs for `crossmesh status` / the user; stop/down remove them.
+        rmSync(join(cfg.dir, RECORD_FILE), { force: true });
+        writeAtomic(join(cfg.dir, EXIT_FILE), { code, at: new Date().toISOString() });
+      }
       if (killTimer) clearTimeout(killTimer);
       resolve(code);
     };

@@ -12,7 +12,7 @@ import { isValidDnsLabel, kindFor } from '../../api/index.js';
 import { ApiClient } from '../../client/api-client.js';
 import { CrossmeshError, toCrossmeshError } from '../../errors.js';
 import { deregisterInstance } from '../../sidecar/registration.js';
-import { RECORD_FILE, runSidecarProcess, type SidecarProcessConfig, type SidecarRecord } from '../../sidecar/process.js';
+import { EXIT_FILE, RECORD_FILE, runSidecarProcess, type SidecarProcessConfig, type SidecarRecord } from '../../sidecar/process.js';
 import { newInstanceId } from '../../sidecar/sidecar.js';
 import { crossmeshHome, isProcessAlive } from '../home.js';
 import { formatTable } from '../output.js';
@@ -35,7 +35,9 @@ export interface AppEntry {
   record?: SidecarRecord;
   /** Sidecar pid: from the ready file, else from launch.json (still starting). */
   pid?: number;
-  state: 'running' | 'starting' | 'dead';
+  /** dead: the sidecar died without cleaning up; exited: the app failed (exit code kept, logs in the dir). */
+  state: 'running' | 'starting' | 'dead' | 'exited';
+  exitCode?: number;
 }
 
 function readJson<T>(file: string): T | undefined {
@@ -61,7 +63,9 @@ export function listApps(filter: { cluster?: string; namespace?: string; appId?:
           const record = readJson<SidecarRecord>(join(dir, RECORD_FILE));
           const pid = record?.pid ?? readJson<{ pid: number }>(join(dir, 'launch.json'))?.pid;
           const alive = pid !== undefined && isProcessAlive(pid);
-          out.push({ cluster, namespace, appId, instanceId, dir, record, pid, state: alive ? (record ? 'running' : 'starting') : 'dead' });
+          const exit = alive ? undefined : readJson<{ code: number }>(join(dir, EXIT_FILE));
+          const state = alive ? (record ? 'running' : 'starting') : exit ? 'exited' : 'dead';
+          out.push({ cluster, namespace, appId, instanceId, dir, record, pid, state, exitCode: exit?.code });
         }
       }
     }
@@ -219,7 +223,8 @@ export async function stopApp(opts: { cluster?: string; namespace: string; appId
   const dead = entries.filter((a) => a.state === 'dead' && a.record);
   await Promise.all(entries.map(async (a) => {
     await stopInstance(a);
-    lines.push(`stopped ${a.appId} instance ${a.instanceId} in ${cluster}/${a.namespace}${a.state === 'dead' ? ' (its sidecar had died)' : ''}`);
+    const note = a.state === 'dead' ? ' (its sidecar had died)' : a.state === 'exited' ? ` (it had exited with code ${a.exitCode}; logs removed)` : '';
+    lines.push(`stopped ${a.appId} instance ${a.instanceId} in ${cluster}/${a.namespace}${note}`);
   }));
   // A sidecar that died could not deregister: remove its endpoint now rather than when its lease expires.
   if (dead.length) {
@@ -237,14 +242,14 @@ export async function stopApp(opts: { cluster?: string; namespace: string; appId
 export async function stopAllApps(home = crossmeshHome()): Promise<string[]> {
   const entries = listApps({}, home);
   await Promise.all(entries.map(stopInstance));
-  return entries.filter((a) => a.state !== 'dead').map((a) => `app ${a.cluster}/${a.namespace}/${a.appId} (instance ${a.instanceId})`).sort();
+  return entries.filter((a) => a.state === 'running' || a.state === 'starting').map((a) => `app ${a.cluster}/${a.namespace}/${a.appId} (instance ${a.instanceId})`).sort();
 }
 
 export function appsTable(entries: AppEntry[]): string {
   return formatTable(['CLUSTER', 'NAMESPACE', 'APP-ID', 'INSTANCE', 'STATE', 'PID', 'APP-PID', 'SERVICE-PORT', 'APP-PORT', 'INBOUND', 'OUTBOUND', 'DAPR-HTTP', 'DAPR-GRPC'], entries.map((a) => {
     const p = a.record?.ports;
     const s = (v: number | undefined) => (v === undefined ? '-' : String(v));
-    return [a.cluster, a.namespace, a.appId, a.instanceId, a.state, s(a.pid), s(a.record?.appPid), s(p?.service), s(p?.app), s(p?.inbound), s(p?.outbound), s(p?.http), s(p?.grpc)];
+    return [a.cluster, a.namespace, a.appId, a.instanceId, a.state === 'exited' ? `exited(${a.exitCode})` : a.state, s(a.pid), s(a.record?.appPid), s(p?.service), s(p?.app), s(p?.inbound), s(p?.outbound), s(p?.http), s(p?.grpc)];
   }));
 }
 
