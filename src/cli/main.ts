@@ -6,6 +6,7 @@ import { CONTROL_PLANE, DEFAULT_CLUSTERS, clusterTable, down, joinMembers, statu
 import { appsTable, execApp, listApps, runApp, sidecarFromConfig, stopApp } from './commands/apps.js';
 import { applyFile, createNamespace, createSecret, deleteByName, deleteFile, get } from './commands/resources.js';
 import { readConfig, writeConfig } from './home.js';
+import { explainRoute } from './commands/route.js';
 import { clientFor, endpointFor, selectedClusterName } from './target.js';
 import { VERSION } from '../apiserver/server.js';
 
@@ -184,6 +185,16 @@ export function buildProgram(): Command {
       if (o.fromLiteral.length === 0) throw new CrossmeshError('CM_ERR_USAGE', 'create secret generic: give at least one --from-literal=KEY=VALUE');
       const client = clientFor(cluster());
       try { out([await createSecret(client, name, o.namespace, o.fromLiteral)]); } finally { await client.close(); }
+    });
+
+  program.command('route')
+    .description('explain where a call to SERVICE[.NAMESPACE][:PORT] from this cluster goes (policy, endpoints, remote gateways)')
+    .argument('<target>', 'e.g. nodeapp.dapr-test:3000')
+    .option('-n, --namespace <ns>', 'namespace of the calling app (for short names)', 'default')
+    .action(async (target: string, o) => {
+      const name = selectedClusterName(cluster());
+      const client = clientFor(cluster());
+      try { out(await explainRoute(client, name, target, o.namespace)); } finally { await client.close(); }
     });
 
   program.command('kubeconfig')
