@@ -24,6 +24,12 @@ export const ERRORS = {
   CM_ERR_INTERNAL: { status: 500, reason: 'InternalError' },
   CM_ERR_USAGE: { status: 400, reason: 'BadRequest' },
   CM_ERR_CONFIG: { status: 500, reason: 'InternalError' },
+  /** State: the given etag is not the stored one (or first-write on an existing key). */
+  CM_ERR_ETAG_MISMATCH: { status: 409, reason: 'Conflict' },
+  /** State: the etag can't be parsed for this store. */
+  CM_ERR_ETAG_INVALID: { status: 400, reason: 'BadRequest' },
+  /** A backing service (Redis, ...) failed or is unreachable; the operation did not complete. */
+  CM_ERR_STORE_UNAVAILABLE: { status: 500, reason: 'InternalError' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
