@@ -17,6 +17,8 @@ export interface ApiServerOptions {
   /** Largest accepted request body; Kubernetes' own limit is about 3 MiB. */
   maxBodyBytes?: number;
   bookmarkIntervalMs?: number;
+  /** Prometheus exposition for GET /metrics (bearer token required, as on Kubernetes). */
+  metrics?: () => Promise<{ contentType: string; body: string }>;
 }
 
 export const VERSION = '0.1.0';
@@ -92,6 +94,12 @@ export class ApiServer {
       return sendJson(res, 200, { major: '1', minor: '28', gitVersion: `v1.28.0-crossmesh.${VERSION}`, platform: `${process.platform}/${process.arch}`, crossmesh: VERSION, cluster: this.opts.clusterName });
     }
     this.checkToken(req);
+    if (path === '/metrics' && this.opts.metrics) {
+      const m = await this.opts.metrics();
+      res.writeHead(200, { 'content-type': m.contentType });
+      res.end(m.body);
+      return;
+    }
     const discovered = this.discovery.get(path.replace(/\/$/, ''));
     if (discovered) {
       if (req.method !== 'GET') throw new CrossmeshError('CM_ERR_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`);

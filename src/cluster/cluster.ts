@@ -47,7 +47,12 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningCluster
   if (opts.dataDir) mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   const store = openStore(opts.dataDir);
   const token = opts.dataDir ? loadOrCreateToken(join(opts.dataDir, 'token')) : randomBytes(32).toString('hex');
-  const api = new ApiServer({ store, token, clusterName: opts.name, host, port: opts.apiPort ?? 0 });
+  // /metrics on the API (token required) exposes the gateway's metrics, created below.
+  const metricsOf: { gateway?: Gateway } = {};
+  const api = new ApiServer({
+    store, token, clusterName: opts.name, host, port: opts.apiPort ?? 0,
+    metrics: async () => metricsOf.gateway ? metricsOf.gateway.metrics.render() : { contentType: 'text/plain', body: '' },
+  });
   try {
     await api.listen();
   } catch (err) {
@@ -61,6 +66,7 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningCluster
   const exports = new StoreCache(store, storageKeyOf('ServiceExport')).start();
   const exportController = new ExportController({ store, exports, services }).start();
   const gateway = new Gateway({ clusterName: opts.name, exports, services, endpoints, host, port: opts.gatewayPort ?? 0 });
+  metricsOf.gateway = gateway;
   const stopGateway = async () => {
     exportController.stop();
     await gateway.close();

@@ -11,6 +11,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { KubeObject } from '../api/index.js';
 import type { ResourceCache } from '../client/cache.js';
+import { RequestMetrics, SOURCE_CLUSTER_HEADER } from '../metrics/requests.js';
 import { CrossmeshError } from '../errors.js';
 import { forward, PoolRegistry, sendError } from '../proxy/index.js';
 import { log } from '../util/log.js';
@@ -64,12 +65,15 @@ export class Gateway {
   private readonly onChange = () => this.schedule();
   private readonly problems = new Set<string>();
   private _port = 0;
+  /** Prometheus metrics of this gateway (served by the cluster API's /metrics). */
+  readonly metrics: RequestMetrics;
 
   constructor(private readonly opts: GatewayOptions) {
     this.pools = opts.pools ?? new PoolRegistry();
     this.ownPools = opts.pools === undefined;
     this.timeoutMs = opts.upstreamTimeoutMs ?? 60_000;
     this.clusterHeader = opts.clusterName;
+    this.metrics = new RequestMetrics('crossmesh_gateway', { cluster: opts.clusterName });
     this.server = createServer({ requireHostHeader: false }, (req, res) => this.handle(req, res));
     for (const c of [opts.exports, opts.services, opts.endpoints]) {
       c.on('add', this.onChange);
@@ -131,6 +135,8 @@ export class Gateway {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
+    const source = req.headers[SOURCE_CLUSTER_HEADER];
+    this.metrics.track(res, 'inbound', typeof source === 'string' ? source : 'unknown', this.clusterHeader);
     const url = req.url ?? '';
     if (url.charCodeAt(0) !== 47) return reply(res, BAD_TARGET);
     const q = url.indexOf('?');

@@ -20,6 +20,8 @@ export interface ForwardOptions {
   path: string;
   /** Flat [name, value, ...] request headers to set upstream (lowercase names; replace incoming ones). */
   extraHeaders?: readonly string[];
+  /** Incoming request headers (lowercase) not passed upstream. */
+  dropHeaders?: ReadonlySet<string>;
   /** Flat [name, value, ...] headers added to the response (also to error responses). */
   responseHeaders?: readonly string[];
   /** Time allowed for the upstream's response headers, and between body chunks. Default 30 s. */
@@ -97,6 +99,7 @@ export async function forward(req: IncomingMessage, res: ServerResponse, opts: F
       clientIp: socket.remoteAddress ?? '',
       proto: (socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
       extra: opts.extraHeaders,
+      drop: opts.dropHeaders,
     });
   } catch (err) {
     return fail(res, opts, err as CrossmeshError, false, false);

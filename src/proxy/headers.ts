@@ -41,6 +41,8 @@ export interface RequestHeaderInput {
   proto: string;
   /** Flat [name, value, ...] headers to set (they replace same-named incoming ones); names lowercase. */
   extra?: readonly string[];
+  /** Incoming headers (lowercase names) not to pass upstream, e.g. `dapr-api-token`. */
+  drop?: ReadonlySet<string>;
 }
 
 export interface UpstreamHeaders {
@@ -86,6 +88,7 @@ export function upstreamRequestHeaders(input: RequestHeaderInput): UpstreamHeade
     const value = raw[i + 1];
     if (HOP_BY_HOP.has(name) || (named !== undefined && named.has(name))) continue;
     if (extra !== undefined && includesName(extra, name)) continue;
+    if (input.drop !== undefined && input.drop.has(name)) continue;
     switch (name) {
       case 'x-forwarded-for':
         xff = xff === undefined ? value : `${xff}, ${value}`;

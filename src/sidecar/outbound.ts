@@ -3,6 +3,7 @@ import { kindFor } from '../api/index.js';
 import { Informer } from '../client/informer.js';
 import { CrossmeshError } from '../errors.js';
 import { forward, sendError, PoolRegistry } from '../proxy/index.js';
+import { SOURCE_CLUSTER_HEADER } from '../metrics/requests.js';
 import { chooseTarget, OutlierDetector, WeightedPicker } from './balancer.js';
 import { compileRoutes, describeRoute, routeKey, type ServiceRoute, type Target } from './routes.js';
 import type { OutboundRouter, OutboundRouterOptions } from './types.js';
@@ -17,6 +18,16 @@ export interface OutboundStats {
   requests: number;
   retries: number;
   noRoute: number;
+}
+
+export interface DispatchOptions {
+  /** Headers set on the upstream request (replace same-named incoming ones). */
+  extraHeaders?: readonly string[];
+  /** Incoming headers not passed on. */
+  dropHeaders?: ReadonlySet<string>;
+  timeoutMs?: number;
+  /** Called after each attempt with the target and the status (for metrics). */
+  observe?: (target: Target, status: number) => void;
 }
 
 interface ResolvedName {
@@ -35,6 +46,8 @@ interface ResolvedName {
  */
 export class MeshOutboundRouter implements OutboundRouter {
   private routes = new Map<string, ServiceRoute>();
+  /** namespace/name → the route of its lowest port, compiled with `routes`. */
+  private byService = new Map<string, ServiceRoute>();
   private readonly pickers = new Map<string, WeightedPicker>();
   readonly outliers = new OutlierDetector();
   readonly stats: OutboundStats = { requests: 0, retries: 0, noRoute: 0 };
@@ -42,11 +55,13 @@ export class MeshOutboundRouter implements OutboundRouter {
   private readonly pools = new PoolRegistry();
   private compileScheduled = false;
   private readonly ownCluster: string;
+  private readonly sourceHeader: readonly string[];
   private readonly callerNamespace: string;
   private readonly timeoutMs: number;
 
   constructor(private readonly opts: OutboundRouterOptions & { timeoutMs?: number }) {
     this.ownCluster = opts.identity.clusterName;
+    this.sourceHeader = [SOURCE_CLUSTER_HEADER, this.ownCluster];
     this.callerNamespace = opts.identity.namespace;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     const informerOpts = { minBackoffMs: 100, maxBackoffMs: 2000 };
@@ -92,19 +107,30 @@ export class MeshOutboundRouter implements OutboundRouter {
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { host, path } = this.target(req);
-    const name = this.resolve(host);
-    const route = this.routes.get(routeKey(name.namespace, name.name, name.port));
+    await this.dispatch(req, res, this.resolve(host), path);
+  }
+
+  /**
+   * Sends one request to a mesh service (by namespace/name, and port when known) along its
+   * compiled route. Used by the proxy listener and by Dapr service invocation. Errors are
+   * thrown as CrossmeshError before anything was written; `opts.onError` lets invocation answer
+   * them in Dapr's shape instead.
+   */
+  async dispatch(req: IncomingMessage, res: ServerResponse, name: { namespace: string; name: string; port?: number }, path: string, opts: DispatchOptions = {}): Promise<void> {
+    const route = name.port !== undefined ? this.routes.get(routeKey(name.namespace, name.name, name.port)) : this.firstRoute(name.namespace, name.name);
     if (!route) {
       this.stats.noRoute++;
-      throw new CrossmeshError('CM_ERR_NOT_FOUND', `crossmesh: no service "${name.name}" with port ${name.port} in namespace "${name.namespace}" of cluster ${this.ownCluster}; check \`crossmesh get svc,simp -n ${name.namespace} --cluster ${this.ownCluster}\``);
+      const port = name.port !== undefined ? ` with port ${name.port}` : '';
+      throw new CrossmeshError('CM_ERR_NOT_FOUND', `crossmesh: no service "${name.name}"${port} in namespace "${name.namespace}" of cluster ${this.ownCluster}; check \`crossmesh get svc,simp -n ${name.namespace} --cluster ${this.ownCluster}\``);
     }
     const method = req.method ?? 'GET';
     const bodyless = req.headers['content-length'] === undefined || req.headers['content-length'] === '0' ? req.headers['transfer-encoding'] === undefined : false;
     const retryableMethod = IDEMPOTENT.has(method) && bodyless;
-    let picker = this.pickers.get(routeKey(route.namespace, route.name, route.port));
+    const pickerKey = routeKey(route.namespace, route.name, route.port);
+    let picker = this.pickers.get(pickerKey);
     if (!picker) {
       picker = new WeightedPicker();
-      this.pickers.set(routeKey(route.namespace, route.name, route.port), picker);
+      this.pickers.set(pickerKey, picker);
     }
     let tried: Set<string> | undefined;
     let lastError: CrossmeshError | undefined;
@@ -115,14 +141,18 @@ export class MeshOutboundRouter implements OutboundRouter {
       const result = await forward(req, res, {
         origin: target.origin,
         path: target.pathPrefix + path,
-        timeoutMs: this.timeoutMs,
+        timeoutMs: opts.timeoutMs ?? this.timeoutMs,
         label: describeTarget(route, target),
         respondOnError: false,
         pools: this.pools,
+        // Remote gateways learn the calling cluster (their metrics' source_cluster).
+        extraHeaders: target.kind === 'remote' ? (opts.extraHeaders ? [...opts.extraHeaders, ...this.sourceHeader] : this.sourceHeader) : opts.extraHeaders,
+        dropHeaders: opts.dropHeaders,
         // Only an idempotent bodyless request, with an attempt left, may have its answer replaced.
         retryStatuses: retryableMethod && attempt < MAX_ATTEMPTS - 1 ? RETRY_STATUSES : undefined,
         responseHeaders: target.kind === 'local' ? ['x-crossmesh-cluster', this.ownCluster, 'x-crossmesh-endpoint', target.address] : undefined,
       });
+      opts.observe?.(target, result.status);
       if (result.discarded) {
         this.outliers.failure(target, 'status');
         (tried ??= new Set()).add(target.id);
@@ -141,12 +171,14 @@ export class MeshOutboundRouter implements OutboundRouter {
       if (!(result.failedBeforeSend && (bodyless || !req.readableDidRead)) && !(retryableMethod && !isTimeout)) break;
       (tried ??= new Set()).add(target.id);
     }
-    if (lastError) {
-      sendError(res, { code: lastError.code, status: lastError.status, message: lastError.message });
-      return;
-    }
+    if (lastError) throw lastError;
     this.stats.noRoute++;
     throw new CrossmeshError('CM_ERR_UNAVAILABLE', noTargetMessage(route, this.ownCluster));
+  }
+
+  /** The route of a service's lowest port (Dapr invocation addresses an app, not a port). */
+  private firstRoute(namespace: string, name: string): ServiceRoute | undefined {
+    return this.byService.get(`${namespace}/${name}`);
   }
 
   /** Host and origin-form path from an absolute-form target or the Host header. */
@@ -191,6 +223,13 @@ export class MeshOutboundRouter implements OutboundRouter {
   private compile(): void {
     const [services, endpoints, imports, policies] = this.informers.map((i) => i.list());
     this.routes = compileRoutes({ clusterName: this.ownCluster, services, endpoints, imports, policies });
+    const byService = new Map<string, ServiceRoute>();
+    for (const r of this.routes.values()) {
+      const k = `${r.namespace}/${r.name}`;
+      const cur = byService.get(k);
+      if (!cur || r.port < cur.port) byService.set(k, r);
+    }
+    this.byService = byService;
     const ids = new Set<string>();
     const origins = new Set<string>();
     for (const r of this.routes.values()) {

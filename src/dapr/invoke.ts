@@ -1,0 +1,109 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { posix } from 'node:path';
+import { CrossmeshError } from '../errors.js';
+import { sendError } from '../proxy/index.js';
+import type { DispatchOptions, MeshOutboundRouter } from '../sidecar/outbound.js';
+import type { SidecarIdentity } from '../sidecar/types.js';
+
+/** Headers a caller may not pass to the target: Dapr routing/auth, and Dapr's own caller headers (no spoofing). */
+const DROP_HEADERS: ReadonlySet<string> = new Set(['dapr-app-id', 'dapr-api-token', 'dapr-caller-app-id', 'dapr-caller-namespace', 'dapr-callee-app-id']);
+const DROP_WITH_AUTH: ReadonlySet<string> = new Set([...DROP_HEADERS, 'authorization']);
+// NUL, C0 controls, DEL, and the URL delimiters Dapr refuses in a method name.
+const BAD_METHOD = /[\u0000-\u001f\u007f#?]/;
+
+export interface InvokeTarget {
+  appId: string;
+  namespace: string;
+}
+
+/** `nodeapp.dapr-test` → app nodeapp in namespace dapr-test; one part → the caller's namespace. */
+export function parseAppId(id: string, callerNamespace: string): InvokeTarget {
+  const parts = id.split('.');
+  if (parts.length > 2 || parts.some((p) => p === '')) throw new CrossmeshError('CM_ERR_BAD_REQUEST', 'invalid app id');
+  return { appId: parts[0], namespace: parts[1] ?? callerNamespace };
+}
+
+/**
+ * Dapr's method normalisation: the method is percent-decoded, refused when it holds `#`, `?`,
+ * NUL or control characters, and cleaned as a path (`a/../b` → `b`; leading `../` can't climb
+ * above the app's root). Returns the origin-form path to send, re-encoded.
+ */
+export function normalizeMethod(raw: string): string {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(raw);
+  } catch {
+    throw new CrossmeshError('CM_ERR_BAD_REQUEST', `method "${raw.slice(0, 100)}" has malformed percent-encoding`);
+  }
+  if (BAD_METHOD.test(decoded)) throw new CrossmeshError('CM_ERR_BAD_REQUEST', `method "${raw.slice(0, 100)}" contains a forbidden character (#, ?, NUL or a control character)`);
+  const cleaned = posix.normalize('/' + decoded);
+  return encodeURI(cleaned.length > 1 && cleaned.endsWith('/') && !decoded.endsWith('/') ? cleaned.slice(0, -1) : cleaned);
+}
+
+function daprError(res: ServerResponse, status: number, message: string): void {
+  sendError(res, { code: 'ERR_DIRECT_INVOKE', status, message });
+}
+
+/**
+ * Dapr service invocation: resolves an app id to the mesh service of that name in that
+ * namespace and sends the call along the mesh route, so the caller cluster's
+ * GlobalTrafficPolicy decides where it lands. Status, headers and body of the target pass
+ * through, streamed. Failures answer in Dapr's shape: 500 ERR_DIRECT_INVOKE
+ * "failed to invoke, id: <id>, err: <err>".
+ */
+export class DaprInvoker {
+  private readonly callerHeaders: string[];
+
+  constructor(private readonly router: MeshOutboundRouter, private readonly identity: SidecarIdentity, private readonly opts: { timeoutMs?: number } = {}) {
+    this.callerHeaders = ['dapr-caller-app-id', identity.appId, 'dapr-caller-namespace', identity.namespace];
+  }
+
+  /**
+   * `appId` from the URL, the `dapr-app-id` header or basic auth (undefined when none);
+   * `method` as it appears in the URL (still percent-encoded, without the query).
+   */
+  handle(req: IncomingMessage, res: ServerResponse, appId: string | undefined, method: string): void {
+    if (!appId) {
+      daprError(res, 404, 'failed getting app id either from the URL path or the header dapr-app-id');
+      return;
+    }
+    this.invoke(req, res, appId, method).catch((err) => {
+      const msg = err instanceof Error ? err.message : String(err);
+      daprError(res, 500, `failed to invoke, id: ${appId}, err: ${msg}`);
+    });
+  }
+
+  private async invoke(req: IncomingMessage, res: ServerResponse, appId: string, method: string): Promise<void> {
+    const target = parseAppId(appId, this.identity.namespace);
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    const path = normalizeMethod(method) + (q >= 0 ? url.slice(q) : '');
+    const client = req.socket.remoteAddress ?? '';
+    const opts: DispatchOptions = {
+      extraHeaders: [
+        ...this.callerHeaders,
+        'dapr-callee-app-id', target.appId,
+        'forwarded', `for=${client};by=${this.identity.appId};host=${req.headers.host ?? ''}`,
+      ],
+      dropHeaders: req.headers.authorization?.startsWith('Basic ') ? DROP_WITH_AUTH : DROP_HEADERS,
+      timeoutMs: this.opts.timeoutMs,
+    };
+    await this.router.dispatch(req, res, { namespace: target.namespace, name: target.appId }, path, opts);
+  }
+}
+
+/**
+ * The app id of a request that uses the header form (`dapr-app-id: X`) or the basic-auth form
+ * (user `dapr-app-id`, password X), or undefined.
+ */
+export function appIdFromHeaders(req: IncomingMessage): string | undefined {
+  const h = req.headers['dapr-app-id'];
+  if (typeof h === 'string' && h !== '') return h;
+  const auth = req.headers.authorization;
+  if (auth?.startsWith('Basic ')) {
+    const decoded = Buffer.from(auth.slice(6), 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon > 0 && decoded.slice(0, colon) === 'dapr-app-id') return decoded.slice(colon + 1) || undefined;
+  }
+  return undefined;
+}
