@@ -205,6 +205,26 @@ describe('sidecar mesh across four clusters (reference scenario steps 3-8)', () 
     });
     console.log(`# control plane killed under load: 300 sent, ${cp.failed.length} failed`);
     assert.equal(cp.failed.length, 0, JSON.stringify(cp.failed.slice(0, 3)));
+
+    // The caller's own cluster process (its sidecar's API) goes away: last-known routes keep serving.
     assert.ok(existsSync(join(home, 'clusters', 'cluster-2', 'cluster.json')));
+    const own = await load(200, 4, async (sent) => {
+      await eventually(() => sent() > 40, 5000, 'load running');
+      process.kill(clusterPid('cluster-2'), 'SIGKILL');
+    });
+    console.log(`# cluster-2 (the caller's cluster API) killed under load: 200 sent, ${own.failed.length} failed`);
+    assert.equal(own.failed.length, 0, JSON.stringify(own.failed.slice(0, 3)));
+  });
+
+  it('the gateway reports requests by source cluster on its cluster API /metrics', async () => {
+    const cfg = JSON.parse(readFileSync(join(home, 'config.json'), 'utf8')) as { contexts: Record<string, { server: string; token: string }> };
+    const c1 = cfg.contexts['cluster-1'];
+    const res = await fetch(`${c1.server}/metrics`, { headers: { authorization: `Bearer ${c1.token}` } });
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    assert.match(text, /crossmesh_gateway_requests_total\{[^}]*source_cluster="cluster-2"[^}]*destination_cluster="cluster-1"[^}]*code="200"[^}]*\} \d+/);
+    assert.match(text, /crossmesh_gateway_request_duration_seconds_bucket/);
+    const anonymous = await fetch(`${c1.server}/metrics`);
+    assert.equal(anonymous.status, 401);
   });
 });
