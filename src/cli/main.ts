@@ -7,6 +7,7 @@ import { appsTable, execApp, listApps, runApp, sidecarFromConfig, stopApp } from
 import { applyFile, createNamespace, createSecret, deleteByName, deleteFile, get } from './commands/resources.js';
 import { readConfig, writeConfig } from './home.js';
 import { explainRoute } from './commands/route.js';
+import { runDemo } from './commands/demo.js';
 import { clientFor, endpointFor, selectedClusterName } from './target.js';
 import { VERSION } from '../apiserver/server.js';
 
@@ -195,6 +196,26 @@ export function buildProgram(): Command {
       const name = selectedClusterName(cluster());
       const client = clientFor(cluster());
       try { out(await explainRoute(client, name, target, o.namespace)); } finally { await client.close(); }
+    });
+
+  program.command('demo')
+    .description('the reference walkthrough in one command (no flag = install + demo)')
+    .option('-i, --install', 'start the four clusters and join the members', false)
+    .option('-d, --demo', 'run the walkthrough', false)
+    .option('-r, --reset', 'remove what the walkthrough created (apps, namespaces) in every cluster', false)
+    .option('-u, --uninstall', 'stop and delete all clusters', false)
+    .addOption(new Option('--state <store>', 'state store for nodeapp').choices(['sqlite', 'redis']).default('sqlite'))
+    .option('--redis-host <host:port>', 'use this Redis (password changeme) instead of starting redis-server')
+    .option('--fast', 'skip the informational listing steps', false)
+    .option('--quiet', 'print only the checks and the summary', false)
+    .option('--api-port <port>', 'API port of the first cluster (0 = free ports)', port, 6444)
+    .option('--gateway-port <port>', 'gateway port of the first cluster (0 = free ports)', port, 8080)
+    .action(async (o) => {
+      const none = !o.install && !o.demo && !o.reset && !o.uninstall;
+      process.exitCode = await runDemo({
+        install: o.install || none, demo: o.demo || none, reset: o.reset, uninstall: o.uninstall,
+        state: o.state, redisHost: o.redisHost, quiet: o.quiet, fast: o.fast, apiPort: o.apiPort, gatewayPort: o.gatewayPort,
+      });
     });
 
   program.command('kubeconfig')
