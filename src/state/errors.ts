@@ -1,0 +1,21 @@
+/**
+ * The state stores' errors, worded once so every backend reports the same thing the same way
+ * (the Dapr layer maps the codes to ERR_STATE_SAVE / ERR_STATE_DELETE / ...).
+ */
+import { CrossmeshError } from '../errors.js';
+
+export function etagMismatch(key: string, what = 'possible etag mismatch'): CrossmeshError {
+  return new CrossmeshError('CM_ERR_ETAG_MISMATCH', `${what} for key ${key}`);
+}
+
+export function etagInvalid(key: string, etag: string, expected: string): CrossmeshError {
+  return new CrossmeshError('CM_ERR_ETAG_INVALID', `invalid etag ${JSON.stringify(etag)} for key ${key}: expected ${expected}`);
+}
+
+export function configError(store: string, message: string): CrossmeshError {
+  return new CrossmeshError('CM_ERR_CONFIG', `state store ${store}: ${message}`);
+}
+
+export function badRequest(message: string): CrossmeshError {
+  return new CrossmeshError('CM_ERR_BAD_REQUEST', message);
+}

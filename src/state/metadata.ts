@@ -1,0 +1,56 @@
+/**
+ * Readers for Component metadata (all values arrive as strings). A bad value is a CM_ERR_CONFIG
+ * naming the store and the field, raised when the store is created, not on first use.
+ */
+import { parseGoDuration } from '../api/index.js';
+import type { StoreConfig } from './types.js';
+import { configError } from './errors.js';
+
+export class MetadataReader {
+  constructor(private readonly config: StoreConfig) {}
+
+  string(name: string): string | undefined {
+    const v = this.config.metadata[name];
+    return v === undefined || v === '' ? undefined : v;
+  }
+
+  int(name: string, min: number): number | undefined {
+    const v = this.string(name);
+    if (v === undefined) return undefined;
+    if (!/^-?\d+$/.test(v.trim()) || Number(v) < min) throw this.bad(name, v, `an integer >= ${min}`);
+    return Number(v);
+  }
+
+  bool(name: string): boolean | undefined {
+    const v = this.string(name)?.toLowerCase();
+    if (v === undefined) return undefined;
+    // Go's strconv.ParseBool spellings, since Dapr parses these with it.
+    if (['true', '1', 't', 'yes'].includes(v)) return true;
+    if (['false', '0', 'f', 'no'].includes(v)) return false;
+    throw this.bad(name, v, '"true" or "false"');
+  }
+
+  /** A Go duration (`20s`, `500ms`) in ms; a bare number is taken as seconds, as Dapr's metadata decoder does. */
+  durationMs(name: string): number | undefined {
+    const v = this.string(name);
+    if (v === undefined) return undefined;
+    if (/^\d+$/.test(v)) return Number(v) * 1000;
+    try {
+      const ms = parseGoDuration(v);
+      if (ms < 0) throw new Error('negative');
+      return ms;
+    } catch {
+      throw this.bad(name, v, 'a duration like "5s" or "500ms"');
+    }
+  }
+
+  /** Component-wide default TTL (`ttlInSeconds`); -1 / absent = none. */
+  defaultTtlSeconds(): number | undefined {
+    const ttl = this.int('ttlInSeconds', -1);
+    return ttl !== undefined && ttl > 0 ? ttl : undefined;
+  }
+
+  private bad(name: string, value: string, expected: string) {
+    return configError(this.config.name, `metadata ${name}=${JSON.stringify(value)} is invalid: expected ${expected}`);
+  }
+}
