@@ -226,5 +226,11 @@ describe('sidecar mesh across four clusters (reference scenario steps 3-8)', () 
     assert.match(text, /crossmesh_gateway_request_duration_seconds_bucket/);
     const anonymous = await fetch(`${c1.server}/metrics`);
     assert.equal(anonymous.status, 401);
+
+    const env = await cli(['--cluster', 'cluster-2', 'exec', '-n', 'curl', '--app-id', 'curl', '--', process.execPath, '-e', 'console.log(process.env.DAPR_HTTP_PORT)']);
+    const sidecar = await (await fetch(`http://127.0.0.1:${env.stdout.trim()}/metrics`)).text();
+    assert.match(sidecar, /crossmesh_sidecar_requests_total\{direction="outbound",source_cluster="cluster-2",destination_cluster="cluster-1",code="200"[^}]*\} \d+/);
+    assert.match(sidecar, /crossmesh_sidecar_retries_total\{[^}]*\} [1-9]\d*/, 'retries after the killed gateway are counted');
+    assert.match(sidecar, /crossmesh_sidecar_ejections_total\{[^}]*\} [1-9]\d*/, 'ejections are counted');
   });
 });

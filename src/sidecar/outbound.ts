@@ -138,6 +138,7 @@ export class MeshOutboundRouter implements OutboundRouter {
       const target = chooseTarget(route, picker, this.outliers, tried);
       if (!target) break;
       if (attempt > 0) this.stats.retries++;
+      this.opts.onTarget?.(res, target.kind === 'local' ? this.ownCluster : clusterName(target.cluster));
       const result = await forward(req, res, {
         origin: target.origin,
         path: target.pathPrefix + path,
@@ -239,6 +240,11 @@ export class MeshOutboundRouter implements OutboundRouter {
     this.outliers.retain(ids);
     this.pools.retain(origins);
   }
+}
+
+/** `region/zone/group/name` → `name`. */
+function clusterName(clusterKey: string): string {
+  return clusterKey.slice(clusterKey.lastIndexOf('/') + 1);
 }
 
 function describeTarget(route: ServiceRoute, t: Target): string {

@@ -66,7 +66,7 @@ test('startSidecar: inbound reaches the app, two instances are two subsets, clos
   assert.equal(res.headers.get('x-crossmesh-served-by'), `cluster-1/nodeapp-${ca.identity.instanceId}`);
   assert.equal((await fetch(`http://127.0.0.1:${ca.ports.http}/v1.0/healthz`)).status, 204);
   const metrics = await (await fetch(`http://127.0.0.1:${ca.ports.http}/metrics`)).text();
-  assert.match(metrics, /crossmesh_sidecar_requests_total\{direction="inbound",code="200",cluster="cluster-1",namespace="dapr-test",app_id="nodeapp"\} 1/);
+  assert.match(metrics, /crossmesh_sidecar_requests_total\{direction="inbound",source_cluster="cluster-1",destination_cluster="cluster-1",code="200",cluster="cluster-1",namespace="dapr-test",app_id="nodeapp"\} 1/);
   assert.match(metrics, /crossmesh_sidecar_request_duration_seconds_count\{[^}]*direction="inbound"[^}]*\} 1/);
   assert.equal((await fetch(`http://127.0.0.1:${ca.ports.http}/v1.0/state/statestore`)).status, 501);
 

@@ -17,8 +17,8 @@ import { toCrossmeshError } from '../errors.js';
 import { instancePodName } from '../leases/names.js';
 import { forward, sendError } from '../proxy/index.js';
 import { log } from '../util/log.js';
-import { SidecarMetrics } from './metrics.js';
-import { createOutboundRouter } from './outbound.js';
+import { RequestMetrics, SOURCE_CLUSTER_HEADER } from '../metrics/requests.js';
+import { createOutboundRouter, MeshOutboundRouter } from './outbound.js';
 import { EndpointRegistration } from './registration.js';
 import type { OutboundRouter, OutboundRouterOptions, SidecarIdentity } from './types.js';
 
@@ -66,7 +66,7 @@ export interface RunningSidecar {
   ports: SidecarPorts;
   /** The environment the app gets (APP_PORT, DAPR_*_PORT, APP_ID, NAMESPACE, CLUSTER_NAME, proxies). */
   appEnv: Record<string, string>;
-  metrics: SidecarMetrics;
+  metrics: RequestMetrics;
   router: OutboundRouter;
   /** Undefined until register() (and for client-only apps). */
   registration?: EndpointRegistration;
@@ -119,13 +119,18 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const pod = instancePodName(identity.appId, identity.instanceId);
   const ownsClient = !(opts.api instanceof ApiClient);
   const client = opts.api instanceof ApiClient ? opts.api : new ApiClient(opts.api);
-  const metrics = new SidecarMetrics({ cluster: identity.clusterName, namespace: identity.namespace, app_id: identity.appId }, { processMetrics: opts.processMetrics });
-  const router = (opts.createRouter ?? createOutboundRouter)({ identity, client });
+  const metrics = new RequestMetrics('crossmesh_sidecar', { cluster: identity.clusterName, namespace: identity.namespace, app_id: identity.appId }, { processMetrics: opts.processMetrics });
+  const router = (opts.createRouter ?? createOutboundRouter)({ identity, client, onTarget: RequestMetrics.setDestination });
+  if (router instanceof MeshOutboundRouter) {
+    const mesh = router;
+    metrics.counterFrom('crossmesh_sidecar_retries_total', 'Outbound attempts retried on another endpoint or cluster', () => mesh.stats.retries);
+    metrics.counterFrom('crossmesh_sidecar_ejections_total', 'Outbound targets ejected by outlier detection', () => mesh.outliers.ejectionsTotal);
+  }
   const servers: Array<Server | NetServer> = [];
   let ready = false;
 
   const outbound = createServer((req, res) => {
-    metrics.track(res, 'outbound');
+    metrics.track(res, 'outbound', identity.clusterName);
     router.handle(req, res);
   });
   servers.push(outbound);
@@ -137,7 +142,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     const responseHeaders = ['x-crossmesh-served-by', `${identity.clusterName}/${pod}`];
     const label = `app ${identity.namespace}/${identity.appId} at ${host}:${appPort}`;
     inbound = createServer((req: IncomingMessage, res: ServerResponse) => {
-      metrics.track(res, 'inbound');
+      const source = req.headers[SOURCE_CLUSTER_HEADER];
+      metrics.track(res, 'inbound', typeof source === 'string' ? source : identity.clusterName, identity.clusterName);
       let path = req.url ?? '/';
       if (path.charCodeAt(0) !== 47 /* / */) {
         // Absolute-form (a client that treats us as a proxy): keep path and query only.

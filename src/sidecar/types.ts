@@ -27,4 +27,6 @@ export interface OutboundRouterOptions {
   identity: SidecarIdentity;
   /** Client of the sidecar's own cluster API. */
   client: ApiClient;
+  /** Told which cluster each attempt goes to (metrics: destination cluster). */
+  onTarget?: (res: ServerResponse, cluster: string) => void;
 }
