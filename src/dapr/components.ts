@@ -225,6 +225,8 @@ export class ComponentRegistry extends EventEmitter<ComponentRegistryEvents> {
 
   private reconcile(): void {
     if (this.closed) return;
+    // Until every collection listed once, a component may name a secret not seen yet: wait.
+    if (!this.caches.components.synced || !this.caches.secrets.synced || (this.caches.resiliencies && !this.caches.resiliencies.synced)) return;
     const { appId, namespace } = this.opts;
     this.resiliency = compileResiliency((this.caches.resiliencies?.list() ?? []).filter((o) => this.inNamespace(o)), { appId });
     const seen = new Set<string>();
