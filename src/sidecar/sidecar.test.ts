@@ -68,7 +68,8 @@ test('startSidecar: inbound reaches the app, two instances are two subsets, clos
   const metrics = await (await fetch(`http://127.0.0.1:${ca.ports.http}/metrics`)).text();
   assert.match(metrics, /crossmesh_sidecar_requests_total\{direction="inbound",source_cluster="cluster-1",destination_cluster="cluster-1",code="200",cluster="cluster-1",namespace="dapr-test",app_id="nodeapp"\} 1/);
   assert.match(metrics, /crossmesh_sidecar_request_duration_seconds_count\{[^}]*direction="inbound"[^}]*\} 1/);
-  assert.equal((await fetch(`http://127.0.0.1:${ca.ports.http}/v1.0/state/statestore`)).status, 501);
+  // The Dapr API: no Component in the namespace → 500 ERR_STATE_STORE_NOT_CONFIGURED.
+  assert.equal((await fetch(`http://127.0.0.1:${ca.ports.http}/v1.0/state/statestore/k`)).status, 500);
 
   // The app going away: the inbound hop answers 502 naming the app.
   await new Promise((r) => b.server.close(r));

@@ -5,17 +5,20 @@
  *   outbound  127.0.0.1:port0  the app's HTTP proxy (http_proxy): the OutboundRouter (outbound.ts)
  *   inbound   127.0.0.1:port0  in front of the app: forward() to 127.0.0.1:APP_PORT; its address
  *                              is the app instance's endpoint in the cluster (with a lease)
- *   http      127.0.0.1:port0  DAPR_HTTP_PORT: /v1.0/healthz and /metrics (the Dapr API is next)
+ *   http      127.0.0.1:port0  DAPR_HTTP_PORT: the Dapr HTTP API (src/dapr/) and /metrics
  *   grpc      127.0.0.1:port0  DAPR_GRPC_PORT: reserved only, no gRPC server yet
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ApiClient } from '../client/api-client.js';
 import type { ApiEndpoint } from '../client/kubeconfig.js';
 import { toCrossmeshError } from '../errors.js';
 import { instancePodName } from '../leases/names.js';
-import { forward, sendError } from '../proxy/index.js';
+import { forward } from '../proxy/index.js';
+import { crossmeshHome } from '../cli/home.js';
+import { ComponentRegistry, createDaprApiHandler, type InvokeHandler } from '../dapr/index.js';
 import { log } from '../util/log.js';
 import { RequestMetrics, SOURCE_CLUSTER_HEADER } from '../metrics/requests.js';
 import { createOutboundRouter, MeshOutboundRouter } from './outbound.js';
@@ -46,6 +49,14 @@ export interface SidecarOptions {
   /** Lease timing (tests). */
   renewIntervalMs?: number;
   leaseDurationSeconds?: number;
+  /** Dapr: directory of embedded state stores' files (default $CROSSMESH_HOME/state). */
+  daprStateDir?: string;
+  /** Dapr: required dapr-api-token (default env DAPR_API_TOKEN). */
+  daprApiToken?: string;
+  /** Dapr: service invocation behind /v1.0/invoke and dapr-app-id (501 when absent). */
+  invoke?: InvokeHandler;
+  /** Dapr: POST /v1.0/shutdown (default: close this sidecar). */
+  onShutdown?: () => void;
   /** Replaces the mesh router (tests of the process side). */
   createRouter?: (opts: OutboundRouterOptions) => OutboundRouter;
 }
@@ -68,6 +79,8 @@ export interface RunningSidecar {
   appEnv: Record<string, string>;
   metrics: RequestMetrics;
   router: OutboundRouter;
+  /** Dapr components (state stores) of the app's namespace, with their load status. */
+  components: ComponentRegistry;
   /** Undefined until register() (and for client-only apps). */
   registration?: EndpointRegistration;
   /** Starts the endpoint registration (idempotent); resolves true once registered, false after timeoutMs (it keeps trying). */
@@ -154,19 +167,12 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     servers.push(inbound);
   }
 
-  const admin = createServer((req, res) => {
-    const url = req.url ?? '/';
-    if (url === '/v1.0/healthz' || url === '/v1.0/healthz/outbound') {
-      res.writeHead(ready ? 204 : 500).end();
-    } else if (url === '/metrics') {
-      metrics.render().then(
-        (m) => res.writeHead(200, { 'content-type': m.contentType }).end(m.body),
-        (err) => sendError(res, toCrossmeshError(err)),
-      );
-    } else {
-      sendError(res, { code: 'ERR_NOT_IMPLEMENTED', status: 501, message: `crossmesh sidecar: ${req.method} ${url} is not served yet (this listener has /v1.0/healthz and /metrics; the Dapr HTTP API comes next)` });
-    }
-  });
+  // DAPR_HTTP_PORT: the Dapr HTTP API (src/dapr/), /metrics included.
+  const components = new ComponentRegistry({ appId: identity.appId, namespace: identity.namespace, dataDir: opts.daprStateDir ?? join(crossmeshHome(), 'state'), client });
+  const admin = createServer(createDaprApiHandler({
+    appId: identity.appId, namespace: identity.namespace, components, metrics, appPort, apiToken: opts.daprApiToken, invoke: opts.invoke,
+    isReady: () => ready, onShutdown: opts.onShutdown ?? (() => void close()),
+  }));
   servers.push(admin);
 
   // DAPR_GRPC_PORT is held (so no other sidecar takes it) but serves nothing yet.
@@ -180,6 +186,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       ready = false;
       await registration?.close(true);
       await Promise.all(servers.map((s) => closeServer(s, 2000)));
+      await components.close();
       await router.close().catch((err) => log.warn(`${pod}: closing the outbound router: ${toCrossmeshError(err).message}`));
       if (ownsClient) await client.close();
     })();
@@ -212,9 +219,12 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       no_proxy: NO_PROXY,
     };
     const syncMs = opts.routerSyncTimeoutMs ?? 10_000;
-    await Promise.race([
-      router.start().catch((err) => log.warn(`${pod}: outbound routes not synced yet (${toCrossmeshError(err).message}); the router keeps trying`)),
-      new Promise((r) => setTimeout(r, syncMs).unref()),
+    await Promise.all([
+      Promise.race([
+        router.start().catch((err) => log.warn(`${pod}: outbound routes not synced yet (${toCrossmeshError(err).message}); the router keeps trying`)),
+        new Promise((r) => setTimeout(r, syncMs).unref()),
+      ]),
+      components.start(syncMs),
     ]);
     ready = true;
 
@@ -224,6 +234,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       appEnv,
       metrics,
       router,
+      components,
       get registration() { return registration; },
       register(timeoutMs = 10_000) {
         if (ports.inbound === undefined) return Promise.resolve(false);
