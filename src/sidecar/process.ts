@@ -83,6 +83,8 @@ export async function runSidecarProcess(cfg: SidecarProcessConfig, api: ApiEndpo
     api,
     servicePort: cfg.servicePort,
     processMetrics: true,
+    // POST /v1.0/shutdown stops the whole instance (deregister, app, sidecar), like SIGTERM.
+    onShutdown: () => process.kill(process.pid, 'SIGTERM'),
   });
   const p = sidecar.ports;
   log.info(`${label}: outbound 127.0.0.1:${p.outbound}, ${p.inbound !== undefined ? `inbound 127.0.0.1:${p.inbound} -> app 127.0.0.1:${p.app}, ` : 'client only (no --app-port), '}dapr http ${p.http}, grpc ${p.grpc} (reserved)`);

@@ -19,6 +19,7 @@ import { instancePodName } from '../leases/names.js';
 import { forward } from '../proxy/index.js';
 import { crossmeshHome } from '../cli/home.js';
 import { ComponentRegistry, createDaprApiHandler, type InvokeHandler } from '../dapr/index.js';
+import { DaprInvoker } from '../dapr/invoke.js';
 import { log } from '../util/log.js';
 import { RequestMetrics, SOURCE_CLUSTER_HEADER } from '../metrics/requests.js';
 import { createOutboundRouter, MeshOutboundRouter } from './outbound.js';
@@ -53,6 +54,8 @@ export interface SidecarOptions {
   daprStateDir?: string;
   /** Dapr: required dapr-api-token (default env DAPR_API_TOKEN). */
   daprApiToken?: string;
+  /** Dapr: token the sidecar sends to the app as dapr-api-token (default env APP_API_TOKEN). */
+  appApiToken?: string;
   /** Dapr: service invocation behind /v1.0/invoke and dapr-app-id (501 when absent). */
   invoke?: InvokeHandler;
   /** Dapr: POST /v1.0/shutdown (default: close this sidecar). */
@@ -154,6 +157,9 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     const origin = `http://${host}:${appPort}`;
     const responseHeaders = ['x-crossmesh-served-by', `${identity.clusterName}/${pod}`];
     const label = `app ${identity.namespace}/${identity.appId} at ${host}:${appPort}`;
+    // APP_API_TOKEN: the app can check that calls come through its sidecar (Dapr's app token).
+    const appToken = opts.appApiToken ?? process.env.APP_API_TOKEN;
+    const appTokenHeader = appToken ? ['dapr-api-token', appToken] : undefined;
     inbound = createServer((req: IncomingMessage, res: ServerResponse) => {
       const source = req.headers[SOURCE_CLUSTER_HEADER];
       metrics.track(res, 'inbound', typeof source === 'string' ? source : identity.clusterName, identity.clusterName);
@@ -162,7 +168,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
         // Absolute-form (a client that treats us as a proxy): keep path and query only.
         try { const u = new URL(path); path = u.pathname + u.search; } catch { path = '/'; }
       }
-      void forward(req, res, { origin, path, responseHeaders, label });
+      void forward(req, res, { origin, path, responseHeaders, label, extraHeaders: appTokenHeader });
     });
     servers.push(inbound);
   }
@@ -170,7 +176,9 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   // DAPR_HTTP_PORT: the Dapr HTTP API (src/dapr/), /metrics included.
   const components = new ComponentRegistry({ appId: identity.appId, namespace: identity.namespace, dataDir: opts.daprStateDir ?? join(crossmeshHome(), 'state'), client });
   const admin = createServer(createDaprApiHandler({
-    appId: identity.appId, namespace: identity.namespace, components, metrics, appPort, apiToken: opts.daprApiToken, invoke: opts.invoke,
+    appId: identity.appId, namespace: identity.namespace, components, metrics, appPort, apiToken: opts.daprApiToken,
+    // Dapr service invocation goes through the mesh router, so the cluster's policy decides where it lands.
+    invoke: opts.invoke ?? (router instanceof MeshOutboundRouter ? new DaprInvoker(router, identity) : undefined),
     isReady: () => ready, onShutdown: opts.onShutdown ?? (() => void close()),
   }));
   servers.push(admin);
@@ -217,6 +225,9 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       HTTP_PROXY: proxy,
       NO_PROXY,
       no_proxy: NO_PROXY,
+      // The app's Dapr client must send the sidecar's token; the app may check its own.
+      ...((opts.daprApiToken ?? process.env.DAPR_API_TOKEN) ? { DAPR_API_TOKEN: (opts.daprApiToken ?? process.env.DAPR_API_TOKEN)! } : {}),
+      ...((opts.appApiToken ?? process.env.APP_API_TOKEN) ? { APP_API_TOKEN: (opts.appApiToken ?? process.env.APP_API_TOKEN)! } : {}),
     };
     const syncMs = opts.routerSyncTimeoutMs ?? 10_000;
     await Promise.all([

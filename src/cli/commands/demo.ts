@@ -268,6 +268,13 @@ async function reset(r: DemoRunner): Promise<void> {
   r.heading('Reset: remove what the walkthrough created (apps, namespaces) in every cluster');
   await r.crossmesh(['--cluster', 'cluster-2', 'stop', '-n', 'curl', '--app-id', 'curl']);
   for (const c of MEMBERS) await r.crossmesh(['--cluster', c, 'stop', '-n', 'dapr-test', '--app-id', 'nodeapp']);
+  // Exports go first: while one exists the control plane keeps (re)creating imports and their
+  // namespace in the other members.
+  for (const c of EXPORTERS) await r.crossmesh(['--cluster', c, 'delete', 'serviceexport', 'nodeapp', '-n', 'dapr-test']);
+  await r.waitFor('the imports to be withdrawn', async () => {
+    const found = await Promise.all(MEMBERS.map((c) => probe(['--cluster', c, 'get', 'simp', 'nodeapp', '-n', 'dapr-test'])));
+    return found.every((f) => f.code !== 0);
+  }, 10_000);
   const deletions = await Promise.all([
     ...MEMBERS.map((c) => r.crossmesh(['--cluster', c, 'delete', 'namespace', 'dapr-test'])),
     r.crossmesh(['--cluster', 'cluster-2', 'delete', 'namespace', 'curl']),
