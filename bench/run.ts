@@ -29,6 +29,7 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(ROOT, 'bin', 'crossmesh.js');
 const LOAD = fileURLToPath(new URL('./load.js', import.meta.url));
 const APP = fileURLToPath(new URL('./app.js', import.meta.url));
+const HOOK = new URL('./profile-hook.js', import.meta.url).href;
 
 const args = process.argv.slice(2);
 const SMOKE = args.includes('--smoke');
@@ -41,6 +42,11 @@ const ONLY = (() => {
 })();
 /** Keep the processes up after measuring (for profiling by hand); Ctrl-C ends. */
 const HOLD = args.includes('--hold');
+/** `--profile DIR`: clusters and sidecars run with `node --cpu-prof` (profiles written to DIR when they stop). */
+const PROFILE = (() => {
+  const i = args.indexOf('--profile');
+  return i >= 0 ? args[i + 1] : undefined;
+})();
 
 const RATE = SMOKE ? 200 : 1000;
 const RATE_CONNECTIONS = 16;
@@ -52,6 +58,8 @@ const STATE_BODY = JSON.stringify([{ key: 'bench', value: { data: 'x'.repeat(100
 const NS = 'bench';
 const APP_ID = 'benchapp';
 const MESH_HOST = `${APP_ID}.${NS}:3000`;
+const DIRECT_ID = 'benchdirect';
+const DIRECT_HOST = `${DIRECT_ID}.${NS}:3000`;
 const CLK_TCK = 100;
 
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
@@ -65,7 +73,7 @@ let nginxPid: number | undefined;
 
 function cli(argv: string[], input = ''): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [BIN, ...argv], {
-    env: { ...process.env, CROSSMESH_HOME: home, CROSSMESH_CLUSTER: '' },
+    env: { ...process.env, CROSSMESH_HOME: home, CROSSMESH_CLUSTER: '', ...(PROFILE ? { NODE_OPTIONS: `--import ${HOOK}`, CROSSMESH_BENCH_PROFILE_DIR: PROFILE } : {}) },
     input,
     encoding: 'utf8',
     timeout: 60_000,
@@ -246,6 +254,8 @@ interface Proc {
 
 interface ProcUsage {
   name: string;
+  /** CPU time per request of the measurement (µs). */
+  cpuUsPerRequest?: number;
   /** CPU over the measurement, in % of one core. */
   cpuPercent: number;
   rssMb: number;
@@ -279,8 +289,9 @@ async function measure(spec: LoadSpec, procs: Proc[]): Promise<{ load: LoadResul
   const t0 = process.hrtime.bigint();
   const load = await runLoad(spec);
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const usage = procs.map((p, i) => ({
+  const usage: ProcUsage[] = procs.map((p, i) => ({
     name: p.name,
+    cpuUsPerRequest: Math.round(((p.pids.reduce((s, pid) => s + cpuTicks(pid), 0) - before[i]) / CLK_TCK) * 1e6 / Math.max(1, load.requests + (spec.warmupMs ? (spec.mode === 'rate' ? ((spec.rate ?? 0) * spec.warmupMs) / 1000 : load.rps * (spec.warmupMs / 1000)) : 0))),
     // The load child's lifetime includes its start and warmup: CPU is averaged over all of it.
     cpuPercent: Math.round((((p.pids.reduce((s, pid) => s + cpuTicks(pid), 0) - before[i]) / CLK_TCK) / seconds) * 1000) / 10,
     rssMb: Math.round(p.pids.reduce((s, pid) => s + memKb(pid, 'VmRSS'), 0) / 102.4) / 10,
@@ -356,15 +367,57 @@ spec:
     - clusterKey: default/default/default/cluster-1
 `);
   const app = sidecarRecord('cluster-1', APP_ID);
+  // Design alternative measured alongside: the gateway forwards straight to the app (no app
+  // sidecar inbound hop), via a Service whose Endpoints name APP_PORT itself.
+  must(['--cluster', 'cluster-1', 'apply', '-n', NS, '-f', '-'], `apiVersion: v1
+kind: Service
+metadata:
+  name: ${DIRECT_ID}
+spec:
+  ports:
+    - port: 3000
+      targetPort: ${app.env.APP_PORT}
+---
+apiVersion: v1
+kind: Endpoints
+metadata:
+  name: ${DIRECT_ID}
+subsets:
+  - addresses:
+      - ip: 127.0.0.1
+    ports:
+      - port: ${app.env.APP_PORT}
+---
+apiVersion: flomesh.io/v1alpha1
+kind: ServiceExport
+metadata:
+  name: ${DIRECT_ID}
+spec:
+  serviceAccountName: '*'
+  pathRewrite:
+    from: '^/${DIRECT_ID}/?'
+    to: '/'
+  rules:
+    - portNumber: 3000
+      path: '/${DIRECT_ID}'
+      pathType: Prefix
+`);
+  must(['--cluster', 'cluster-2', 'apply', '-n', NS, '-f', '-'], `apiVersion: flomesh.io/v1alpha1
+kind: GlobalTrafficPolicy
+metadata:
+  name: ${DIRECT_ID}
+spec:
+  lbType: FailOver
+  targets:
+    - clusterKey: default/default/default/cluster-1
+`);
   const c1 = sidecarRecord('cluster-1', 'client');
   const c2 = sidecarRecord('cluster-2', 'client');
   const appPort = Number(app.env.APP_PORT);
   const gatewayPid = clusterPid('cluster-1');
   await eventually('same-cluster route', async () => (await call(c1.ports.outbound, '/echo', { host: MESH_HOST })).status === 200);
-  await eventually('cross-cluster route', async () => {
-    const r = await call(c2.ports.outbound, '/echo', { host: MESH_HOST });
-    return r.status === 200;
-  }, 20_000);
+  await eventually('cross-cluster route', async () => (await call(c2.ports.outbound, '/echo', { host: MESH_HOST })).status === 200, 20_000);
+  await eventually('cross-cluster route to the app without its sidecar', async () => (await call(c2.ports.outbound, '/echo', { host: DIRECT_HOST })).status === 200, 20_000);
 
   const daprHttp = Number(c2.env.DAPR_HTTP_PORT);
   const invokePath = `/v1.0/invoke/${APP_ID}.${NS}/method/echo`;
@@ -410,6 +463,11 @@ spec:
     {
       key: 'cross-cluster', title: 'cross cluster via mesh: client sidecar → gateway → app sidecar → app', hops: '3',
       origin: `http://127.0.0.1:${c2.ports.outbound}`, requests: [mesh(post)], procs: [P.c2Sidecar, P.gateway, P.appSidecar, P.app], available: true,
+    },
+    {
+      key: 'cross-cluster-no-app-sidecar', title: 'design alternative, cross cluster: client sidecar → gateway → app (no app sidecar hop)', hops: '2',
+      origin: `http://127.0.0.1:${c2.ports.outbound}`, requests: [{ ...post, headers: { host: DIRECT_HOST } }], procs: [P.c2Sidecar, P.gateway, P.app], available: true,
+      note: 'not a supported topology: the app sidecar is what registers the endpoint; measured to size the gain',
     },
     {
       key: 'dapr-invoke', title: 'Dapr invoke cross cluster: DAPR_HTTP_PORT → gateway → app sidecar → app', hops: '3',
@@ -492,7 +550,9 @@ spec:
   process.stdout.write(table(rows) + '\n\n' + procTable(rows) + '\n\n' + targetLines(targets) + `\n\nmachine: ${machine.cores} cores (${machine.cpu}), Node ${machine.node}, ${machine.nginx ?? 'no nginx'}\nwritten: ${OUT} (${result.elapsedSeconds} s)\n`);
   if (HOLD) {
     log(`holding: app sidecar pid ${app.pid}, c2 sidecar pid ${c2.pid}, gateway pid ${gatewayPid}; origins: cross http://127.0.0.1:${c2.ports.outbound}; Ctrl-C ends`);
+    const keep = setInterval(() => undefined, 1 << 30);
     await new Promise<void>((r) => process.once('SIGINT', () => r()));
+    clearInterval(keep);
   }
 }
 
@@ -519,12 +579,12 @@ function table(rows: Row[]): string {
 }
 
 function procTable(rows: Row[]): string {
-  const lines = ['| scenario | process | CPU % at fixed rate | CPU % closed loop | RSS MB | peak RSS MB |', '|---|---|---|---|---|---|'];
+  const lines = ['| scenario | process | CPU % at fixed rate | CPU % closed loop | CPU µs/request (closed loop) | RSS MB | peak RSS MB |', '|---|---|---|---|---|---|---|'];
   for (const r of rows) {
     if (!r.processes) continue;
     r.processes.closed.forEach((c, i) => {
       const f = r.processes!.rate[i];
-      lines.push(`| ${r.key} | ${c.name} | ${f.cpuPercent} | ${c.cpuPercent} | ${c.rssMb} | ${c.peakRssMb} |`);
+      lines.push(`| ${r.key} | ${c.name} | ${f.cpuPercent} | ${c.cpuPercent} | ${c.cpuUsPerRequest ?? '–'} | ${c.rssMb} | ${c.peakRssMb} |`);
     });
   }
   return lines.join('\n');

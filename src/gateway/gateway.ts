@@ -47,6 +47,12 @@ const BAD_PATH = fixedBody(
 );
 const BAD_REWRITE = fixedBody('CM_ERR_BAD_REQUEST', 'request path refused: the rewritten path would leave the exported service');
 
+interface EndpointStrings {
+  readonly headers: readonly string[];
+  readonly label: string;
+  readonly done: () => void;
+}
+
 function reply(res: ServerResponse, r: { status: number; headers: string[]; body: string }): void {
   res.writeHead(r.status, r.headers);
   res.end(r.body);
@@ -64,6 +70,8 @@ export class Gateway {
   private closed?: Promise<void>;
   private readonly onChange = () => this.schedule();
   private readonly problems = new Set<string>();
+  /** Per-endpoint strings of the current table's backends (a rebuilt table starts a new map). */
+  private strings = new WeakMap<Route['backend'], Map<EndpointState, EndpointStrings>>();
   private _port = 0;
   /** Prometheus metrics of this gateway (served by the cluster API's /metrics). */
   readonly metrics: RequestMetrics;
@@ -163,20 +171,38 @@ export class Gateway {
       if (ep === undefined) setCookie = true;
     }
     if (ep === undefined) ep = pick(backend, req.socket.remoteAddress ?? '');
-    const headers = ['x-crossmesh-cluster', this.clusterHeader, 'x-crossmesh-endpoint', ep.id];
-    if (setCookie) headers.push('set-cookie', `${STICKY_COOKIE}=${ep.id}${route.cookieSuffix}`);
+    const fixed = this.endpointStrings(backend, ep);
+    let headers = fixed.headers;
+    if (setCookie) headers = [...headers, 'set-cookie', `${STICKY_COOKIE}=${ep.id}${route.cookieSuffix}`];
     ep.inflight++;
+    const done = fixed.done;
     void forward(req, res, {
       origin: ep.origin,
       path: target,
       responseHeaders: headers,
       timeoutMs: this.timeoutMs,
-      label: `${backend.ref} endpoint ${ep.id}`,
+      label: fixed.label,
       pools: this.pools,
-    }).then(
-      () => ep.inflight--,
-      () => ep.inflight--,
-    );
+    }).then(done, done);
+  }
+
+  /** Response headers, error label and completion callback of an endpoint, built once per (table, backend, endpoint). */
+  private endpointStrings(backend: Route['backend'], ep: EndpointState): EndpointStrings {
+    let byEp = this.strings.get(backend);
+    if (byEp === undefined) {
+      byEp = new Map();
+      this.strings.set(backend, byEp);
+    }
+    let s = byEp.get(ep);
+    if (s === undefined) {
+      s = {
+        headers: ['x-crossmesh-cluster', this.clusterHeader, 'x-crossmesh-endpoint', ep.id],
+        label: `${backend.ref} endpoint ${ep.id}`,
+        done: () => void ep.inflight--,
+      };
+      byEp.set(ep, s);
+    }
+    return s;
   }
 
   /** Stops accepting, lets requests in flight finish (up to `graceMs`), then closes pools. Idempotent. */

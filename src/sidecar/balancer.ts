@@ -130,23 +130,46 @@ export class WeightedPicker {
  * Chooses the next target for a request on `route` by its policy, skipping targets already
  * tried for this request and ejected ones (when every candidate is ejected, ejected ones are
  * still tried rather than failing outright: better a likely failure than a certain one).
+ * `activeActive` is the route's locals + remotes when the caller keeps it (else built here).
+ * The common case (first attempt, every candidate healthy and weighted) allocates nothing.
  */
-export function chooseTarget(route: ServiceRoute, picker: WeightedPicker, outliers: OutlierDetector, tried: ReadonlySet<string> | undefined): Target | undefined {
-  const usable = (list: readonly Target[]) => list.filter((t) => t.weight > 0 && !tried?.has(t.id));
-  const pickFrom = (list: readonly Target[]) => {
-    const open = usable(list);
-    const healthy = open.filter((t) => outliers.isHealthy(t));
-    return picker.pick(healthy.length ? healthy : open);
-  };
+export function chooseTarget(route: ServiceRoute, picker: WeightedPicker, outliers: OutlierDetector, tried: ReadonlySet<string> | undefined, activeActive?: readonly Target[]): Target | undefined {
   switch (route.lbType) {
     case 'ActiveActive':
-      return pickFrom(route.locals.length ? [...route.locals, ...route.remotes] : route.remotes);
+      return pickFrom(activeActive ?? (route.locals.length ? [...route.locals, ...route.remotes] : route.remotes), picker, outliers, tried);
     case 'FailOver': {
-      const healthyLocals = usable(route.locals).filter((t) => outliers.isHealthy(t));
-      if (healthyLocals.length) return picker.pick(healthyLocals);
-      return pickFrom(route.remotes) ?? pickFrom(route.locals);
+      const now = Date.now();
+      if (allOpenHealthy(route.locals, outliers, tried, now)) {
+        if (route.locals.length) return picker.pick(route.locals);
+      } else {
+        const healthyLocals = usable(route.locals, tried).filter((t) => outliers.isHealthy(t, now));
+        if (healthyLocals.length) return picker.pick(healthyLocals);
+      }
+      return pickFrom(route.remotes, picker, outliers, tried) ?? pickFrom(route.locals, picker, outliers, tried);
     }
     default:
-      return pickFrom(route.locals);
+      return pickFrom(route.locals, picker, outliers, tried);
   }
+}
+
+function usable(list: readonly Target[], tried: ReadonlySet<string> | undefined): Target[] {
+  return list.filter((t) => t.weight > 0 && !tried?.has(t.id));
+}
+
+/** True when nothing was tried yet and every target has weight > 0 and is healthy (then `list` itself is the candidate set). */
+function allOpenHealthy(list: readonly Target[], outliers: OutlierDetector, tried: ReadonlySet<string> | undefined, now: number): boolean {
+  if (tried !== undefined && tried.size !== 0) return false;
+  for (let i = 0; i < list.length; i++) {
+    const t = list[i];
+    if (t.weight <= 0 || !outliers.isHealthy(t, now)) return false;
+  }
+  return true;
+}
+
+function pickFrom(list: readonly Target[], picker: WeightedPicker, outliers: OutlierDetector, tried: ReadonlySet<string> | undefined): Target | undefined {
+  const now = Date.now();
+  if (allOpenHealthy(list, outliers, tried, now)) return list.length === 1 ? list[0] : picker.pick(list);
+  const open = usable(list, tried);
+  const healthy = open.filter((t) => outliers.isHealthy(t, now));
+  return picker.pick(healthy.length ? healthy : open);
 }

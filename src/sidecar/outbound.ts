@@ -8,6 +8,7 @@ import { chooseTarget, OutlierDetector, WeightedPicker } from './balancer.js';
 import { compileRoutes, describeRoute, routeKey, type ServiceRoute, type Target } from './routes.js';
 import type { OutboundRouter, OutboundRouterOptions } from './types.js';
 
+const NO_OPTIONS: DispatchOptions = {};
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 /** Attempts per request (first try + retries on other endpoints/clusters). */
 const MAX_ATTEMPTS = 3;
@@ -34,7 +35,21 @@ interface ResolvedName {
   namespace: string;
   name: string;
   port: number;
+  /** routeKey(namespace, name, port), computed once per distinct Host. */
+  key?: string;
 }
+
+interface TargetInfo {
+  /** Destination cluster name (metrics). */
+  cluster: string;
+  /** What the target is, for error messages. */
+  label: string;
+  /** x-crossmesh-cluster / -endpoint for answers of local endpoints. */
+  responseHeaders: readonly string[] | undefined;
+}
+
+/** Distinct Host values remembered by resolve() (cleared when full: a client can't grow it unbounded). */
+const RESOLVE_CACHE_MAX = 1024;
 
 /**
  * The app's HTTP proxy. Resolves a mesh name (`svc`, `svc.ns`, `svc.ns.svc`,
@@ -58,6 +73,12 @@ export class MeshOutboundRouter implements OutboundRouter {
   private readonly sourceHeader: readonly string[];
   private readonly callerNamespace: string;
   private readonly timeoutMs: number;
+  /** Host header / absolute-form authority → resolved name (or the refusal), so a request does no regex or split. */
+  private readonly resolved = new Map<string, ResolvedName | CrossmeshError>();
+  /** Per-target strings and arrays built once per target object (targets are rebuilt on compile). */
+  private readonly perTarget = new WeakMap<Target, TargetInfo>();
+  /** ActiveActive candidates (locals then remotes) per compiled route. */
+  private readonly activeActive = new WeakMap<ServiceRoute, readonly Target[]>();
 
   constructor(private readonly opts: OutboundRouterOptions & { timeoutMs?: number }) {
     this.ownCluster = opts.identity.clusterName;
@@ -106,8 +127,45 @@ export class MeshOutboundRouter implements OutboundRouter {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = req.url ?? '/';
+    if (url.charCodeAt(0) === 47 /* / */) {
+      const host = req.headers.host;
+      if (!host) throw new CrossmeshError('CM_ERR_BAD_REQUEST', 'crossmesh: request has no Host header; call http://SERVICE.NAMESPACE:PORT/...');
+      return this.dispatch(req, res, this.resolveCached(host), url);
+    }
     const { host, path } = this.target(req);
-    await this.dispatch(req, res, this.resolve(host), path);
+    await this.dispatch(req, res, this.resolveCached(host), path);
+  }
+
+  private resolveCached(host: string): ResolvedName {
+    let r = this.resolved.get(host);
+    if (r === undefined) {
+      try {
+        const name = this.resolve(host);
+        name.key = routeKey(name.namespace, name.name, name.port);
+        r = name;
+      } catch (err) {
+        if (!(err instanceof CrossmeshError)) throw err;
+        r = err;
+      }
+      if (this.resolved.size >= RESOLVE_CACHE_MAX) this.resolved.clear();
+      this.resolved.set(host, r);
+    }
+    if (r instanceof CrossmeshError) throw r;
+    return r;
+  }
+
+  private targetInfo(route: ServiceRoute, target: Target): TargetInfo {
+    let info = this.perTarget.get(target);
+    if (info === undefined) {
+      info = {
+        cluster: target.kind === 'local' ? this.ownCluster : clusterName(target.cluster),
+        label: describeTarget(route, target),
+        responseHeaders: target.kind === 'local' ? ['x-crossmesh-cluster', this.ownCluster, 'x-crossmesh-endpoint', target.address] : undefined,
+      };
+      this.perTarget.set(target, info);
+    }
+    return info;
   }
 
   /**
@@ -116,17 +174,19 @@ export class MeshOutboundRouter implements OutboundRouter {
    * thrown as CrossmeshError before anything was written; `opts.onError` lets invocation answer
    * them in Dapr's shape instead.
    */
-  async dispatch(req: IncomingMessage, res: ServerResponse, name: { namespace: string; name: string; port?: number }, path: string, opts: DispatchOptions = {}): Promise<void> {
-    const route = name.port !== undefined ? this.routes.get(routeKey(name.namespace, name.name, name.port)) : this.firstRoute(name.namespace, name.name);
+  async dispatch(req: IncomingMessage, res: ServerResponse, name: { namespace: string; name: string; port?: number; key?: string }, path: string, opts: DispatchOptions = NO_OPTIONS): Promise<void> {
+    const route = name.port !== undefined ? this.routes.get(name.key ?? routeKey(name.namespace, name.name, name.port)) : this.firstRoute(name.namespace, name.name);
     if (!route) {
       this.stats.noRoute++;
       const port = name.port !== undefined ? ` with port ${name.port}` : '';
       throw new CrossmeshError('CM_ERR_NOT_FOUND', `crossmesh: no service "${name.name}"${port} in namespace "${name.namespace}" of cluster ${this.ownCluster}; check \`crossmesh get svc,simp -n ${name.namespace} --cluster ${this.ownCluster}\``);
     }
     const method = req.method ?? 'GET';
-    const bodyless = req.headers['content-length'] === undefined || req.headers['content-length'] === '0' ? req.headers['transfer-encoding'] === undefined : false;
-    const retryableMethod = IDEMPOTENT.has(method) && bodyless;
-    const pickerKey = routeKey(route.namespace, route.name, route.port);
+    const headers = req.headers;
+    const cl = headers['content-length'];
+    const bodyless = cl === undefined || cl === '0' ? headers['transfer-encoding'] === undefined : false;
+    const retryableMethod = bodyless && IDEMPOTENT.has(method);
+    const pickerKey = name.port === route.port && name.key !== undefined ? name.key : routeKey(route.namespace, route.name, route.port);
     let picker = this.pickers.get(pickerKey);
     if (!picker) {
       picker = new WeightedPicker();
@@ -135,15 +195,16 @@ export class MeshOutboundRouter implements OutboundRouter {
     let tried: Set<string> | undefined;
     let lastError: CrossmeshError | undefined;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const target = chooseTarget(route, picker, this.outliers, tried);
+      const target = chooseTarget(route, picker, this.outliers, tried, route.lbType === 'ActiveActive' ? this.activeActiveOf(route) : undefined);
       if (!target) break;
       if (attempt > 0) this.stats.retries++;
-      this.opts.onTarget?.(res, target.kind === 'local' ? this.ownCluster : clusterName(target.cluster));
+      const info = this.targetInfo(route, target);
+      this.opts.onTarget?.(res, info.cluster);
       const result = await forward(req, res, {
         origin: target.origin,
-        path: target.pathPrefix + path,
+        path: target.pathPrefix === '' ? path : target.pathPrefix + path,
         timeoutMs: opts.timeoutMs ?? this.timeoutMs,
-        label: describeTarget(route, target),
+        label: info.label,
         respondOnError: false,
         pools: this.pools,
         // Remote gateways learn the calling cluster (their metrics' source_cluster).
@@ -151,7 +212,7 @@ export class MeshOutboundRouter implements OutboundRouter {
         dropHeaders: opts.dropHeaders,
         // Only an idempotent bodyless request, with an attempt left, may have its answer replaced.
         retryStatuses: retryableMethod && attempt < MAX_ATTEMPTS - 1 ? RETRY_STATUSES : undefined,
-        responseHeaders: target.kind === 'local' ? ['x-crossmesh-cluster', this.ownCluster, 'x-crossmesh-endpoint', target.address] : undefined,
+        responseHeaders: info.responseHeaders,
       });
       opts.observe?.(target, result.status);
       if (result.discarded) {
@@ -175,6 +236,15 @@ export class MeshOutboundRouter implements OutboundRouter {
     if (lastError) throw lastError;
     this.stats.noRoute++;
     throw new CrossmeshError('CM_ERR_UNAVAILABLE', noTargetMessage(route, this.ownCluster));
+  }
+
+  private activeActiveOf(route: ServiceRoute): readonly Target[] {
+    let all = this.activeActive.get(route);
+    if (all === undefined) {
+      all = route.locals.length ? [...route.locals, ...route.remotes] : route.remotes;
+      this.activeActive.set(route, all);
+    }
+    return all;
   }
 
   /** The route of a service's lowest port (Dapr invocation addresses an app, not a port). */
@@ -224,6 +294,8 @@ export class MeshOutboundRouter implements OutboundRouter {
   private compile(): void {
     const [services, endpoints, imports, policies] = this.informers.map((i) => i.list());
     this.routes = compileRoutes({ clusterName: this.ownCluster, services, endpoints, imports, policies });
+    // Names resolve the same, but a new table may hold what a cached refusal did not find.
+    this.resolved.clear();
     const byService = new Map<string, ServiceRoute>();
     for (const r of this.routes.values()) {
       const k = `${r.namespace}/${r.name}`;
