@@ -14,6 +14,7 @@ const MANIFESTS = fileURLToPath(new URL('../../examples/manifests/', import.meta
 /** An app that answers with the headers it received (to check Dapr's header rules). */
 const ECHO_APP = `import { createServer } from 'node:http';
 createServer((req, res) => {
+  if (req.url.startsWith('/sleep/')) return void setTimeout(() => res.end('late'), Number(req.url.slice(7)));
   res.setHeader('content-type', 'application/json');
   res.setHeader('x-echo', 'yes');
   res.statusCode = req.url.startsWith('/status/') ? Number(req.url.slice(8)) : 200;
@@ -170,6 +171,46 @@ describe('Dapr runtime across clusters with the official @dapr/dapr client', () 
       assert.equal(body.errorCode, 'ERR_DIRECT_INVOKE', path);
       assert.match(body.message, message, path);
     }
+  });
+
+  it('applies Dapr Resiliency to invocations: per-app timeout, retries and a circuit breaker that fails fast', async () => {
+    const resiliency = `apiVersion: dapr.io/v1alpha1
+kind: Resiliency
+metadata: {name: invocations}
+spec:
+  policies:
+    timeouts: {fast: 700ms}
+    retries: {twice: {policy: constant, duration: 10ms, maxRetries: 2}}
+    circuitBreakers: {cb: {maxRequests: 1, interval: 30s, timeout: 60s, trip: "consecutiveFailures > 2"}}
+  targets:
+    apps:
+      echo: {timeout: fast}
+      ghost: {retry: twice, circuitBreaker: cb}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ghost}
+spec: {ports: [{port: 3000}]}
+`;
+    const applied = await cli(['--cluster', 'cluster-2', 'apply', '-n', 'dapr-test', '-f', '-'], resiliency);
+    assert.equal(applied.code, 0, applied.stderr);
+    await eventually(async () => {
+      const started = Date.now();
+      const res = await fetch(`${base()}/v1.0/invoke/echo.dapr-test/method/sleep/3000`);
+      await res.arrayBuffer();
+      return res.status === 500 && Date.now() - started < 2500;
+    }, 10_000, 'the 700ms timeout to apply');
+    const timedOut = await fetch(`${base()}/v1.0/invoke/echo.dapr-test/method/sleep/3000`);
+    assert.match(((await timedOut.json()) as { message: string }).message, /^failed to invoke, id: echo\.dapr-test, err: .*(timed out|timeout|did not answer)/i);
+    // ghost has no endpoint anywhere: each call fails (3 attempts each); the breaker opens after 3 failures.
+    const messages: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${base()}/v1.0/invoke/ghost.dapr-test/method/x`);
+      assert.equal(res.status, 500);
+      messages.push(((await res.json()) as { message: string }).message);
+    }
+    assert.match(messages[0], /no local endpoint of dapr-test\/ghost/);
+    assert.match(messages[2], /circuit breaker|open/i, messages.join(' | '));
   });
 
   it('state with the client: save/get/delete with etags, first-write conflicts, bulk, transaction', async () => {

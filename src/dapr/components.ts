@@ -183,6 +183,11 @@ export class ComponentRegistry extends EventEmitter<ComponentRegistryEvents> {
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  /** The Resiliency policy for targets.apps.<appId> (service invocation), current at call time. */
+  appPolicy(appId: string): Policy | undefined {
+    return this.resiliency.forApp(appId);
+  }
+
   get resiliencyProblems(): string[] {
     return this.resiliency.problems;
   }

@@ -4,6 +4,7 @@ import { CrossmeshError } from '../errors.js';
 import { sendError } from '../proxy/index.js';
 import type { DispatchOptions, MeshOutboundRouter } from '../sidecar/outbound.js';
 import type { SidecarIdentity } from '../sidecar/types.js';
+import { defaultIsPermanent, type Policy } from './resiliency.js';
 
 /** Headers a caller may not pass to the target: Dapr routing/auth, and Dapr's own caller headers (no spoofing). */
 const DROP_HEADERS: ReadonlySet<string> = new Set(['dapr-app-id', 'dapr-api-token', 'dapr-caller-app-id', 'dapr-caller-namespace', 'dapr-callee-app-id']);
@@ -54,7 +55,11 @@ function daprError(res: ServerResponse, status: number, message: string): void {
 export class DaprInvoker {
   private readonly callerHeaders: string[];
 
-  constructor(private readonly router: MeshOutboundRouter, private readonly identity: SidecarIdentity, private readonly opts: { timeoutMs?: number } = {}) {
+  constructor(
+    private readonly router: MeshOutboundRouter,
+    private readonly identity: SidecarIdentity,
+    private readonly opts: { timeoutMs?: number; appPolicy?: (appId: string) => Policy | undefined } = {},
+  ) {
     this.callerHeaders = ['dapr-caller-app-id', identity.appId, 'dapr-caller-namespace', identity.namespace];
   }
 
@@ -88,7 +93,19 @@ export class DaprInvoker {
       dropHeaders: req.headers.authorization?.startsWith('Basic ') ? DROP_WITH_AUTH : DROP_HEADERS,
       timeoutMs: this.opts.timeoutMs,
     };
-    await this.router.dispatch(req, res, { namespace: target.namespace, name: target.appId }, path, opts);
+    const name = { namespace: target.namespace, name: target.appId };
+    const policy = this.opts.appPolicy?.(target.appId);
+    if (!policy) {
+      await this.router.dispatch(req, res, name, path, opts);
+      return;
+    }
+    // Resiliency (targets.apps.<id>): timeout per attempt, retries, circuit breaker. dispatch()
+    // throws only before anything reached the client, so a retry is safe when the request has
+    // no body to replay; a request with a body is tried once (its stream is consumed).
+    const replayable = req.headers['content-length'] === undefined || req.headers['content-length'] === '0' ? req.headers['transfer-encoding'] === undefined : false;
+    await policy.run((signal) => this.router.dispatch(req, res, name, path, { ...opts, signal, timeoutMs: policy.timeoutMs ?? opts.timeoutMs }), {
+      isPermanent: (err) => !replayable || defaultIsPermanent(err),
+    });
   }
 }
 

@@ -41,6 +41,8 @@ export interface ForwardOptions {
    * whose endpoints are gone). Give it only when another attempt is possible.
    */
   retryStatuses?: ReadonlySet<number>;
+  /** Aborts the upstream request (e.g. a resiliency timeout that fired first). */
+  signal?: AbortSignal;
 }
 
 export interface ForwardResult {
@@ -114,6 +116,7 @@ export async function forward(req: IncomingMessage, res: ServerResponse, opts: F
         headers: upstream.headers,
         body: upstream.hasBody ? req : undefined,
         opaque: ctx,
+        signal: opts.signal,
         headersTimeout: timeout,
         bodyTimeout: timeout,
       },

@@ -27,6 +27,8 @@ export interface DispatchOptions {
   /** Incoming headers not passed on. */
   dropHeaders?: ReadonlySet<string>;
   timeoutMs?: number;
+  /** Aborts the attempt in flight (resiliency timeouts). */
+  signal?: AbortSignal;
   /** Called after each attempt with the target and the status (for metrics). */
   observe?: (target: Target, status: number) => void;
 }
@@ -210,6 +212,7 @@ export class MeshOutboundRouter implements OutboundRouter {
         // Remote gateways learn the calling cluster (their metrics' source_cluster).
         extraHeaders: target.kind === 'remote' ? (opts.extraHeaders ? [...opts.extraHeaders, ...this.sourceHeader] : this.sourceHeader) : opts.extraHeaders,
         dropHeaders: opts.dropHeaders,
+        signal: opts.signal,
         // Only an idempotent bodyless request, with an attempt left, may have its answer replaced.
         retryStatuses: retryableMethod && attempt < MAX_ATTEMPTS - 1 ? RETRY_STATUSES : undefined,
         responseHeaders: info.responseHeaders,

@@ -178,7 +178,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const admin = createServer(createDaprApiHandler({
     appId: identity.appId, namespace: identity.namespace, components, metrics, appPort, apiToken: opts.daprApiToken,
     // Dapr service invocation goes through the mesh router, so the cluster's policy decides where it lands.
-    invoke: opts.invoke ?? (router instanceof MeshOutboundRouter ? new DaprInvoker(router, identity) : undefined),
+    invoke: opts.invoke ?? (router instanceof MeshOutboundRouter ? new DaprInvoker(router, identity, { appPolicy: (id) => components.appPolicy(id) }) : undefined),
     isReady: () => ready, onShutdown: opts.onShutdown ?? (() => void close()),
   }));
   servers.push(admin);
