@@ -277,6 +277,30 @@ spec: {ports: [{port: 3000}]}
     assert.equal(saves, 200);
   });
 
+  it('reports a component that fails to load on crossmesh status, and the sidecar keeps serving', async () => {
+    const bad = `apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: {name: brokenstore}
+spec:
+  type: state.redis
+  version: v1
+  metadata:
+  - {name: redisHost, value: "127.0.0.1:1"}
+  - {name: redisPassword, secretKeyRef: {name: missing-secret, key: pw}}
+`;
+    assert.equal((await cli(['--cluster', 'cluster-2', 'apply', '-n', 'dapr-test', '-f', '-'], bad)).code, 0);
+    const st = await eventually(async () => {
+      const r = await cli(['status']);
+      return /cluster-2\s+dapr-test\s+client\s+brokenstore\s+state\.redis\s+failed\s+\S.*missing-secret/.test(r.stdout) ? r.stdout : undefined;
+    }, 10_000, 'the failed component on status');
+    assert.match(st, /cluster-2\s+dapr-test\s+client\s+statestore\s+state\.sqlite\s+loaded/);
+    const health = await fetch(`${base()}/v1.0/healthz`);
+    assert.equal(health.status, 204);
+    const notLoaded = await fetch(`${base()}/v1.0/state/brokenstore/x`);
+    assert.equal(notLoaded.status, 400);
+    assert.equal(((await notLoaded.json()) as { errorCode: string }).errorCode, 'ERR_STATE_STORE_NOT_FOUND');
+  });
+
   it('switches nodeapp to state.redis (password from a Secret) and shares the order through Redis', async () => {
     const yaml = readFileSync(join(MANIFESTS, 'statestore-redis.yaml'), 'utf8').replace('127.0.0.1:6379', redis.address);
     for (const c of ['cluster-1', 'cluster-3']) {

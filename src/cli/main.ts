@@ -3,7 +3,7 @@ import { CrossmeshError, isCrossmeshError } from '../errors.js';
 import { renderKubeconfig } from '../client/kubeconfig.js';
 import { runClusterProcess } from './commands/cluster.js';
 import { CONTROL_PLANE, DEFAULT_CLUSTERS, clusterTable, down, joinMembers, status, up } from './commands/lifecycle.js';
-import { appsTable, execApp, listApps, runApp, sidecarFromConfig, stopApp } from './commands/apps.js';
+import { appsTable, componentsReport, execApp, listApps, runApp, sidecarFromConfig, stopApp } from './commands/apps.js';
 import { applyFile, createNamespace, createSecret, deleteByName, deleteFile, get } from './commands/resources.js';
 import { readConfig, writeConfig } from './home.js';
 import { explainRoute } from './commands/route.js';
@@ -78,6 +78,8 @@ export function buildProgram(): Command {
       out(states.length ? clusterTable(states) : 'no clusters; start them with `crossmesh up`\n');
       const apps = listApps();
       if (apps.length) out('\n' + appsTable(apps));
+      const components = await componentsReport(apps);
+      if (components) out('\n' + components);
     });
 
   program.command('run')

@@ -259,3 +259,25 @@ export async function sidecarFromConfig(file: string): Promise<number> {
   if (!cfg) throw new CrossmeshError('CM_ERR_USAGE', `sidecar: cannot read the config file ${file}`);
   return runSidecarProcess(cfg, endpointFor(cfg.cluster));
 }
+
+interface ComponentReport { name: string; type: string; state: string; error?: string }
+
+/**
+ * For `crossmesh status`: each running sidecar's Dapr components and their load state, read from
+ * its /v1.0/metadata (a component that failed to load is listed with its error).
+ */
+export async function componentsReport(entries: AppEntry[]): Promise<string> {
+  const rows: string[][] = [];
+  await Promise.all(entries.filter((a) => a.state === 'running' && a.record?.ports.http).map(async (a) => {
+    try {
+      const res = await fetch(`http://127.0.0.1:${a.record!.ports.http}/v1.0/metadata`, { signal: AbortSignal.timeout(1500) });
+      const meta = (await res.json()) as { crossmesh?: { components?: ComponentReport[] } };
+      for (const c of meta.crossmesh?.components ?? []) rows.push([a.cluster, a.namespace, a.appId, c.name, c.type, c.state, c.error ?? '']);
+    } catch (err) {
+      rows.push([a.cluster, a.namespace, a.appId, '-', '-', 'unknown', `sidecar did not answer /v1.0/metadata: ${(err as Error).message}`]);
+    }
+  }));
+  if (rows.length === 0) return '';
+  rows.sort((x, y) => x.join('/').localeCompare(y.join('/')));
+  return formatTable(['CLUSTER', 'NAMESPACE', 'APP-ID', 'COMPONENT', 'TYPE', 'STATE', 'ERROR'], rows);
+}
