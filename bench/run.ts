@@ -42,6 +42,11 @@ const ONLY = (() => {
 })();
 /** Keep the processes up after measuring (for profiling by hand); Ctrl-C ends. */
 const HOLD = args.includes('--hold');
+/** `--node-options "..."`: NODE_OPTIONS for the cluster and sidecar processes (e.g. V8 heap flags), to compare. */
+const NODE_OPTS = (() => {
+  const i = args.indexOf('--node-options');
+  return i >= 0 ? args[i + 1] : undefined;
+})();
 /** `--profile DIR`: clusters and sidecars run with `node --cpu-prof` (profiles written to DIR when they stop). */
 const PROFILE = (() => {
   const i = args.indexOf('--profile');
@@ -73,7 +78,8 @@ let nginxPid: number | undefined;
 
 function cli(argv: string[], input = ''): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [BIN, ...argv], {
-    env: { ...process.env, CROSSMESH_HOME: home, CROSSMESH_CLUSTER: '', ...(PROFILE ? { NODE_OPTIONS: `--import ${HOOK}`, CROSSMESH_BENCH_PROFILE_DIR: PROFILE } : {}) },
+    env: { ...process.env, CROSSMESH_HOME: home, CROSSMESH_CLUSTER: '', ...(PROFILE || NODE_OPTS ? { NODE_OPTIONS: [NODE_OPTS, PROFILE ? `--import ${HOOK}` : ''].filter(Boolean).join(' ') } : {}),
+      ...(PROFILE ? { CROSSMESH_BENCH_PROFILE_DIR: PROFILE } : {}) },
     input,
     encoding: 'utf8',
     timeout: 60_000,
