@@ -55,7 +55,12 @@ describe('multi-cluster control plane with four cluster processes', () => {
 
   async function exportService(cluster: string, ns: string, name: string, b: Backend, extra: { spec?: Record<string, unknown>; service?: Record<string, unknown> } = {}): Promise<void> {
     const api = c(cluster);
-    if (!(await api.get(NS, ns))) await api.create(NS, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+    // The control plane may create the namespace first (to import another member's export).
+    if (!(await api.get(NS, ns))) {
+      await api.create(NS, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }).catch((err) => {
+        if (err?.code !== 'CM_ERR_ALREADY_EXISTS') throw err;
+      });
+    }
     await api.apply(SVC, { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: ns }, spec: { ports: [{ port: 3000, targetPort: 3000 }], ...extra.service } });
     await api.apply(EP, { apiVersion: 'v1', kind: 'Endpoints', metadata: { name, namespace: ns }, subsets: [{ addresses: [{ ip: '127.0.0.1' }], ports: [{ port: b.port }] }] });
     await api.apply(SEXP, {
