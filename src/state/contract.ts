@@ -154,6 +154,8 @@ export function stateContract(name: string, make: () => Promise<StateFixture>, o
     });
 
     it('transactions are all or nothing; later ops see earlier ones', async () => {
+      await store.set({ key: 't1', data: b('0'), concurrency: 'last-write' });
+      const stale1 = (await store.get('t1'))!.etag;
       await store.set({ key: 't1', data: b('1'), concurrency: 'last-write' });
       await store.set({ key: 't3', data: b('3'), concurrency: 'last-write' });
       const e1 = (await store.get('t1'))!.etag;
@@ -162,7 +164,7 @@ export function stateContract(name: string, make: () => Promise<StateFixture>, o
         store.transact([
           { operation: 'upsert', key: 't2', data: b('2'), concurrency: 'first-write' },
           { operation: 'delete', key: 't3', etag: e3, concurrency: 'first-write' },
-          { operation: 'upsert', key: 't1', data: b('x'), etag: e3, concurrency: 'first-write' },
+          { operation: 'upsert', key: 't1', data: b('x'), etag: stale1, concurrency: 'first-write' },
         ]),
         'CM_ERR_ETAG_MISMATCH',
         /t1/,

@@ -188,7 +188,8 @@ export class RedisStateStore implements StateStore {
         return await fn();
       } catch (err) {
         const msg = (err as Error).message ?? String(err);
-        const m = /^CM_ETAG_(EXISTS|MISMATCH)(?: (\d+))?/.exec(msg);
+        // Redis prefixes script errors with "ERR " (7.x); match the marker wherever it is.
+        const m = /CM_ETAG_(EXISTS|MISMATCH)(?: (\d+))?/.exec(msg);
         if (m) {
           const k = key ?? (m[2] && ops ? ops[Number(m[2]) - 1]?.key : undefined) ?? '?';
           throw m[1] === 'EXISTS' ? etagMismatch(k, 'first-write: key already exists (no etag given)') : etagMismatch(k);
