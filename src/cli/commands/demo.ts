@@ -6,11 +6,11 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { crossmeshHome, isProcessAlive } from '../home.js';
 import { stopProcess } from './lifecycle.js';
+import { freePort } from '../../sidecar/sidecar.js';
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const BIN = join(ROOT, 'bin', 'crossmesh.js');
@@ -52,22 +52,13 @@ class DemoRunner {
   }
 
   /** Runs `crossmesh ARGS`, echoing the command and its output. */
-  crossmesh(args: string[], input?: string): Promise<Run> {
+  async crossmesh(args: string[], input?: string): Promise<Run> {
     const shown = args.map((a) => (a === NODEAPP ? 'examples/nodeapp/app.mjs' : a.startsWith(MANIFESTS) ? `examples/manifests/${a.slice(MANIFESTS.length + 1)}` : /[\s'"{}]/.test(a) ? `'${a}'` : a));
     this.say(`$ crossmesh ${shown.join(' ')}`);
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, CROSSMESH_CLUSTER: '' } });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => (stdout += d));
-      child.stderr.on('data', (d) => (stderr += d));
-      child.on('close', (code) => {
-        const text = (stdout + stderr).trimEnd();
-        if (text) this.say(text.split('\n').map((l) => `  ${l}`).join('\n'));
-        resolve({ code, stdout, stderr });
-      });
-      child.stdin.end(input ?? '');
-    });
+    const res = await probe(args, input);
+    const text = (res.stdout + res.stderr).trimEnd();
+    if (text) this.say(text.split('\n').map((l) => `  ${l}`).join('\n'));
+    return res;
   }
 
   check(title: string, ok: boolean, detail = ''): boolean {
@@ -102,28 +93,21 @@ class DemoRunner {
   }
 }
 
-/** Quiet probe: runs the CLI without echo (used while waiting). */
-function probe(args: string[]): Promise<Run> {
+/** Runs `crossmesh ARGS` as a child process, capturing its output (no echo). */
+function probe(args: string[], input?: string): Promise<Run> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CROSSMESH_CLUSTER: '' } });
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, CROSSMESH_CLUSTER: '' } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input ?? '');
   });
 }
 
 function demoDir(): string {
   return join(crossmeshHome(), 'demo');
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
 }
 
 /** Starts a redis-server for the demo (password changeme, like the seed's compose file). */
