@@ -23,6 +23,8 @@ import { DaprInvoker } from '../dapr/invoke.js';
 import { log } from '../util/log.js';
 import { RequestMetrics, SOURCE_CLUSTER_HEADER } from '../metrics/requests.js';
 import { createOutboundRouter, MeshOutboundRouter } from './outbound.js';
+import { freePort } from '../util/net.js';
+export { freePort } from '../util/net.js';
 import { EndpointRegistration } from './registration.js';
 import type { OutboundRouter, OutboundRouterOptions, SidecarIdentity } from './types.js';
 
@@ -109,14 +111,6 @@ function listen(server: Server | NetServer, host: string): Promise<number> {
       resolve((server.address() as { port: number }).port);
     });
   });
-}
-
-/** A free port now (the app binds it a moment later). */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const s = createNetServer();
-  const port = await listen(s, host);
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 async function closeServer(server: Server | NetServer, drainMs: number): Promise<void> {

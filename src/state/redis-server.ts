@@ -3,6 +3,7 @@
  * The port is picked by binding port 0 and closing (redis-server can't report a port 0 choice),
  * and kept across restart(), so clients reconnect to the same address.
  */
+import { freePort } from '../util/net.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
@@ -17,17 +18,6 @@ export interface RedisServerOptions {
   password?: string;
   /** appendonly yes: data survives restart() (for reliability tests). Default false. */
   appendOnly?: boolean;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** One raw RESP round trip: AUTH + PING; resolves true on PONG. */

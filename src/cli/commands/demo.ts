@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { crossmeshHome, isProcessAlive } from '../home.js';
 import { stopProcess } from './lifecycle.js';
-import { freePort } from '../../sidecar/sidecar.js';
+import { freePort } from '../../util/net.js';
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const BIN = join(ROOT, 'bin', 'crossmesh.js');
