@@ -65,6 +65,16 @@ test('ServiceExport: bad inputs', () => {
   const err = invalid(sexp({ rules: [rule], pathRewrite: { from: '^/nodeapp(', to: '/' } }), 'spec.pathRewrite.from', /\/\^\/nodeapp\(\/ is not a valid regular expression/);
   assert.match(err.message, /Unterminated group/);
   invalid(sexp({ rules: [rule], pathRewrite: { from: '^/a' } }), 'spec.pathRewrite.to', /is required/);
+  // Catastrophic backtracking is refused at apply time, with why and what to do.
+  for (const from of ['^(a+)+$', '^/nodeapp/(.*)*$', '(x+x+)+y', '^/(a|aa)+(b+)+$']) {
+    const redos = invalid(sexp({ rules: [rule], pathRewrite: { from, to: '/' } }), 'spec.pathRewrite.from', /can backtrack catastrophically/);
+    assert.match(redos.message, /stall the gateway/);
+    assert.match(redos.message, /without nested repetition/);
+  }
+  invalid(sexp({ rules: [rule], pathRewrite: { from: `^/${'a'.repeat(1100)}`, to: '/' } }), 'spec.pathRewrite.from', /at most 1024/);
+  for (const from of ['^/nodeapp/?', '^/api/v1/(.*)$', '^/(users|orders)/([0-9]+)/?', '/$']) {
+    assert.equal((validateObject(sexp({ rules: [rule], pathRewrite: { from, to: '/' } })) as ServiceExportObject).spec.pathRewrite!.from, from);
+  }
   invalid(sexp({ rules: [rule], sessionSticky: 'yes' }), 'spec.sessionSticky', /true or false/);
   invalid(sexp({ rules: [rule], loadBalancer: 'Random' }), 'spec.loadBalancer', /RoundRobinLoadBalancer/);
   invalid(sexp({ rules: [rule], targetClusters: ['cluster-1'] }), 'spec.targetClusters[0]', /region\/zone\/group\/cluster/);

@@ -3,6 +3,7 @@
  * Cluster, ServiceExport, ServiceImport, GlobalTrafficPolicy. Fields and defaults as in
  * fsm-classic; see shared/reference/fsm-multicluster.md.
  */
+import safeRegex from 'safe-regex2';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { CLUSTER_KEY_RULE, isClusterKey, isHostName, isIpAddress } from './names.js';
@@ -64,6 +65,15 @@ export const serviceExportRuleSchema = z
   })
   .passthrough();
 
+/** Longest pathRewrite.from accepted (a rewrite is a prefix pattern, not a program). */
+const MAX_REGEX_LENGTH = 1024;
+
+/**
+ * A regex the gateway runs on every request path: it must compile, and it must not be able to
+ * backtrack catastrophically (nested quantifiers such as `^(a+)+$` take exponential time on a
+ * crafted path and would stall the gateway's event loop). safe-regex2 refuses star height > 1
+ * and more than 25 repetitions.
+ */
 const regexSource = z.string().superRefine((s, ctx) => {
   try {
     new RegExp(s);
@@ -71,6 +81,15 @@ const regexSource = z.string().superRefine((s, ctx) => {
     ctx.addIssue({
       code: 'custom',
       message: `/${s}/ is not a valid regular expression: ${(err as Error).message}`,
+    });
+    return;
+  }
+  if (s.length > MAX_REGEX_LENGTH) {
+    ctx.addIssue({ code: 'custom', message: `is ${s.length} characters long; at most ${MAX_REGEX_LENGTH} are allowed (a rewrite matches a path prefix such as "^/nodeapp/?")` });
+  } else if (!safeRegex(s)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `/${s}/ can backtrack catastrophically (a quantifier inside a repeated group, or more than 25 repetitions), which would let one crafted request path stall the gateway; rewrite it without nested repetition, e.g. "^(a+)+$" as "^a+$", or match the prefix only, e.g. "^/nodeapp/?"`,
     });
   }
 });

@@ -63,6 +63,12 @@ export interface ForwardResult {
   responseStarted: boolean;
   /** The upstream answered with one of `retryStatuses`; nothing was written to `res`. */
   discarded?: boolean;
+  /**
+   * The client closed its connection before the response was complete: the upstream request was
+   * aborted (its socket let go at once instead of waiting for the upstream's answer) and nothing
+   * is to be answered or retried. Not the upstream's fault: callers must not count it against it.
+   */
+  clientGone?: boolean;
 }
 
 interface Ctx {
@@ -108,6 +114,20 @@ export async function forward(req: IncomingMessage, res: ServerResponse, opts: F
   }
   const ctx: Ctx = { res, responseHeaders: opts.responseHeaders, upstreamStatus: 0, started: false, retryStatuses: opts.retryStatuses, discarded: false };
   const timeout = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  if (res.destroyed) return { status: 499, error: CLIENT_GONE, failedBeforeSend: true, responseStarted: false, clientGone: true };
+  // A client that goes away aborts the upstream request: without this, a slow upstream kept a
+  // socket (and the request's memory) on every hop until it answered or the timeout fired.
+  const abort = new AbortController();
+  const onClose = () => {
+    if (!res.writableFinished) abort.abort(CLIENT_GONE);
+  };
+  res.once('close', onClose);
+  const outer = opts.signal;
+  const onOuterAbort = () => abort.abort(outer!.reason);
+  if (outer !== undefined) {
+    if (outer.aborted) abort.abort(outer.reason);
+    else outer.addEventListener('abort', onOuterAbort, { once: true });
+  }
   try {
     await (opts.pools ?? defaultPools).get(opts.origin).stream<Ctx>(
       {
@@ -116,7 +136,7 @@ export async function forward(req: IncomingMessage, res: ServerResponse, opts: F
         headers: upstream.headers,
         body: upstream.hasBody ? req : undefined,
         opaque: ctx,
-        signal: opts.signal,
+        signal: abort.signal,
         headersTimeout: timeout,
         bodyTimeout: timeout,
       },
@@ -125,6 +145,10 @@ export async function forward(req: IncomingMessage, res: ServerResponse, opts: F
     if (ctx.discarded) return { status: ctx.upstreamStatus, upstreamStatus: ctx.upstreamStatus, failedBeforeSend: false, responseStarted: false, discarded: true };
     return { status: ctx.upstreamStatus, upstreamStatus: ctx.upstreamStatus, failedBeforeSend: false, responseStarted: true };
   } catch (err) {
+    if (err === CLIENT_GONE || (abort.signal.reason === CLIENT_GONE && outer?.aborted !== true)) {
+      if (!res.destroyed) res.destroy();
+      return { status: 499, upstreamStatus: ctx.upstreamStatus || undefined, error: CLIENT_GONE, failedBeforeSend: false, responseStarted: ctx.started, clientGone: true };
+    }
     const { error, beforeSend } = classify(err, opts, timeout);
     if (ctx.started || res.headersSent) {
       // Mid-body failure: the status line is gone; the client sees a cut-off response.
@@ -132,8 +156,14 @@ export async function forward(req: IncomingMessage, res: ServerResponse, opts: F
       return { status: ctx.upstreamStatus, upstreamStatus: ctx.upstreamStatus, error, failedBeforeSend: false, responseStarted: true };
     }
     return fail(res, opts, error, beforeSend, false);
+  } finally {
+    res.off('close', onClose);
+    outer?.removeEventListener('abort', onOuterAbort);
   }
 }
+
+/** The reason given to the upstream request when the client closed its connection first. */
+const CLIENT_GONE = new CrossmeshError('CM_ERR_BAD_REQUEST', 'the client closed the connection before the response was complete');
 
 function fail(res: ServerResponse, opts: ForwardOptions, error: CrossmeshError, beforeSend: boolean, started: boolean): ForwardResult {
   const result: ForwardResult = { status: error.status, error, failedBeforeSend: beforeSend, responseStarted: started };

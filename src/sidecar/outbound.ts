@@ -217,6 +217,8 @@ export class MeshOutboundRouter implements OutboundRouter {
         retryStatuses: retryableMethod && attempt < MAX_ATTEMPTS - 1 ? RETRY_STATUSES : undefined,
         responseHeaders: info.responseHeaders,
       });
+      // The caller went away: nothing to answer, and not the target's fault.
+      if (result.clientGone) return;
       opts.observe?.(target, result.status);
       if (result.discarded) {
         this.outliers.failure(target, 'status');
