@@ -1,9 +1,10 @@
 /**
  * Endpoint choice per export `spec.loadBalancer`:
  * - RoundRobinLoadBalancer (default): in turn.
- * - HashingLoadBalancer: FNV-1a hash of the client address (the TCP peer of the gateway), so a
- *   client keeps its endpoint while the endpoint set is unchanged. Behind another proxy every
- *   client shares that proxy's address; header-based hashing is not implemented.
+ * - HashingLoadBalancer: FNV-1a hash of the client address (the TCP peer of the gateway), or of
+ *   the request header named by the export's `crossmesh.io/hash-header` annotation (clients
+ *   behind one proxy share its address; a header such as x-user-id tells them apart), so a key
+ *   keeps its endpoint while the endpoint set is unchanged.
  * - LeastWorkLoadBalancer: fewest requests in flight through this gateway (ties in turn).
  * `sessionSticky` is applied before: a `cm-sticky=<ip:port>` cookie naming a current endpoint wins.
  */

@@ -174,6 +174,21 @@ describe('gateway', () => {
     for (let i = 0; i < 8; i++) assert.equal((await call(gw, '/nodeapp/x')).headers['x-crossmesh-endpoint'], first);
   });
 
+  it('hashing on a header (crossmesh.io/hash-header) keeps each key on one endpoint and spreads keys', async () => {
+    await setEndpoints('nodeapp', [a.port, b.port]);
+    const exp = seedExport('nodeapp', NS, { loadBalancer: 'HashingLoadBalancer' });
+    exp.metadata.annotations = { 'crossmesh.io/hash-header': 'X-User' };
+    await tc.api.apply(SEXP, exp);
+    await waitFor(() => tc.cluster.gateway.routes.routes.some((r) => r.backend.hashHeader === 'x-user' && r.backend.endpoints.length === 2), 'header hashing table');
+    const seen = new Set<string>();
+    for (let u = 0; u < 12; u++) {
+      const first = (await call(gw, '/nodeapp/x', { headers: { 'x-user': `user-${u}` } })).headers['x-crossmesh-endpoint'];
+      for (let i = 0; i < 3; i++) assert.equal((await call(gw, '/nodeapp/x', { headers: { 'x-user': `user-${u}` } })).headers['x-crossmesh-endpoint'], first);
+      seen.add(String(first));
+    }
+    assert.equal(seen.size, 2, 'different keys reach different endpoints');
+  });
+
   it('least work prefers the idle endpoint while one request is held open', async () => {
     await setEndpoints('nodeapp', [a.port, b.port]);
     await tc.api.apply(SEXP, seedExport('nodeapp', NS, { loadBalancer: 'LeastWorkLoadBalancer' }));

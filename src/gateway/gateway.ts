@@ -170,7 +170,10 @@ export class Gateway {
       if (id !== undefined) ep = backend.byId.get(id);
       if (ep === undefined) setCookie = true;
     }
-    if (ep === undefined) ep = pick(backend, req.socket.remoteAddress ?? '');
+    if (ep === undefined) {
+      const hashed = backend.hashHeader !== undefined ? req.headers[backend.hashHeader] : undefined;
+      ep = pick(backend, typeof hashed === 'string' ? hashed : req.socket.remoteAddress ?? '');
+    }
     const fixed = this.endpointStrings(backend, ep);
     let headers = fixed.headers;
     if (setCookie) headers = [...headers, 'set-cookie', `${STICKY_COOKIE}=${ep.id}${route.cookieSuffix}`];

@@ -19,6 +19,8 @@ export interface Backend extends Pickable {
   readonly endpoints: readonly EndpointState[];
   readonly byId: ReadonlyMap<string, EndpointState>;
   readonly lb: Lb;
+  /** HashingLoadBalancer: hash this request header (lowercase) instead of the client address. */
+  readonly hashHeader?: string;
   readonly sticky: boolean;
   rr: number;
   /** Prebuilt 503 message. */
@@ -139,6 +141,7 @@ export function buildRouteTable(input: BuildInput): RouteTable {
           endpoints,
           byId,
           lb: lbOf(exp.spec.loadBalancer),
+          hashHeader: hashHeaderOf(exp),
           sticky: exp.spec.sessionSticky === true,
           rr: 0,
           unavailable: `Service ${ref} port ${rule.portNumber} has no ready endpoints in this cluster`,
@@ -164,4 +167,12 @@ export function buildRouteTable(input: BuildInput): RouteTable {
   }
   for (const origin of input.states.keys()) if (!used.has(origin)) input.states.delete(origin);
   return new RouteTable(exact, prefix, routes);
+}
+
+/** Annotation naming the request header HashingLoadBalancer hashes (default: the client address). */
+export const HASH_HEADER_ANNOTATION = 'crossmesh.io/hash-header';
+
+function hashHeaderOf(exp: KubeObject): string | undefined {
+  const h = exp.metadata.annotations?.[HASH_HEADER_ANNOTATION];
+  return h ? h.trim().toLowerCase() : undefined;
 }
