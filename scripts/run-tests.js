@@ -21,9 +21,12 @@ function walk(dir, out) {
   return out;
 }
 
+// The chaos suite (test/chaos/, `npm run test:chaos`) runs only when a filter names it.
+const chaos = `${join('test', 'chaos')}`;
 const files = walk(dist, [])
   .filter((f) => !f.includes(`${join('dist', 'bench')}`))
   .filter((f) => filters.length === 0 || filters.some((x) => relative(dist, f).includes(x)))
+  .filter((f) => !relative(dist, f).includes(chaos) || filters.some((x) => x.includes('chaos')))
   .sort();
 if (files.length === 0) {
   console.error(`no test files matched ${filters.join(' ') || '(all)'} under dist/`);

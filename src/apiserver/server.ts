@@ -7,6 +7,7 @@ import { buildDiscovery } from './discovery.js';
 import { handleResource, NAMESPACES_KEY, type HandlerContext } from './handlers.js';
 import { parseResourcePath } from './paths.js';
 import { sendError, sendJson } from './status.js';
+import { refuseConnect } from '../proxy/guards.js';
 
 export interface ApiServerOptions {
   store: ResourceStore;
@@ -46,6 +47,7 @@ export class ApiServer {
     this.server = createServer({ maxHeaderSize: 16 * 1024 }, (req, res) => {
       this.handle(req, res).catch((err) => sendError(res, err));
     });
+    refuseConnect(this.server, `the API of cluster ${opts.clusterName}`);
     // Watches are long-lived; the default 5 s keep-alive only concerns idle sockets.
     this.server.requestTimeout = 0;
     this.server.headersTimeout = 30_000;

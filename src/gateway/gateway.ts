@@ -13,7 +13,7 @@ import type { KubeObject } from '../api/index.js';
 import type { ResourceCache } from '../client/cache.js';
 import { RequestMetrics, SOURCE_CLUSTER_HEADER } from '../metrics/requests.js';
 import { CrossmeshError } from '../errors.js';
-import { forward, PoolRegistry, sendError } from '../proxy/index.js';
+import { forward, PoolRegistry, refuseConnect, sendError } from '../proxy/index.js';
 import { log } from '../util/log.js';
 import { pick, STICKY_COOKIE, stickyValue, type EndpointState } from './balancer.js';
 import { isSafePath } from './paths.js';
@@ -83,6 +83,7 @@ export class Gateway {
     this.clusterHeader = opts.clusterName;
     this.metrics = new RequestMetrics('crossmesh_gateway', { cluster: opts.clusterName });
     this.server = createServer({ requireHostHeader: false }, (req, res) => this.handle(req, res));
+    refuseConnect(this.server, `the gateway of cluster ${opts.clusterName}`);
     for (const c of [opts.exports, opts.services, opts.endpoints]) {
       c.on('add', this.onChange);
       c.on('update', this.onChange);

@@ -145,6 +145,7 @@ export async function forward(req: IncomingMessage, res: ServerResponse, opts: F
     if (ctx.discarded) return { status: ctx.upstreamStatus, upstreamStatus: ctx.upstreamStatus, failedBeforeSend: false, responseStarted: false, discarded: true };
     return { status: ctx.upstreamStatus, upstreamStatus: ctx.upstreamStatus, failedBeforeSend: false, responseStarted: true };
   } catch (err) {
+    if (abort.signal.aborted) (opts.pools ?? defaultPools).recycleSoon(opts.origin);
     if (err === CLIENT_GONE || (abort.signal.reason === CLIENT_GONE && outer?.aborted !== true)) {
       if (!res.destroyed) res.destroy();
       return { status: 499, upstreamStatus: ctx.upstreamStatus || undefined, error: CLIENT_GONE, failedBeforeSend: false, responseStarted: ctx.started, clientGone: true };

@@ -6,4 +6,6 @@
 export { forward, sendError, classify, type ForwardOptions, type ForwardResult } from './forward.js';
 export { PoolRegistry, defaultPools, originOf, type PoolOptions } from './pool.js';
 export { HOP_BY_HOP, connectionTokens, upstreamRequestHeaders, downstreamResponseHeaders, type RequestHeaderInput, type UpstreamHeaders } from './headers.js';
+export { isSafePath } from './paths.js';
+export { refuseConnect } from './guards.js';
 export { ensureTraceparent, newTraceparent, isValidTraceparent } from './trace.js';

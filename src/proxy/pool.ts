@@ -16,6 +16,8 @@ export interface PoolOptions {
 export class PoolRegistry {
   private readonly pools = new Map<string, Pool>();
   private closed = false;
+  private readonly toRecycle = new Set<string>();
+  private recycleScheduled = false;
 
   constructor(private readonly opts: PoolOptions = {}) {}
 
@@ -37,6 +39,31 @@ export class PoolRegistry {
       this.pools.set(origin, pool);
     }
     return pool;
+  }
+
+  /**
+   * After a request to `origin` was aborted (client gone, deadline): the origin's pool is
+   * replaced by a fresh one, and the old one closes once its requests in flight are done.
+   * Works around undici re-queueing an aborted in-flight request and opening a new connection
+   * for it (nodejs/undici#5845): that connection never serves a response, so no keep-alive timer
+   * ever reaps it, and every abort would leave one idle socket behind on both ends for good.
+   * Batched per event-loop turn, so a burst of aborts costs one pool.
+   */
+  recycleSoon(origin: string): void {
+    if (this.closed) return;
+    this.toRecycle.add(origin);
+    if (this.recycleScheduled) return;
+    this.recycleScheduled = true;
+    setImmediate(() => {
+      this.recycleScheduled = false;
+      for (const o of this.toRecycle) {
+        const pool = this.pools.get(o);
+        if (pool === undefined) continue;
+        this.pools.delete(o);
+        void pool.close().catch(() => undefined);
+      }
+      this.toRecycle.clear();
+    });
   }
 
   get size(): number {

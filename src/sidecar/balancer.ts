@@ -91,7 +91,10 @@ export class OutlierDetector {
         h.consecutive = 0;
         h.ejections = Math.max(0, h.ejections - 1);
       } else {
-        this.eject(h);
+        // Still down: probe again after the base period. Doubling here (as before) meant a
+        // target down for a few seconds stayed ejected up to 30 s after it came back; the
+        // doubling is for targets that pass the probe and fail again (flapping).
+        h.ejectedUntil = Date.now() + this.baseMs;
       }
     };
     sock.setTimeout(this.probeTimeoutMs, () => done(false));

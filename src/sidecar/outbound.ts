@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { kindFor } from '../api/index.js';
 import { Informer } from '../client/informer.js';
 import { CrossmeshError } from '../errors.js';
-import { forward, sendError, PoolRegistry } from '../proxy/index.js';
+import { forward, isSafePath, sendError, PoolRegistry } from '../proxy/index.js';
 import { SOURCE_CLUSTER_HEADER } from '../metrics/requests.js';
 import { chooseTarget, OutlierDetector, WeightedPicker } from './balancer.js';
 import { compileRoutes, describeRoute, routeKey, type ServiceRoute, type Target } from './routes.js';
@@ -133,9 +133,11 @@ export class MeshOutboundRouter implements OutboundRouter {
     if (url.charCodeAt(0) === 47 /* / */) {
       const host = req.headers.host;
       if (!host) throw new CrossmeshError('CM_ERR_BAD_REQUEST', 'crossmesh: request has no Host header; call http://SERVICE.NAMESPACE:PORT/...');
+      checkPath(url);
       return this.dispatch(req, res, this.resolveCached(host), url);
     }
     const { host, path } = this.target(req);
+    checkPath(path);
     await this.dispatch(req, res, this.resolveCached(host), path);
   }
 
@@ -326,6 +328,18 @@ function clusterName(clusterKey: string): string {
 
 function describeTarget(route: ServiceRoute, t: Target): string {
   return t.kind === 'local' ? `${route.namespace}/${route.name} endpoint ${t.address}` : `${route.namespace}/${route.name} in ${t.cluster} via gateway ${t.address}`;
+}
+
+/**
+ * The gateway's request-target rule on every mesh call, local or remote alike (a remote gateway
+ * refuses these anyway; a local endpoint must not see them either): no dot or empty segments,
+ * no encoded '.', '/', '\\' or control characters.
+ */
+function checkPath(pathAndQuery: string): void {
+  const q = pathAndQuery.indexOf('?');
+  if (!isSafePath(q < 0 ? pathAndQuery : pathAndQuery.slice(0, q))) {
+    throw new CrossmeshError('CM_ERR_BAD_REQUEST', "crossmesh: request path refused: dot segments, empty segments, encoded '.', '/', '\\' and control characters are not allowed");
+  }
 }
 
 function notMesh(host: string): CrossmeshError {

@@ -16,7 +16,7 @@ import { ApiClient } from '../client/api-client.js';
 import type { ApiEndpoint } from '../client/kubeconfig.js';
 import { toCrossmeshError } from '../errors.js';
 import { instancePodName } from '../leases/names.js';
-import { forward } from '../proxy/index.js';
+import { forward, isSafePath, refuseConnect, sendError } from '../proxy/index.js';
 import { crossmeshHome } from '../cli/home.js';
 import { ComponentRegistry, createDaprApiHandler, type InvokeHandler } from '../dapr/index.js';
 import { DaprInvoker } from '../dapr/invoke.js';
@@ -123,6 +123,12 @@ async function closeServer(server: Server | NetServer, drainMs: number): Promise
   clearTimeout(t);
 }
 
+const BAD_INBOUND_PATH = {
+  code: 'CM_ERR_BAD_REQUEST',
+  status: 400,
+  message: "request path refused: dot segments, empty segments, encoded '.', '/', '\\' and control characters are not allowed",
+};
+
 export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar> {
   const host = '127.0.0.1';
   const identity: SidecarIdentity = { ...opts.identity, instanceId: opts.identity.instanceId ?? newInstanceId() };
@@ -143,6 +149,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     metrics.track(res, 'outbound', identity.clusterName);
     router.handle(req, res);
   });
+  refuseConnect(outbound, 'the sidecar (outbound proxy)');
   servers.push(outbound);
 
   let inbound: Server | undefined;
@@ -159,11 +166,19 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       metrics.track(res, 'inbound', typeof source === 'string' ? source : identity.clusterName, identity.clusterName);
       let path = req.url ?? '/';
       if (path.charCodeAt(0) !== 47 /* / */) {
-        // Absolute-form (a client that treats us as a proxy): keep path and query only.
-        try { const u = new URL(path); path = u.pathname + u.search; } catch { path = '/'; }
+        // Absolute-form (a client that treats us as a proxy): keep path and query only, as sent
+        // (no URL parsing: it would resolve dot segments before the check below).
+        const m = /^https?:\/\/[^/?#]*/i.exec(path);
+        path = m === null ? '' : path.slice(m[0].length);
+        if (path === '' || path.charCodeAt(0) === 63 /* ? */) path = '/' + path;
+      }
+      const q = path.indexOf('?');
+      if (!isSafePath(q < 0 ? path : path.slice(0, q))) {
+        return sendError(res, BAD_INBOUND_PATH, responseHeaders);
       }
       void forward(req, res, { origin, path, responseHeaders, label, extraHeaders: appTokenHeader });
     });
+    refuseConnect(inbound, 'the sidecar inbound listener');
     servers.push(inbound);
   }
 
@@ -175,6 +190,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     invoke: opts.invoke ?? (router instanceof MeshOutboundRouter ? new DaprInvoker(router, identity, { appPolicy: (id) => components.appPolicy(id) }) : undefined),
     isReady: () => ready, onShutdown: opts.onShutdown ?? (() => void close()),
   }));
+  refuseConnect(admin, 'the Dapr HTTP API');
   servers.push(admin);
 
   // DAPR_GRPC_PORT is held (so no other sidecar takes it) but serves nothing yet.
