@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { CommunicationProtocolEnum, DaprClient, HttpMethod, LogLevel, StateConcurrencyEnum, StateConsistencyEnum } from '@dapr/dapr';
 import { Redis } from 'ioredis';
 import { RedisServer } from '../src/state/redis-server.js';
-import { eventually, runCli, tempDir } from './helpers.js';
+import { eventually, exportManifest, runCli, tempDir } from './helpers.js';
 
 const NODEAPP = fileURLToPath(new URL('../../examples/nodeapp/app.mjs', import.meta.url));
 const MANIFESTS = fileURLToPath(new URL('../../examples/manifests/', import.meta.url));
@@ -39,13 +39,7 @@ metadata: {name: echo}
 spec: {lbType: FailOver, targets: [{clusterKey: default/default/default/cluster-1}]}
 `;
 
-const EXPORT = (name: string) => `apiVersion: flomesh.io/v1alpha1
-kind: ServiceExport
-metadata: {name: ${name}}
-spec:
-  pathRewrite: {from: '^/${name}/?', to: '/'}
-  rules: [{portNumber: 3000, path: '/${name}', pathType: Prefix}]
-`;
+const EXPORT = exportManifest;
 
 /**
  * The Dapr runtime of the sidecar, driven by the official @dapr/dapr client and raw HTTP,

@@ -57,3 +57,15 @@ export async function eventually<T>(check: () => Promise<T | undefined | false> 
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
+
+/** A ServiceExport like the seed's for service `name` (rule port 3000, path `/name`, rewrite to `/`). */
+export function exportManifest(name: string): string {
+  return `apiVersion: flomesh.io/v1alpha1
+kind: ServiceExport
+metadata: {name: ${name}}
+spec:
+  serviceAccountName: '*'
+  pathRewrite: {from: '^/${name}/?', to: '/'}
+  rules: [{portNumber: 3000, path: '/${name}', pathType: Prefix}]
+`;
+}

@@ -4,24 +4,11 @@ import { Agent, request as httpRequest } from 'node:http';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { eventually, runCli, tempDir } from './helpers.js';
+import { eventually, exportManifest, runCli, tempDir } from './helpers.js';
 
 const NODEAPP = fileURLToPath(new URL('../../examples/nodeapp/app.mjs', import.meta.url));
 
-const EXPORT = `apiVersion: flomesh.io/v1alpha1
-kind: ServiceExport
-metadata:
-  name: nodeapp
-spec:
-  serviceAccountName: '*'
-  pathRewrite:
-    from: '^/nodeapp/?'
-    to: '/'
-  rules:
-    - portNumber: 3000
-      path: '/nodeapp'
-      pathType: Prefix
-`;
+const EXPORT = exportManifest('nodeapp');
 
 function gtp(lbType: string, targets: [string, number | undefined][]): string {
   const lines = targets.map(([c, w]) => `    - clusterKey: default/default/default/${c}\n${w === undefined ? '' : `      weight: ${w}\n`}`).join('');

@@ -5,7 +5,7 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RedisServer } from '../../src/state/redis-server.js';
-import { eventually, runCli, tempDir } from '../helpers.js';
+import { eventually, exportManifest, runCli, tempDir } from '../helpers.js';
 import { fixedRateLoad, percentile, proxyGet, recoveryMs, rssMb, socketCount, type Sample } from './load.js';
 import { printTable, record } from './report.js';
 
@@ -22,13 +22,7 @@ createServer((req, res) => {
 }).listen(Number(process.env.APP_PORT), '127.0.0.1');
 `;
 
-const EXPORT = (name: string) => `apiVersion: flomesh.io/v1alpha1
-kind: ServiceExport
-metadata: {name: ${name}}
-spec:
-  pathRewrite: {from: '^/${name}/?', to: '/'}
-  rules: [{portNumber: 3000, path: '/${name}', pathType: Prefix}]
-`;
+const EXPORT = exportManifest;
 
 const gtp = (lbType: string, clusters: string[]) => `apiVersion: flomesh.io/v1alpha1
 kind: GlobalTrafficPolicy
