@@ -1,0 +1,12 @@
+#!/bin/sh
+# System packages the tests need: redis-server (the state.redis contract and e2e tests start a
+# real one). Installed from Debian's packages when missing and we can (root + apt-get); otherwise
+# the redis tests fail with a message saying how to install it.
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "crossmesh: installing redis-server for the tests (apt-get)..." >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >&2 || echo "crossmesh: could not install redis-server; the redis tests will fail" >&2
+  else
+    echo "crossmesh: redis-server is not installed; the redis tests will fail (apt-get install -y redis-server)" >&2
+  fi
+fi
