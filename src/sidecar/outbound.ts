@@ -183,7 +183,7 @@ export class MeshOutboundRouter implements OutboundRouter {
     if (!route) {
       this.stats.noRoute++;
       const port = name.port !== undefined ? ` with port ${name.port}` : '';
-      throw new CrossmeshError('CM_ERR_NOT_FOUND', `crossmesh: no service "${name.name}"${port} in namespace "${name.namespace}" of cluster ${this.ownCluster}; check \`crossmesh get svc,simp -n ${name.namespace} --cluster ${this.ownCluster}\``);
+      throw new CrossmeshError('CM_ERR_NOT_FOUND', `crossmesh: no service "${name.name}"${port} in namespace "${name.namespace}" of cluster ${this.ownCluster}; see what exists with \`crossmesh --cluster ${this.ownCluster} get svc -n ${name.namespace}\` and \`crossmesh --cluster ${this.ownCluster} get simp -n ${name.namespace}\``);
     }
     const method = req.method ?? 'GET';
     const headers = req.headers;
