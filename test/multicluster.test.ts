@@ -147,8 +147,12 @@ describe('multi-cluster control plane with four cluster processes', () => {
   it('honours targetClusters', async () => {
     await exportService('cluster-1', 'only2', 'svc2', backends[2], { spec: { targetClusters: [key('cluster-2')] } });
     await eventually(() => importOf('cluster-2', 'only2', 'svc2'), 3000, 'import in cluster-2');
-    await new Promise((r) => setTimeout(r, 300));
-    assert.equal(await importOf('cluster-3', 'only2', 'svc2'), undefined);
+    // A later export to everyone: once it is imported in cluster-3, the control plane has applied
+    // a plan that includes svc2 to cluster-3 as well (reconciles are serialized).
+    await exportService('cluster-1', 'only2', 'everyone', backends[2]);
+    await eventually(() => importOf('cluster-3', 'only2', 'everyone'), 3000, 'the later export imported in cluster-3');
+    assert.equal(await importOf('cluster-3', 'only2', 'svc2'), undefined, 'svc2 is not imported outside its targetClusters');
+    assert.ok(await importOf('cluster-2', 'only2', 'svc2'));
   });
 
   it('removes endpoints when an export or its Service is deleted, and the import when none is left', async () => {
@@ -178,10 +182,26 @@ describe('multi-cluster control plane with four cluster processes', () => {
 
   it('a control-plane outage keeps imports; on return it adds what is missing and removes what is stale', async () => {
     process.kill(pidOf('control-plane'), 'SIGKILL');
+    // Changes only once the control plane is gone (its API refuses connections).
+    await eventually(async () => {
+      try {
+        await c('control-plane').get(NS, 'default');
+        return false;
+      } catch {
+        return true;
+      }
+    }, 5000, 'the control plane to be gone');
     await c('cluster-1').delete(SEXP, 'svcx', 'while-down');
     await exportService('cluster-3', 'cp-down', 'fresh', backends[1]);
-    await new Promise((r) => setTimeout(r, 300));
+    // The members process the changes themselves (cluster-3 validates its new export)...
+    await eventually(async () => {
+      const e = await c('cluster-3').get(SEXP, 'fresh', 'cp-down');
+      return e?.status?.conditions?.some((x: { type: string; status: string }) => x.type === 'Valid' && x.status === 'True');
+    }, 3000, 'cp-down/fresh Valid in cluster-3');
+    // ...and nothing else touches the imports: the existing ones stay, the stale one too, nothing new arrives.
     assert.ok(await importOf('cluster-2', 'dapr-test', 'nodeapp'), 'imports stay while the control plane is down');
+    assert.ok(await importOf('cluster-2', 'while-down', 'svcx'), 'the stale import is only removed by the control plane');
+    assert.equal(await importOf('cluster-2', 'cp-down', 'fresh'), undefined);
     const res = await cli(['up', '--api-port', '0', '--gateway-port', '0']);
     assert.equal(res.code, 0, res.stderr);
     refreshClients();

@@ -16,6 +16,18 @@ export interface OutlierOptions {
   baseEjectionMs?: number;
   maxEjectionMs?: number;
   probeTimeoutMs?: number;
+  /** Clock (tests). Default Date.now. */
+  now?: () => number;
+}
+
+/** What the detector knows about one target (`healthOf()`; a copy, for status output and tests). */
+export interface TargetHealth {
+  consecutive: number;
+  /** 0 = admitted; else the time the ejection period ends (a probe may start from then on). */
+  ejectedUntil: number;
+  ejections: number;
+  /** A re-admission probe is in flight. */
+  probing: boolean;
 }
 
 /**
@@ -30,15 +42,17 @@ export class OutlierDetector {
   private readonly baseMs: number;
   private readonly maxMs: number;
   private readonly probeTimeoutMs: number;
+  private readonly now: () => number;
 
   constructor(opts: OutlierOptions = {}) {
+    this.now = opts.now ?? Date.now;
     this.consecutive5xx = opts.consecutive5xx ?? 5;
     this.baseMs = opts.baseEjectionMs ?? 1000;
     this.maxMs = opts.maxEjectionMs ?? 30_000;
     this.probeTimeoutMs = opts.probeTimeoutMs ?? 1000;
   }
 
-  isHealthy(t: Target, now = Date.now()): boolean {
+  isHealthy(t: Target, now = this.now()): boolean {
     const h = this.health.get(t.id);
     if (!h || h.ejectedUntil === 0) return true;
     if (now >= h.ejectedUntil && !h.probing) this.probe(h);
@@ -72,10 +86,16 @@ export class OutlierDetector {
     return [...this.health.entries()].filter(([, h]) => h.ejectedUntil !== 0).map(([id]) => id);
   }
 
+  /** A copy of what is known about `t`, or undefined when it never failed (or was forgotten). */
+  healthOf(t: Target): TargetHealth | undefined {
+    const h = this.health.get(t.id);
+    return h && { consecutive: h.consecutive, ejectedUntil: h.ejectedUntil, ejections: h.ejections, probing: h.probing };
+  }
+
   private eject(h: Health): void {
     h.ejections++;
     this.ejectionsTotal++;
-    h.ejectedUntil = Date.now() + Math.min(this.maxMs, this.baseMs * 2 ** (h.ejections - 1));
+    h.ejectedUntil = this.now() + Math.min(this.maxMs, this.baseMs * 2 ** (h.ejections - 1));
   }
 
   private probe(h: Health): void {
@@ -94,7 +114,7 @@ export class OutlierDetector {
         // Still down: probe again after the base period. Doubling here (as before) meant a
         // target down for a few seconds stayed ejected up to 30 s after it came back; the
         // doubling is for targets that pass the probe and fail again (flapping).
-        h.ejectedUntil = Date.now() + this.baseMs;
+        h.ejectedUntil = this.now() + this.baseMs;
       }
     };
     sock.setTimeout(this.probeTimeoutMs, () => done(false));

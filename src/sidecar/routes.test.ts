@@ -14,6 +14,15 @@ const imp = (ns: string, name: string, port: number, clusters: string[]): KubeOb
 });
 const gtp = (ns: string, name: string, lbType: string, targets: { clusterKey: string; weight?: number }[] = []): KubeObject => ({ apiVersion: 'flomesh.io/v1alpha1', kind: 'GlobalTrafficPolicy', metadata: { name, namespace: ns }, spec: { lbType, targets } });
 
+/** Polls `cond` (every 5 ms, up to 3 s). */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 3000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 function count(route: ReturnType<typeof compileRoutes> extends Map<string, infer R> ? R : never, n: number): Map<string, number> {
   const picker = new WeightedPicker();
   const outliers = new OutlierDetector();
@@ -80,18 +89,53 @@ describe('outbound route compilation and policies', () => {
   });
 
   it('an ejected target is re-admitted only after its period and a successful TCP probe', async () => {
-    const server = createServer((s) => s.destroy());
+    // The target's port: nothing listens there at first (the probe is refused), later a server does.
+    let accepted = 0;
+    const server = createServer((s) => {
+      accepted++;
+      s.destroy();
+    });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as { port: number }).port;
-    const routes = compileRoutes({ clusterName: 'c2', services: [svc('ns', 'a', 80)], endpoints: [eps('ns', 'a', [port])], imports: [], policies: [] });
-    const t = routes.get(routeKey('ns', 'a', 80))!.locals[0];
-    const o = new OutlierDetector({ baseEjectionMs: 50 });
-    o.failure(t, 'connect');
-    assert.equal(o.isHealthy(t), false);
-    await new Promise((r) => setTimeout(r, 60));
-    assert.equal(o.isHealthy(t), false, 'probing, not yet re-admitted');
-    await new Promise((r) => setTimeout(r, 50));
-    assert.equal(o.isHealthy(t), true);
-    server.close();
+    await new Promise((r) => server.close(r));
+    try {
+      const routes = compileRoutes({ clusterName: 'c2', services: [svc('ns', 'a', 80)], endpoints: [eps('ns', 'a', [port])], imports: [], policies: [] });
+      const t = routes.get(routeKey('ns', 'a', 80))!.locals[0];
+      let now = 1_000_000;
+      const o = new OutlierDetector({ baseEjectionMs: 50, now: () => now });
+      const settled = () => until(() => o.healthOf(t)?.probing === false, 'the probe to finish');
+
+      o.failure(t, 'connect');
+      assert.deepEqual(o.healthOf(t), { consecutive: 1, ejectedUntil: 1_000_050, ejections: 1, probing: false }, 'a refused connection ejects at once');
+      assert.deepEqual(o.ejected(), [t.id]);
+      now = 1_000_049;
+      assert.equal(o.isHealthy(t), false);
+      assert.equal(o.healthOf(t)!.probing, false, 'no probe before the period ends');
+
+      now = 1_000_050;
+      assert.equal(o.isHealthy(t), false, 'the period alone does not re-admit');
+      assert.equal(o.healthOf(t)!.probing, true, 'the probe starts when the period ends');
+      // Target still down: the probe is refused; ejected for one more base period from then (not doubled).
+      await settled();
+      assert.deepEqual(o.healthOf(t), { consecutive: 1, ejectedUntil: 1_000_100, ejections: 1, probing: false });
+      assert.equal(o.isHealthy(t), false);
+      assert.deepEqual(o.ejected(), [t.id]);
+
+      await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+      now = 1_000_099;
+      assert.equal(o.isHealthy(t), false);
+      assert.equal(o.healthOf(t)!.probing, false, 'no probe before the new period ends');
+      now = 1_000_100;
+      assert.equal(o.isHealthy(t), false, 'not re-admitted before the probe succeeded');
+      assert.equal(o.healthOf(t)!.probing, true);
+      assert.equal(o.isHealthy(t), false, 'one probe at a time');
+      await settled();
+      assert.equal(o.isHealthy(t), true, 're-admitted after a successful probe');
+      assert.deepEqual(o.healthOf(t), { consecutive: 0, ejectedUntil: 0, ejections: 0, probing: false });
+      assert.deepEqual(o.ejected(), []);
+      await until(() => accepted === 1, 'the probe connection to be accepted');
+    } finally {
+      server.close();
+    }
   });
 });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
+import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -112,16 +113,47 @@ test('registration survives the cluster API going away and comes back registered
   let { cluster, client, endpoint } = await setup(join(dir, 'c1'));
   const a = await app('a');
   const c = await startSidecar({ identity: { clusterName: 'cluster-1', namespace: 'dapr-test', appId: 'nodeapp' }, api: endpoint, servicePort: 3000, appPort: a.port });
+  // A second instance that dies during the outage: its lease expiring after the restart marks
+  // the end of the grace period the restarted cluster gives every lease it finds.
+  const control = await startSidecar({ identity: { clusterName: 'cluster-1', namespace: 'dapr-test', appId: 'control' }, api: endpoint, servicePort: 3000, appPort: a.port });
   let current: RunningCluster = cluster;
-  t.after(async () => { await c.close(); a.server.close(); await client.close(); await current.close(); rmSync(dir, { recursive: true, force: true }); });
+  let away: NetServer | undefined;
+  t.after(async () => {
+    away?.close();
+    await c.close();
+    await control.close();
+    a.server.close();
+    await client.close();
+    await current.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const leaseName = `nodeapp-${c.identity.instanceId}`;
+  const controlLease = `control-${control.identity.instanceId}`;
+  const before = (await client.get(LEASE, leaseName, 'dapr-test'))!;
+  assert.ok(await client.get(LEASE, controlLease, 'dapr-test'));
   await client.close();
   await cluster.close();
+  await control.registration!.close(false); // as if it died: no deregistration, no renewals
   await eventually(async () => c.registration!.state === 'failing', 5000, 'the sidecar to notice');
-  await new Promise((r) => setTimeout(r, 1500));
+  // While the API is away its port accepts and drops connections: the sidecar keeps retrying.
+  let attempts = 0;
+  away = createNetServer((s) => {
+    attempts++;
+    s.destroy();
+  });
+  await new Promise<void>((r) => away!.listen(cluster.apiPort, '127.0.0.1', r));
+  await eventually(async () => attempts >= 2, 5000, 'two more attempts while the API is away');
+  await new Promise((r) => away!.close(r));
+  away = undefined;
   ({ cluster, client } = await setup(join(dir, 'c1'), cluster.apiPort));
   current = cluster;
   await eventually(async () => c.registration!.state === 'registered', 5000, 'the sidecar to renew again');
-  // Past the lease duration after the restart, the endpoint is still there (renewed in the grace period).
-  await new Promise((r) => setTimeout(r, 3500));
+  // The dead instance's lease expires one lease duration after the restart ...
+  await eventually(async () => (await client.get(LEASE, controlLease, 'dapr-test')) === undefined, 6000, 'the dead instance\'s lease to expire');
+  // ... by when the live one has outlived the same grace, renewed and never expired (not re-created).
+  const lease = (await client.get(LEASE, leaseName, 'dapr-test'))!;
+  assert.equal(lease.metadata.uid, before.metadata.uid, 'the same Lease object');
+  assert.ok(Date.parse(lease.spec.renewTime) > Date.parse(before.spec.renewTime), 'renewed after the restart');
   assert.deepEqual(await ports(client), [c.ports.inbound]);
+  assert.equal(c.registration!.state, 'registered');
 });
