@@ -40,13 +40,20 @@ export interface Route {
 }
 
 export class RouteTable {
-  static readonly EMPTY = new RouteTable(new Map(), new Map(), []);
+  static readonly EMPTY = new RouteTable(new Map(), new Map(), [], new Map());
 
   constructor(
     private readonly exact: ReadonlyMap<string, Route>,
     private readonly prefix: ReadonlyMap<string, Route>,
     readonly routes: readonly Route[],
+    /** Mesh tunnels: `service.namespace:port` of a served export's rule port → its backend. */
+    private readonly tunnels: ReadonlyMap<string, Backend>,
   ) {}
+
+  /** The backend a mesh tunnel to `service.namespace:port` reaches (served exports only). */
+  tunnel(authority: string): Backend | undefined {
+    return this.tunnels.get(authority);
+  }
 
   lookup(path: string): Route | undefined {
     if (this.exact.size !== 0) {
@@ -97,6 +104,7 @@ export function buildRouteTable(input: BuildInput): RouteTable {
   const exact = new Map<string, Route>();
   const prefix = new Map<string, Route>();
   const routes: Route[] = [];
+  const tunnels = new Map<string, Backend>();
   const used = new Set<string>();
   const served = input.exports.filter(isExportServed).sort(byAge);
   for (const obj of served) {
@@ -147,6 +155,8 @@ export function buildRouteTable(input: BuildInput): RouteTable {
           unavailable: `Service ${ref} port ${rule.portNumber} has no ready endpoints in this cluster`,
         };
         backends.set(rule.portNumber, backend);
+        const authority = tunnelAuthority(exp.metadata.name, ns, rule.portNumber);
+        if (!tunnels.has(authority)) tunnels.set(authority, backend);
       }
       const pathType = rule.pathType === 'Exact' ? 'Exact' : 'Prefix';
       const route: Route = {
@@ -166,7 +176,12 @@ export function buildRouteTable(input: BuildInput): RouteTable {
     }
   }
   for (const origin of input.states.keys()) if (!used.has(origin)) input.states.delete(origin);
-  return new RouteTable(exact, prefix, routes);
+  return new RouteTable(exact, prefix, routes, tunnels);
+}
+
+/** The CONNECT target naming an exported service port: `service.namespace:port`. */
+export function tunnelAuthority(name: string, namespace: string, port: number): string {
+  return `${name}.${namespace}:${port}`;
 }
 
 /** Annotation naming the request header HashingLoadBalancer hashes (default: the client address). */

@@ -1,0 +1,519 @@
+/**
+ * The lean HTTP/1.1 listener every L7 hop of the mesh runs on (sidecar outbound and inbound):
+ * `net` sockets and Node's llhttp (llhttp.ts), no node:http. Per connection one parser and one
+ * set of socket listeners; per request one InboundRequest, which is the Downstream an exchange
+ * writes to. Requests are served one at a time per connection, in order: a pipelined request
+ * waits (with its body buffered, the socket paused) until the one before it is answered.
+ *
+ * Hygiene is node:http's: the same strict parser and 16 KiB head limit (400 / 431 and close),
+ * a Host header required on HTTP/1.1, CONNECT and protocol upgrades are not served. A request
+ * is handed to the handler only after the bytes read with it were parsed, so a head followed by
+ * a malformed body in one read never reaches an upstream.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { H1Parser, isParseError, METHODS, REQUEST, type ParseError, type ParserEvents } from './llhttp.js';
+import { answerError, reasonPhrase } from './exchange.js';
+import { Framing, type BodySink, type Downstream, type DownstreamObserver } from './types.js';
+
+export interface H1ServerOptions {
+  /** Called with each request when it is its connection's turn. */
+  onRequest(req: InboundRequest): void;
+  /** Called once per request when its response ended or the client went away (metrics). */
+  onFinish?(req: InboundRequest): void;
+  /** Idle keep-alive connections are closed after this long (node:http's default: 5 s). */
+  keepAliveTimeoutMs?: number;
+  /** Answer for CONNECT and Upgrade requests (status 405, JSON body); a default says the listener does not tunnel. */
+  refuseTunnel?: { code: string; status: number; message: string };
+  /** Require a Host header on HTTP/1.1 requests (node:http's rule). Default true. */
+  requireHost?: boolean;
+}
+
+const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
+/** Body bytes a waiting (pipelined or not yet forwarded) request may buffer before the socket is paused. */
+const MAX_BUFFERED = 64 * 1024;
+/** Body bytes read and dropped after an early answer before the connection is closed instead. */
+const MAX_DISCARD = 1024 * 1024;
+
+export class InboundRequest implements Downstream {
+  readonly method: string;
+  readonly url: string;
+  readonly rawHeaders: string[];
+  readonly versionMinor: number;
+  readonly clientIp: string;
+  readonly proto = 'http' as const;
+  hasBody = false;
+  chunked = false;
+  /** The Host header value ('' when absent). */
+  host = '';
+  expectContinue = false;
+  /** performance.now() when the head was parsed. */
+  readonly startedAt: number;
+  /** Status of the response written ('aborted' shows as 0). */
+  status = 0;
+  /** Free slots for the listener's owner (metrics labels of this request). */
+  source = '';
+  destination = '';
+
+  closeAfter: boolean;
+  bodyDone = false;
+  private trailers: string[] | undefined;
+  private chunks: Buffer[] | null = null;
+  /** Body bytes held until the request is forwarded. */
+  buffered = 0;
+  private sink: BodySink | null = null;
+  bodyConsumed = false;
+  /** The upstream is slow: the client's socket stays paused for this request. */
+  paused = false;
+  private discarded = 0;
+  responseStarted = false;
+  responseDone = false;
+  private framing = Framing.None;
+  private observer: DownstreamObserver | null = null;
+  gone = false;
+  finished = false;
+
+  constructor(readonly conn: ServerConnection, method: string, url: string, headers: string[], versionMinor: number, keepAlive: boolean, startedAt: number) {
+    this.method = method;
+    this.url = url;
+    this.rawHeaders = headers;
+    this.versionMinor = versionMinor;
+    this.closeAfter = !keepAlive;
+    this.clientIp = conn.remoteAddress;
+    this.startedAt = startedAt;
+    for (let i = 0; i < headers.length; i += 2) {
+      const n = headers[i];
+      const len = n.length;
+      if (len === 4) {
+        if (n.toLowerCase() === 'host') this.host = headers[i + 1];
+      } else if (len === 14) {
+        if (n.toLowerCase() === 'content-length' && headers[i + 1] !== '0') this.hasBody = true;
+      } else if (len === 17) {
+        if (n.toLowerCase() === 'transfer-encoding') {
+          this.hasBody = true;
+          this.chunked = true;
+        }
+      } else if (len === 6) {
+        if (n.toLowerCase() === 'expect' && headers[i + 1].toLowerCase() === '100-continue') this.expectContinue = true;
+      }
+    }
+    if (!this.hasBody) this.bodyDone = true;
+  }
+
+  /** The first value of a header (name lowercase), undefined when absent. */
+  header(name: string): string | undefined {
+    const h = this.rawHeaders;
+    for (let i = 0; i < h.length; i += 2) if (h[i].length === name.length && h[i].toLowerCase() === name) return h[i + 1];
+    return undefined;
+  }
+
+  // --- body (called by the connection's parser) ---------------------------------------------
+
+  pushBody(chunk: Buffer): void {
+    if (this.sink !== null) {
+      this.bodyConsumed = true;
+      this.sink.onRequestBody(chunk);
+      return;
+    }
+    if (this.responseDone) {
+      this.discarded += chunk.length;
+      if (this.discarded > MAX_DISCARD) this.conn.destroy();
+      return;
+    }
+    (this.chunks ??= []).push(chunk);
+    this.buffered += chunk.length;
+    if (this.buffered > MAX_BUFFERED) this.conn.updateReading();
+  }
+
+  endBody_(trailers: string[] | undefined): void {
+    this.bodyDone = true;
+    this.trailers = trailers;
+    if (this.sink !== null) this.sink.onRequestEnd(trailers);
+    if (this.responseDone) this.conn.requestFinished(this);
+  }
+
+  abortBody(): void {
+    const s = this.sink;
+    this.sink = null;
+    s?.onRequestAbort();
+  }
+
+  // --- Downstream ----------------------------------------------------------------------------
+
+  setObserver(o: DownstreamObserver | null): void {
+    this.observer = o;
+  }
+
+  attachBody(sink: BodySink): void {
+    this.sink = sink;
+    const chunks = this.chunks;
+    if (chunks !== null) {
+      this.chunks = null;
+      this.buffered = 0;
+      this.bodyConsumed = true;
+      for (let i = 0; i < chunks.length; i++) sink.onRequestBody(chunks[i]);
+      this.conn.updateReading();
+    }
+    if (this.bodyDone) sink.onRequestEnd(this.trailers);
+    else if (this.expectContinue && !this.responseStarted) {
+      this.expectContinue = false;
+      this.conn.socket.write(CONTINUE, 'latin1');
+    }
+  }
+
+  detachBody(): void {
+    this.sink = null;
+  }
+
+  pauseBody(): void {
+    if (!this.paused) {
+      this.paused = true;
+      this.conn.updateReading();
+    }
+  }
+
+  resumeBody(): void {
+    if (this.paused) {
+      this.paused = false;
+      this.conn.updateReading();
+    }
+  }
+
+  writeInformational(status: number, reason: string, headers: readonly string[]): void {
+    if (this.gone || this.responseStarted || this.versionMinor === 0) return;
+    let head = `HTTP/1.1 ${status} ${reason}\r\n`;
+    for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    this.conn.socket.write(head + '\r\n', 'latin1');
+  }
+
+  writeHead(status: number, reason: string, headers: readonly string[], framing: Framing): void {
+    if (this.gone) return;
+    this.responseStarted = true;
+    this.status = status;
+    // A body we did not read to the end cannot be skipped on a kept-alive connection cheaply if large;
+    // small leftovers are read and dropped (pushBody), so only say close when we will.
+    if (this.versionMinor === 0 && framing === Framing.Chunked) framing = Framing.UntilClose;
+    if (framing === Framing.UntilClose) {
+      if (this.versionMinor === 1) framing = Framing.Chunked;
+      else this.closeAfter = true;
+    }
+    this.framing = framing;
+    let head = `HTTP/1.1 ${status} ${reason || reasonPhrase(status)}\r\n`;
+    for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    if (framing === Framing.Chunked) head += 'transfer-encoding: chunked\r\n';
+    if (this.closeAfter || this.conn.closing) {
+      this.closeAfter = true;
+      head += 'connection: close\r\n';
+    } else if (this.versionMinor === 0) head += 'connection: keep-alive\r\n';
+    this.conn.socket.write(head + '\r\n', 'latin1');
+  }
+
+  writeBody(chunk: Buffer): boolean {
+    if (this.gone) return true;
+    const s = this.conn.socket;
+    if (this.framing === Framing.Chunked) {
+      if (chunk.length === 0) return true;
+      s.write(chunk.length.toString(16) + '\r\n', 'latin1');
+      s.write(chunk);
+      return s.write('\r\n', 'latin1');
+    }
+    return s.write(chunk);
+  }
+
+  endBody(trailers?: readonly string[]): void {
+    if (this.gone || this.responseDone) return;
+    if (this.framing === Framing.Chunked) {
+      let t = '0\r\n';
+      if (trailers !== undefined) for (let i = 0; i < trailers.length; i += 2) t += `${trailers[i]}: ${trailers[i + 1]}\r\n`;
+      this.conn.socket.write(t + '\r\n', 'latin1');
+    }
+    this.responseDone = true;
+    this.conn.responseFinished(this);
+  }
+
+  cork(): void {
+    this.conn.socket.cork();
+  }
+
+  uncork(): void {
+    this.conn.socket.uncork();
+  }
+
+  destroy(): void {
+    this.conn.destroy();
+  }
+
+  /** The connection closed under this request. */
+  lost(): void {
+    if (this.gone) return;
+    this.gone = true;
+    const o = this.observer;
+    this.observer = null;
+    o?.onDownstreamGone();
+    this.abortBody();
+  }
+
+  notifyDrain(): void {
+    this.observer?.onDownstreamDrain();
+  }
+
+  /** Answers with a JSON error body (the shape of every crossmesh error). */
+  fail(error: { code: string; status: number; message: string }, extraHeaders?: readonly string[]): void {
+    answerError(this, error, extraHeaders);
+  }
+}
+
+export class ServerConnection implements ParserEvents {
+  readonly socket: Socket;
+  readonly remoteAddress: string;
+  private readonly parser: H1Parser;
+  /** Requests parsed and not yet finished, oldest (the one being served) first. */
+  private readonly queue: InboundRequest[] = [];
+  /** The request whose body the parser is reading. */
+  private parsing: InboundRequest | null = null;
+  private activeStarted = false;
+  private readPaused = false;
+  /** Nothing more is read from this client (after CONNECT, an upgrade or Connection: close). */
+  private stopReading = false;
+  closing = false;
+  private dead = false;
+  private parseError: ParseError | null = null;
+
+  constructor(socket: Socket, private readonly server: H1Server) {
+    this.socket = socket;
+    this.remoteAddress = socket.remoteAddress ?? '';
+    socket.setNoDelay(true);
+    this.parser = new H1Parser(REQUEST, this);
+    socket.setTimeout(server.keepAliveTimeoutMs);
+    socket.on('data', (d: Buffer) => this.onData(d));
+    socket.on('drain', () => this.queue[0]?.notifyDrain());
+    socket.on('timeout', () => this.onTimeout());
+    socket.on('error', () => undefined);
+    socket.on('close', () => this.onClose());
+    socket.on('end', () => this.onEnd());
+  }
+
+  private onData(d: Buffer): void {
+    if (this.parseError !== null || this.dead) return;
+    const r = this.parser.execute(d);
+    if (isParseError(r)) {
+      this.parseError = r;
+      const p = this.parsing;
+      this.parsing = null;
+      // A body cut by a malformed chunk: whatever was forwarded of it is abandoned; a request
+      // not yet handed over never reaches anyone.
+      if (p !== null && !p.bodyDone) {
+        const active = this.queue[0] === p && this.activeStarted;
+        this.queue.splice(this.queue.indexOf(p), 1);
+        if (active) {
+          this.activeStarted = false;
+          p.abortBody();
+          if (p.responseStarted) return this.destroy();
+        }
+        p.status = 400;
+        this.finishRequest(p);
+      }
+      this.onParseError(r);
+      return;
+    }
+    this.startNext();
+  }
+
+  onHead(versionMinor: number, headers: string[], method: number, url: string, _status: number, _reason: string, upgrade: boolean, keepAlive: boolean): number {
+    const m = METHODS[method] ?? 'GET';
+    const req = new InboundRequest(this, m, url, headers, versionMinor, keepAlive && !upgrade, performance.now());
+    this.parsing = req;
+    this.queue.push(req);
+    if (this.queue.length > 1) this.updateReading();
+    return 0;
+  }
+
+  onBody(chunk: Buffer): void {
+    this.parsing?.pushBody(chunk);
+  }
+
+  onComplete(): void {
+    const p = this.parsing;
+    if (p === null) return;
+    this.parsing = null;
+    if (p.method === 'CONNECT' || p.closeAfter) {
+      // Nothing after a CONNECT, an upgrade or a last request is HTTP we mean to read.
+      this.stopReading = true;
+      this.updateReading();
+    }
+    p.endBody_(this.parser.takeTrailers());
+  }
+
+  /** Hands the oldest request to the handler, once per request. */
+  private startNext(): void {
+    if (this.activeStarted || this.dead) return;
+    const req = this.queue[0];
+    if (req === undefined) return;
+    this.activeStarted = true;
+    this.socket.setTimeout(0);
+    const s = this.server;
+    if (req.method === 'CONNECT' || (req.closeAfter && req.header('upgrade') !== undefined)) {
+      req.closeAfter = true;
+      return req.fail(s.refuseTunnel);
+    }
+    if (s.requireHost && req.versionMinor === 1 && req.host === '') {
+      return this.answerRaw(400, 'Bad Request');
+    }
+    s.onRequest(req);
+  }
+
+  responseFinished(req: InboundRequest): void {
+    if (req.closeAfter) {
+      this.finishRequest(req);
+      this.closing = true;
+      this.socket.end();
+      return;
+    }
+    if (req.bodyDone) this.requestFinished(req);
+    // else: the rest of the body is read and dropped, then requestFinished
+  }
+
+  requestFinished(req: InboundRequest): void {
+    this.finishRequest(req);
+    if (this.queue[0] === req) this.queue.shift();
+    this.activeStarted = false;
+    this.updateReading();
+    if (this.parseError !== null && this.queue.length === 0) return this.onParseError(this.parseError);
+    if (this.queue.length === 0) this.socket.setTimeout(this.server.keepAliveTimeoutMs);
+    this.startNext();
+  }
+
+  private finishRequest(req: InboundRequest): void {
+    if (req.finished) return;
+    req.finished = true;
+    this.server.onFinish?.(req);
+  }
+
+  /** Pauses or resumes reading from the client by what the requests in hand need. */
+  updateReading(): void {
+    const q = this.queue;
+    const head = q[0];
+    const p = this.parsing;
+    const pause = this.stopReading || q.length > 1 || (head !== undefined && head.paused) || (p !== null && p.buffered > MAX_BUFFERED);
+    if (pause === this.readPaused || this.dead) return;
+    this.readPaused = pause;
+    if (pause) this.socket.pause();
+    else this.socket.resume();
+  }
+
+  private onParseError(err: ParseError): void {
+    // Answered once the requests before it are done (like node:http), then the connection closes.
+    if (this.queue.length > 0) return;
+    if (err.code === 'HPE_HEADER_OVERFLOW') this.answerRaw(431, 'Request Header Fields Too Large');
+    else if (err.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW') this.answerRaw(413, 'Payload Too Large');
+    else this.answerRaw(400, 'Bad Request');
+  }
+
+  private answerRaw(status: number, reason: string): void {
+    if (this.dead) return;
+    this.closing = true;
+    this.dead = true;
+    this.socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\n\r\n`, 'latin1');
+    this.socket.setTimeout(2000);
+  }
+
+  private onTimeout(): void {
+    if (this.queue.length > 0 && this.activeStarted) {
+      this.socket.setTimeout(this.server.keepAliveTimeoutMs);
+      return;
+    }
+    this.destroy();
+  }
+
+  private onEnd(): void {
+    // The client half-closed: finish what it asked for, then close.
+    this.closing = true;
+    const r = this.parser.finish();
+    if (isParseError(r) && this.parsing !== null) this.parsing.abortBody();
+    if (this.queue.length === 0) this.socket.end();
+    else for (const q of this.queue) q.closeAfter = true;
+  }
+
+  private onClose(): void {
+    this.dead = true;
+    this.server.forget(this);
+    for (const q of this.queue.splice(0)) {
+      q.lost();
+      this.finishRequest(q);
+    }
+    this.parser.close();
+  }
+
+  /** Idle: no request parsed or waiting (for graceful close). */
+  get idle(): boolean {
+    return this.queue.length === 0 && this.parsing === null;
+  }
+
+  destroy(): void {
+    this.dead = true;
+    this.socket.destroy();
+  }
+}
+
+export class H1Server {
+  readonly net: Server;
+  readonly keepAliveTimeoutMs: number;
+  readonly requireHost: boolean;
+  readonly refuseTunnel: { code: string; status: number; message: string };
+  readonly onRequest: (req: InboundRequest) => void;
+  readonly onFinish?: (req: InboundRequest) => void;
+  private readonly conns = new Set<ServerConnection>();
+  private closing = false;
+
+  constructor(opts: H1ServerOptions) {
+    this.onRequest = opts.onRequest;
+    this.onFinish = opts.onFinish;
+    this.keepAliveTimeoutMs = opts.keepAliveTimeoutMs ?? 5000;
+    this.requireHost = opts.requireHost ?? true;
+    this.refuseTunnel = opts.refuseTunnel ?? { code: 'CM_ERR_METHOD_NOT_ALLOWED', status: 405, message: 'crossmesh: this listener does not tunnel (CONNECT); send plain http:// requests' };
+    this.net = createServer({ noDelay: true }, (socket) => {
+      if (this.closing) return void socket.destroy();
+      this.conns.add(new ServerConnection(socket, this));
+    });
+  }
+
+  forget(c: ServerConnection): void {
+    this.conns.delete(c);
+  }
+
+  listen(port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.net.once('error', reject);
+      this.net.listen(port, host, () => {
+        this.net.off('error', reject);
+        resolve((this.net.address() as { port: number }).port);
+      });
+    });
+  }
+
+  get listening(): boolean {
+    return this.net.listening;
+  }
+
+  get connections(): number {
+    return this.conns.size;
+  }
+
+  /** Stops accepting; idle connections close now, busy ones when done or after `drainMs`. */
+  async close(drainMs = 2000): Promise<void> {
+    this.closing = true;
+    const done = new Promise<void>((r) => this.net.close(() => r()));
+    for (const c of this.conns) {
+      c.closing = true;
+      if (c.idle) c.destroy();
+    }
+    const t = setTimeout(() => { for (const c of this.conns) c.destroy(); }, drainMs);
+    t.unref();
+    const poll = setInterval(() => {
+      for (const c of this.conns) if (c.idle) c.destroy();
+    }, 25);
+    poll.unref();
+    await done;
+    clearTimeout(t);
+    clearInterval(poll);
+  }
+}
