@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { posix } from 'node:path';
 import { CrossmeshError } from '../errors.js';
-import { sendError } from '../proxy/index.js';
 import type { DispatchOptions, MeshOutboundRouter } from '../sidecar/outbound.js';
 import type { SidecarIdentity } from '../sidecar/types.js';
 import { defaultIsPermanent, type Policy } from './resiliency.js';
+import { daprError, sendDaprError } from './respond.js';
 
 /** Headers a caller may not pass to the target: Dapr routing/auth, and Dapr's own caller headers (no spoofing). */
 const DROP_HEADERS: ReadonlySet<string> = new Set(['dapr-app-id', 'dapr-api-token', 'dapr-caller-app-id', 'dapr-caller-namespace', 'dapr-callee-app-id']);
@@ -41,10 +41,6 @@ export function normalizeMethod(raw: string): string {
   return encodeURI(cleaned.length > 1 && cleaned.endsWith('/') && !decoded.endsWith('/') ? cleaned.slice(0, -1) : cleaned);
 }
 
-function daprError(res: ServerResponse, status: number, message: string): void {
-  sendError(res, { code: 'ERR_DIRECT_INVOKE', status, message });
-}
-
 /**
  * Dapr service invocation: resolves an app id to the mesh service of that name in that
  * namespace and sends the call along the mesh route, so the caller cluster's
@@ -69,12 +65,12 @@ export class DaprInvoker {
    */
   handle(req: IncomingMessage, res: ServerResponse, appId: string | undefined, method: string): void {
     if (!appId) {
-      daprError(res, 404, 'failed getting app id either from the URL path or the header dapr-app-id');
+      sendDaprError(res, daprError('ERR_DIRECT_INVOKE:no-app-id'));
       return;
     }
     this.invoke(req, res, appId, method).catch((err) => {
       const msg = err instanceof Error ? err.message : String(err);
-      daprError(res, 500, `failed to invoke, id: ${appId}, err: ${msg}`);
+      sendDaprError(res, daprError('ERR_DIRECT_INVOKE', { appId, error: msg }, { cause: err }));
     });
   }
 

@@ -1,18 +1,15 @@
 /** Dapr-shaped error answers: `{"errorCode": "...", "message": "..."}` with the HTTP status. */
 import type { ServerResponse } from 'node:http';
+import type { DaprError } from '../errors.js';
 
-export class DaprError extends Error {
-  constructor(readonly status: number, readonly errorCode: string, message: string) {
-    super(message);
-    this.name = 'DaprError';
-  }
-}
+export { DaprError, daprError } from '../errors.js';
 
-export function sendDaprError(res: ServerResponse, status: number, errorCode: string, message: string, extraHeaders?: Record<string, string>): void {
+/** Answers `err` (a catalogue entry, see src/errors/dapr.ts); a response already started is cut off instead. */
+export function sendDaprError(res: ServerResponse, err: DaprError, extraHeaders?: Record<string, string>): void {
   if (res.headersSent || res.destroyed) {
     if (!res.destroyed) res.destroy();
     return;
   }
-  const body = `{"errorCode":${JSON.stringify(errorCode)},"message":${JSON.stringify(message)}}`;
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...extraHeaders }).end(body);
+  const body = `{"errorCode":${JSON.stringify(err.errorCode)},"message":${JSON.stringify(err.message)}}`;
+  res.writeHead(err.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...extraHeaders }).end(body);
 }

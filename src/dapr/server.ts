@@ -12,11 +12,11 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
-import { isCrossmeshError, toCrossmeshError } from '../errors.js';
+import { formatError, isCrossmeshError, toCrossmeshError } from '../errors.js';
 import { readBody } from '../util/http.js';
 import { log } from '../util/log.js';
 import { appIdFromHeaders } from './invoke.js';
-import { DaprError, sendDaprError } from './respond.js';
+import { DaprError, daprError, sendDaprError } from './respond.js';
 import { bulkGetState, deleteState, getState, queryState, saveState, transactState, type StateStores } from './state-api.js';
 import type { ComponentStatus, InvokeHandler, MetricsSource } from './types.js';
 
@@ -54,8 +54,6 @@ export interface DaprApiOptions {
 
 export type DaprRequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
-const NO_APP_ID = 'failed getting app id either from the URL path or the header dapr-app-id';
-
 function tokenMatches(given: string | string[] | undefined, expected: Buffer): boolean {
   if (typeof given !== 'string') return false;
   const b = Buffer.from(given);
@@ -63,12 +61,11 @@ function tokenMatches(given: string | string[] | undefined, expected: Buffer): b
 }
 
 function answerError(res: ServerResponse, err: unknown): void {
-  if (err instanceof DaprError) return sendDaprError(res, err.status, err.errorCode, err.message);
+  if (err instanceof DaprError) return sendDaprError(res, err);
   if (isCrossmeshError(err) && err.code === 'CM_ERR_TOO_LARGE') {
-    return sendDaprError(res, 413, 'ERR_BODY_READ', `failed to read request body: ${err.message}`, { connection: 'close' });
+    return sendDaprError(res, daprError('ERR_BODY_READ', { error: err.message }, { cause: err }), { connection: 'close' });
   }
-  const e = toCrossmeshError(err);
-  sendDaprError(res, 500, 'ERR_INTERNAL', e.message);
+  sendDaprError(res, daprError('ERR_INTERNAL', { error: toCrossmeshError(err).message }, { cause: err }));
 }
 
 /** The request handler of the Dapr HTTP API. */
@@ -103,14 +100,14 @@ export function createDaprApiHandler(opts: DaprApiOptions): DaprRequestHandler {
   };
 
   const invoke = (req: IncomingMessage, res: ServerResponse, appId: string | undefined, method: string): void => {
-    if (!opts.invoke) return sendDaprError(res, 501, 'ERR_DIRECT_INVOKE', 'service invocation is not configured');
+    if (!opts.invoke) return sendDaprError(res, daprError('ERR_DIRECT_INVOKE:not-configured'));
     opts.invoke.handle(req, res, appId, method);
   };
 
   /** Unmatched route: header / basic-auth invocation, else Dapr's 404. */
   const fallback = (req: IncomingMessage, res: ServerResponse, path: string): void => {
     const appId = appIdFromHeaders(req);
-    if (appId === undefined) return sendDaprError(res, 404, 'ERR_DIRECT_INVOKE', NO_APP_ID);
+    if (appId === undefined) return sendDaprError(res, daprError('ERR_DIRECT_INVOKE:no-app-id'));
     invoke(req, res, appId, path.slice(1));
   };
 
@@ -167,12 +164,12 @@ export function createDaprApiHandler(opts: DaprApiOptions): DaprRequestHandler {
       } else if (area === 'healthz') {
         if (method === 'GET' && n === 2) {
           if (isReady()) res.writeHead(204).end();
-          else sendDaprError(res, 500, 'ERR_HEALTH_NOT_READY', 'dapr is not ready');
+          else sendDaprError(res, daprError('ERR_HEALTH_NOT_READY'));
           return;
         }
         if (method === 'GET' && n === 3 && seg[2] === 'outbound') {
           if (isOutboundReady()) res.writeHead(204).end();
-          else sendDaprError(res, 500, 'ERR_OUTBOUND_HEALTH_NOT_READY', 'dapr outbound is not ready');
+          else sendDaprError(res, daprError('ERR_OUTBOUND_HEALTH_NOT_READY'));
           return;
         }
       } else if (area === 'metadata') {
@@ -197,7 +194,7 @@ export function createDaprApiHandler(opts: DaprApiOptions): DaprRequestHandler {
             try {
               cb();
             } catch (err) {
-              log.error(`dapr shutdown callback failed: ${toCrossmeshError(err).message}`);
+              log.error(`dapr shutdown callback failed: ${formatError(err)}`);
             }
           }));
         }

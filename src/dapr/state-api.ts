@@ -9,7 +9,7 @@ import type { Concurrency, Consistency, QueryRequest, SetRequest, StateStore, St
 import type { LoadedStateStore } from './components.js';
 import { KEY_SEPARATOR } from './components.js';
 import { rawSaveValues, rawTransactionValues } from './rawjson.js';
-import { DaprError } from './respond.js';
+import { DaprError, daprError } from './respond.js';
 
 export interface StateStores {
   getStateStore(name: string): LoadedStateStore | undefined;
@@ -33,7 +33,7 @@ function queryParam(query: string, name: string): string | undefined {
 
 /** Dapr keyPrefix applied to one key; `||` in a key is refused (400 ERR_MALFORMED_REQUEST). */
 function fullKey(s: LoadedStateStore, key: string): string {
-  if (key.indexOf(KEY_SEPARATOR) >= 0) throw new DaprError(400, 'ERR_MALFORMED_REQUEST', `input key/keyPrefix '${key}' can't contain '${KEY_SEPARATOR}'`);
+  if (key.indexOf(KEY_SEPARATOR) >= 0) throw daprError('ERR_MALFORMED_REQUEST:key', { key });
   return s.keyPrefix + key;
 }
 
@@ -46,8 +46,8 @@ function originalKey(s: LoadedStateStore, key: string): string {
 function lookup(stores: StateStores, name: string): LoadedStateStore {
   const s = stores.getStateStore(name);
   if (s) return s;
-  if (!stores.hasStateStores()) throw new DaprError(500, 'ERR_STATE_STORE_NOT_CONFIGURED', 'state store is not configured');
-  throw new DaprError(400, 'ERR_STATE_STORE_NOT_FOUND', `state store ${name} is not found`);
+  if (!stores.hasStateStores()) throw daprError('ERR_STATE_STORE_NOT_CONFIGURED');
+  throw daprError('ERR_STATE_STORE_NOT_FOUND', { store: name });
 }
 
 function run<T>(s: LoadedStateStore, fn: (store: StateStore) => Promise<T>): Promise<T> {
@@ -59,7 +59,7 @@ function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new DaprError(400, 'ERR_MALFORMED_REQUEST', `failed deserializing HTTP body: ${(err as Error).message}`);
+    throw daprError('ERR_MALFORMED_REQUEST', { detail: (err as Error).message }, { cause: err });
   }
 }
 
@@ -100,17 +100,19 @@ function etagOf(v: unknown): string | undefined {
 function saveError(store: string, err: unknown): DaprError {
   if (err instanceof DaprError) return err;
   const e = toCrossmeshError(err);
-  if (e.code === 'CM_ERR_ETAG_MISMATCH') return new DaprError(409, 'ERR_STATE_SAVE', `failed saving state in state store ${store}: possible etag mismatch. error from state store: ${e.message}`);
-  if (e.code === 'CM_ERR_ETAG_INVALID') return new DaprError(400, 'ERR_STATE_SAVE', `failed saving state in state store ${store}: invalid etag value: ${e.message}`);
-  return new DaprError(500, 'ERR_STATE_SAVE', `failed saving state in state store ${store}: ${e.message}`);
+  const args = { store, error: e.message };
+  if (e.code === 'CM_ERR_ETAG_MISMATCH') return daprError('ERR_STATE_SAVE:etag-mismatch', args, { cause: e });
+  if (e.code === 'CM_ERR_ETAG_INVALID') return daprError('ERR_STATE_SAVE:etag-invalid', args, { cause: e });
+  return daprError('ERR_STATE_SAVE', args, { cause: e });
 }
 
 function deleteError(key: string, err: unknown): DaprError {
   if (err instanceof DaprError) return err;
   const e = toCrossmeshError(err);
-  if (e.code === 'CM_ERR_ETAG_MISMATCH') return new DaprError(409, 'ERR_STATE_DELETE', `failed deleting state with key ${key}: possible etag mismatch. error from state store: ${e.message}`);
-  if (e.code === 'CM_ERR_ETAG_INVALID') return new DaprError(400, 'ERR_STATE_DELETE', `failed deleting state with key ${key}: invalid etag value: ${e.message}`);
-  return new DaprError(500, 'ERR_STATE_DELETE', `failed deleting state with key ${key}: ${e.message}`);
+  const args = { key, error: e.message };
+  if (e.code === 'CM_ERR_ETAG_MISMATCH') return daprError('ERR_STATE_DELETE:etag-mismatch', args, { cause: e });
+  if (e.code === 'CM_ERR_ETAG_INVALID') return daprError('ERR_STATE_DELETE:etag-invalid', args, { cause: e });
+  return daprError('ERR_STATE_DELETE', args, { cause: e });
 }
 
 function isValidJson(b: Buffer): boolean {
@@ -135,19 +137,19 @@ export async function saveState(stores: StateStores, storeName: string, query: s
   const s = lookup(stores, storeName);
   const text = body.toString('utf8');
   const items = parseJson(text);
-  if (!Array.isArray(items)) throw new DaprError(400, 'ERR_MALFORMED_REQUEST', 'failed deserializing HTTP body: expected a JSON array of state items');
+  if (!Array.isArray(items)) throw daprError('ERR_MALFORMED_REQUEST', { detail: 'expected a JSON array of state items' });
   if (items.length === 0) {
     res.writeHead(204).end();
     return;
   }
   const raw = rawSaveValues(text);
   const qmd = queryMetadata(query);
-  const fail = (msg: string) => new DaprError(500, 'ERR_STATE_SAVE', `failed saving state in state store ${storeName}: ${msg}`);
+  const fail = (msg: string) => daprError('ERR_STATE_SAVE', { store: storeName, error: msg });
   const reqs: SetRequest[] = new Array(items.length);
   for (let i = 0; i < items.length; i++) {
     const it = items[i] as Record<string, any> | null;
     if (!it || typeof it !== 'object' || typeof it.key !== 'string' || it.key === '') {
-      throw new DaprError(400, 'ERR_MALFORMED_REQUEST', `failed deserializing HTTP body: state item ${i} has no key`);
+      throw daprError('ERR_MALFORMED_REQUEST', { detail: `state item ${i} has no key` });
     }
     const etag = etagOf(it.etag);
     const md = it.metadata && typeof it.metadata === 'object' ? (qmd ? { ...qmd, ...it.metadata } : it.metadata) : qmd;
@@ -173,12 +175,12 @@ export async function saveState(stores: StateStores, storeName: string, query: s
 export async function getState(stores: StateStores, storeName: string, key: string, query: string, res: ServerResponse): Promise<void> {
   const s = lookup(stores, storeName);
   const k = fullKey(s, key);
-  if (query) consistencyOf(queryParam(query, 'consistency'), (m) => new DaprError(400, 'ERR_MALFORMED_REQUEST', m));
+  if (query) consistencyOf(queryParam(query, 'consistency'), (m) => daprError('ERR_MALFORMED_REQUEST:option', { detail: m }));
   let v: StoredValue | undefined;
   try {
     v = await run(s, (st) => st.get(k));
   } catch (err) {
-    throw new DaprError(500, 'ERR_STATE_GET', `fail to get ${key} from state store ${storeName}: ${toCrossmeshError(err).message}`);
+    throw daprError('ERR_STATE_GET', { key, store: storeName, error: toCrossmeshError(err).message }, { cause: err });
   }
   if (!v) {
     res.writeHead(204).end();
@@ -195,7 +197,7 @@ export async function deleteState(stores: StateStores, storeName: string, key: s
   const k = fullKey(s, key);
   const ifMatch = req.headers['if-match'];
   const etag = etagOf(ifMatch);
-  const fail = (msg: string) => new DaprError(500, 'ERR_STATE_DELETE', `failed deleting state with key ${key}: ${msg}`);
+  const fail = (msg: string) => daprError('ERR_STATE_DELETE', { key, error: msg });
   const concurrency = concurrencyOf(query ? queryParam(query, 'concurrency') : undefined, etag !== undefined, fail);
   const consistency = consistencyOf(query ? queryParam(query, 'consistency') : undefined, fail);
   try {
@@ -211,7 +213,7 @@ export async function bulkGetState(stores: StateStores, storeName: string, body:
   const s = lookup(stores, storeName);
   const req = parseJson(body.toString('utf8')) as { keys?: unknown } | null;
   if (!req || typeof req !== 'object' || (req.keys !== undefined && req.keys !== null && !Array.isArray(req.keys))) {
-    throw new DaprError(400, 'ERR_MALFORMED_REQUEST', 'failed deserializing HTTP body: expected {"keys": [...]}');
+    throw daprError('ERR_MALFORMED_REQUEST', { detail: 'expected {"keys": [...]}' });
   }
   const keys = ((req.keys as unknown[] | null | undefined) ?? []).map((k) => String(k));
   const full = keys.map((k) => fullKey(s, k));
@@ -220,7 +222,7 @@ export async function bulkGetState(stores: StateStores, storeName: string, body:
     try {
       values = await run(s, (st) => st.bulkGet(full));
     } catch (err) {
-      throw new DaprError(500, 'ERR_STATE_BULK_GET', `failed getting state in bulk from state store ${storeName}: ${toCrossmeshError(err).message}`);
+      throw daprError('ERR_STATE_BULK_GET', { store: storeName, error: toCrossmeshError(err).message }, { cause: err });
     }
   }
   let out = '[';
@@ -236,11 +238,11 @@ export async function bulkGetState(stores: StateStores, storeName: string, body:
 /** POST/PUT /v1.0/state/{store}/transaction */
 export async function transactState(stores: StateStores, storeName: string, query: string, body: Buffer, res: ServerResponse): Promise<void> {
   const s = lookup(stores, storeName);
-  if (!s.store.features.transactional) throw new DaprError(500, 'ERR_STATE_STORE_NOT_SUPPORTED', `state store ${storeName} doesn't support transaction`);
+  if (!s.store.features.transactional) throw daprError('ERR_STATE_STORE_NOT_SUPPORTED', { store: storeName });
   const text = body.toString('utf8');
   const req = parseJson(text) as { operations?: unknown; metadata?: Record<string, string> | null } | null;
   if (!req || typeof req !== 'object' || Array.isArray(req) || (req.operations !== undefined && req.operations !== null && !Array.isArray(req.operations))) {
-    throw new DaprError(400, 'ERR_MALFORMED_REQUEST', 'failed deserializing HTTP body: expected {"operations": [...], "metadata": {...}}');
+    throw daprError('ERR_MALFORMED_REQUEST', { detail: 'expected {"operations": [...], "metadata": {...}}' });
   }
   const ops = (req.operations as any[] | null | undefined) ?? [];
   if (ops.length === 0) {
@@ -250,17 +252,17 @@ export async function transactState(stores: StateStores, storeName: string, quer
   const raw = rawTransactionValues(text);
   const qmd = queryMetadata(query);
   const txMd = req.metadata && typeof req.metadata === 'object' ? (qmd ? { ...qmd, ...req.metadata } : req.metadata) : qmd;
-  const fail = (msg: string) => new DaprError(500, 'ERR_STATE_TRANSACTION', `error while executing state transaction: ${msg}`);
+  const fail = (msg: string) => daprError('ERR_STATE_TRANSACTION', { error: msg });
   const out: TransactionOperation[] = [];
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i];
     const kind = op?.operation;
     if (kind !== 'upsert' && kind !== 'delete') {
-      throw new DaprError(400, 'ERR_NOT_SUPPORTED_STATE_OPERATION', `operation type ${String(kind)} not supported`);
+      throw daprError('ERR_NOT_SUPPORTED_STATE_OPERATION', { operation: String(kind) });
     }
     const r = op.request;
     if (!r || typeof r !== 'object' || typeof r.key !== 'string' || r.key === '') {
-      throw new DaprError(400, 'ERR_MALFORMED_REQUEST', `failed deserializing HTTP body: operation ${i} has no request.key`);
+      throw daprError('ERR_MALFORMED_REQUEST', { detail: `operation ${i} has no request.key` });
     }
     const key = fullKey(s, r.key);
     const etag = etagOf(r.etag);
@@ -276,7 +278,7 @@ export async function transactState(stores: StateStores, storeName: string, quer
   try {
     await run(s, (st) => st.transact(out));
   } catch (err) {
-    throw new DaprError(500, 'ERR_STATE_TRANSACTION', `error while executing state transaction: ${toCrossmeshError(err).message}`);
+    throw daprError('ERR_STATE_TRANSACTION', { error: toCrossmeshError(err).message }, { cause: err });
   }
   res.writeHead(204).end();
 }
@@ -286,23 +288,22 @@ export async function queryState(stores: StateStores, storeName: string, body: B
   const s = lookup(stores, storeName);
   const store = s.store;
   if (!store.features.query || typeof store.query !== 'function') {
-    throw new DaprError(500, 'ERR_STATE_STORE_NOT_SUPPORTED', 'state store does not support querying');
+    throw daprError('ERR_STATE_STORE_NOT_SUPPORTED:query');
   }
   let q: QueryRequest;
   try {
     q = JSON.parse(body.toString('utf8')) as QueryRequest;
   } catch (err) {
-    throw new DaprError(500, 'ERR_STATE_QUERY', `failed query in state store ${storeName}: failed to parse JSON query body: ${(err as Error).message}`);
+    throw daprError('ERR_STATE_QUERY', { store: storeName, error: `failed to parse JSON query body: ${(err as Error).message}` }, { cause: err });
   }
   if (!q || typeof q !== 'object' || Array.isArray(q)) {
-    throw new DaprError(500, 'ERR_STATE_QUERY', `failed query in state store ${storeName}: failed to parse JSON query body: expected an object with filter, sort, page`);
+    throw daprError('ERR_STATE_QUERY', { store: storeName, error: 'failed to parse JSON query body: expected an object with filter, sort, page' });
   }
   let result;
   try {
     result = await run(s, (st) => st.query!(q, s.keyPrefix));
   } catch (err) {
-    const e = toCrossmeshError(err);
-    throw new DaprError(500, 'ERR_STATE_QUERY', `failed query in state store ${storeName}: ${e.message}`);
+    throw daprError('ERR_STATE_QUERY', { store: storeName, error: toCrossmeshError(err).message }, { cause: err });
   }
   if (result.results.length === 0) {
     res.writeHead(204).end();
