@@ -178,7 +178,7 @@ export function validateObject(obj: unknown, where: { file?: string; document?: 
     res = checkObject(o);
   } catch (err) {
     if (err instanceof CrossmeshError) {
-      throw new CrossmeshError(err.code, `${whereLabel(where)}${label}: ${err.message}`, { ...base, ...err.details, ...where });
+      throw new CrossmeshError(err.code, `${whereLabel(where)}${label}: ${err.message}`, { ...base, ...err.details, ...where, cause: err });
     }
     throw err;
   }

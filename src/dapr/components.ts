@@ -19,7 +19,7 @@ import { parseGoDuration } from '../api/duration.js';
 import type { ApiClient } from '../client/api-client.js';
 import type { ResourceCache } from '../client/cache.js';
 import { Informer } from '../client/informer.js';
-import { toCrossmeshError } from '../errors.js';
+import { CrossmeshError, formatError, toCrossmeshError } from '../errors.js';
 import { createStateStore } from '../state/factory.js';
 import type { StateStore, StoreConfig } from '../state/types.js';
 import { log } from '../util/log.js';
@@ -88,7 +88,9 @@ export function keyPrefixFor(strategy: string | undefined, ctx: { appId: string;
     case 'none':
       return '';
     default:
-      if (s.includes(KEY_SEPARATOR)) throw new Error(`input key/keyPrefix '${s}' can't contain '${KEY_SEPARATOR}'`);
+      if (s.includes(KEY_SEPARATOR)) {
+        throw new CrossmeshError('CM_ERR_CONFIG', `input key/keyPrefix '${s}' can't contain '${KEY_SEPARATOR}': set metadata keyPrefix to appid, name, namespace, none or a prefix without '${KEY_SEPARATOR}'`);
+      }
       return s + KEY_SEPARATOR;
   }
 }
@@ -246,10 +248,12 @@ export class ComponentRegistry extends EventEmitter<ComponentRegistryEvents> {
       const version = String(obj.spec?.version ?? 'v1');
       let metadata: Record<string, string> = {};
       let problem: string | undefined;
+      let cause: unknown;
       try {
         metadata = this.resolveMetadata(obj);
       } catch (err) {
         problem = (err as Error).message;
+        cause = err;
       }
       let initTimeoutMs = this.opts.defaultInitTimeoutMs ?? 5000;
       if (obj.spec?.initTimeout) {
@@ -263,7 +267,7 @@ export class ComponentRegistry extends EventEmitter<ComponentRegistryEvents> {
       this.entries.set(name, entry);
       if (!type.startsWith('state.')) problem ??= `component type "${type}" is not supported (crossmesh serves state stores: state.in-memory, state.sqlite, state.redis)`;
       if (problem !== undefined) {
-        this.fail(entry, problem);
+        this.fail(entry, problem, cause);
         continue;
       }
       this.track(this.load(entry, metadata, initTimeoutMs));
@@ -290,17 +294,17 @@ export class ComponentRegistry extends EventEmitter<ComponentRegistryEvents> {
       if (!m || typeof m.name !== 'string') continue;
       if (m.secretKeyRef) {
         if (secretStore && secretStore !== 'kubernetes') {
-          throw new Error(`metadata "${m.name}" uses secret store "${secretStore}", which crossmesh does not provide (only the namespace's Secrets, auth.secretStore: kubernetes)`);
+          throw new CrossmeshError('CM_ERR_CONFIG', `metadata "${m.name}" uses secret store "${secretStore}", which crossmesh does not provide (only the namespace's Secrets, auth.secretStore: kubernetes)`);
         }
         const secretName = String(m.secretKeyRef.name);
         const key = m.secretKeyRef.key ? String(m.secretKeyRef.key) : secretName;
         const secret = this.caches.secrets.get(secretName, this.opts.namespace);
-        if (!secret) throw new Error(`metadata "${m.name}": secret "${secretName}" not found in namespace ${this.opts.namespace}`);
+        if (!secret) throw new CrossmeshError('CM_ERR_CONFIG', `metadata "${m.name}": secret "${secretName}" not found in namespace ${this.opts.namespace}; create it (\`crossmesh create secret generic ${secretName} -n ${this.opts.namespace} --from-literal=${key}=...\`) or fix secretKeyRef.name`);
         const data = (secret.data ?? {}) as Record<string, string>;
         const stringData = (secret.stringData ?? {}) as Record<string, string>;
         if (data[key] !== undefined) out[m.name] = Buffer.from(data[key], 'base64').toString('utf8');
         else if (stringData[key] !== undefined) out[m.name] = stringData[key];
-        else throw new Error(`metadata "${m.name}": secret "${secretName}" has no key "${key}" (keys: ${Object.keys(data).join(', ') || 'none'})`);
+        else throw new CrossmeshError('CM_ERR_CONFIG', `metadata "${m.name}": secret "${secretName}" has no key "${key}" (keys: ${Object.keys(data).join(', ') || 'none'}); fix secretKeyRef.key or add the key to the secret`);
       } else if (m.value !== undefined && m.value !== null) {
         out[m.name] = typeof m.value === 'string' ? m.value : typeof m.value === 'object' ? JSON.stringify(m.value) : String(m.value);
       }
@@ -308,13 +312,14 @@ export class ComponentRegistry extends EventEmitter<ComponentRegistryEvents> {
     return out;
   }
 
-  private fail(entry: Entry, message: string): void {
+  /** `cause`: the error behind `message`; the log line shows its chain. */
+  private fail(entry: Entry, message: string, cause?: unknown): void {
     const prev = entry.serving;
     entry.serving = undefined;
     entry.state = 'failed';
     entry.error = `${entry.name}: ${message}`;
     entry.capabilities = [];
-    log.warn(`dapr component ${entry.name} (${entry.type}) failed to load: ${message}`);
+    log.warn(`dapr component ${entry.name} (${entry.type}) failed to load: ${cause === undefined ? message : formatError(cause)}`);
     if (prev) this.track(prev.store.close().catch(() => undefined));
     this.emit('change');
   }
@@ -332,7 +337,7 @@ export class ComponentRegistry extends EventEmitter<ComponentRegistryEvents> {
       await Promise.race([
         s.init(),
         new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`init did not finish within ${initTimeoutMs} ms`)), initTimeoutMs);
+          timer = setTimeout(() => reject(new CrossmeshError('CM_ERR_TIMEOUT', `init did not finish within ${initTimeoutMs} ms (raise spec.initTimeout if the backend is slow to answer)`)), initTimeoutMs);
         }),
       ]).finally(() => clearTimeout(timer));
     } catch (err) {
@@ -342,7 +347,7 @@ export class ComponentRegistry extends EventEmitter<ComponentRegistryEvents> {
         // An init that timed out may still finish: close whatever it opened.
         this.track(s.close().catch(() => undefined));
       }
-      if (current()) this.fail(entry, msg);
+      if (current()) this.fail(entry, msg, err);
       return;
     }
     if (!current()) {

@@ -70,7 +70,7 @@ interface Clause { v: CountName; op: Cmp; n: number }
 export function parseTrip(expr: string): (c: Counts) => boolean {
   const groups = expr.split('||').map((g) => g.split('&&').map((raw): Clause => {
     const m = /^\s*(requests|totalSuccesses|totalFailures|consecutiveSuccesses|consecutiveFailures)\s*(>=|<=|==|!=|>|<)\s*(\d+)\s*$/.exec(raw);
-    if (!m) throw new Error(`"${expr}" is not a trip expression (e.g. "consecutiveFailures > 5")`);
+    if (!m) throw new CrossmeshError('CM_ERR_INVALID', `"${expr}" is not a trip expression (e.g. "consecutiveFailures > 5")`);
     return { v: m[1] as CountName, op: m[2] as Cmp, n: Number(m[3]) };
   }));
   const test = (c: Counts, { v, op, n }: Clause): boolean => {

@@ -104,7 +104,7 @@ export class Gateway {
   async listen(): Promise<void> {
     const server = this.server;
     await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error) => reject(new CrossmeshError('CM_ERR_CONFIG', `gateway of cluster ${this.opts.clusterName} cannot listen on ${this.opts.host ?? '127.0.0.1'}:${this.opts.port ?? 0}: ${err.message}`));
+      const onError = (err: Error) => reject(new CrossmeshError('CM_ERR_CONFIG', `gateway of cluster ${this.opts.clusterName} cannot listen on ${this.opts.host ?? '127.0.0.1'}:${this.opts.port ?? 0}: ${err.message}`, { cause: err }));
       server.once('error', onError);
       server.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1', () => {
         server.off('error', onError);

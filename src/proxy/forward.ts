@@ -208,7 +208,7 @@ export function classify(err: unknown, opts: { origin: string; label?: string },
   const what = `upstream ${opts.label ?? opts.origin}`;
   const code = errCode(err);
   const detail = err instanceof Error ? err.message : String(err);
-  const mk = (c: ErrorCode, msg: string, beforeSend: boolean) => ({ error: new CrossmeshError(c, msg), beforeSend });
+  const mk = (c: ErrorCode, msg: string, beforeSend: boolean) => ({ error: new CrossmeshError(c, msg, { cause: err }), beforeSend });
   const reason = BEFORE_SEND[code];
   if (reason !== undefined) return mk('CM_ERR_BAD_GATEWAY', `${what} ${reason} (${code}); the request failed before any byte was sent`, true);
   switch (code) {

@@ -3,6 +3,7 @@
  * pays the TCP handshake once per connection, not per request.
  */
 import { Pool } from 'undici';
+import { CrossmeshError } from '../errors.js';
 
 export interface PoolOptions {
   /** Max connections per origin (default 128). */
@@ -25,7 +26,7 @@ export class PoolRegistry {
   get(origin: string): Pool {
     let pool = this.pools.get(origin);
     if (pool === undefined) {
-      if (this.closed) throw new Error('PoolRegistry is closed');
+      if (this.closed) throw new CrossmeshError('CM_ERR_SHUTTING_DOWN', `the request to ${origin} was not sent: this proxy is shutting down (its connection pools are closed); retry it on another instance`);
       pool = new Pool(origin, {
         connections: this.opts.connections ?? 128,
         pipelining: 1,

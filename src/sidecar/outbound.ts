@@ -123,7 +123,7 @@ export class MeshOutboundRouter implements OutboundRouter {
   handle(req: IncomingMessage, res: ServerResponse): void {
     this.stats.requests++;
     this.route(req, res).catch((err) => {
-      const e = err instanceof CrossmeshError ? err : new CrossmeshError('CM_ERR_INTERNAL', String(err));
+      const e = err instanceof CrossmeshError ? err : new CrossmeshError('CM_ERR_INTERNAL', String(err), { cause: err });
       sendError(res, { code: e.code, status: e.status, message: e.message });
     });
   }

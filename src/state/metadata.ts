@@ -35,13 +35,14 @@ export class MetadataReader {
     const v = this.string(name);
     if (v === undefined) return undefined;
     if (/^\d+$/.test(v)) return Number(v) * 1000;
+    let ms: number;
     try {
-      const ms = parseGoDuration(v);
-      if (ms < 0) throw new Error('negative');
-      return ms;
-    } catch {
-      throw this.bad(name, v, 'a duration like "5s" or "500ms"');
+      ms = parseGoDuration(v);
+    } catch (err) {
+      throw this.bad(name, v, 'a duration like "5s" or "500ms"', err);
     }
+    if (ms < 0) throw this.bad(name, v, 'a duration like "5s" or "500ms" (not negative)');
+    return ms;
   }
 
   /** Component-wide default TTL (`ttlInSeconds`); -1 / absent = none. */
@@ -50,7 +51,7 @@ export class MetadataReader {
     return ttl !== undefined && ttl > 0 ? ttl : undefined;
   }
 
-  private bad(name: string, value: string, expected: string) {
-    return configError(this.config.name, `metadata ${name}=${JSON.stringify(value)} is invalid: expected ${expected}`);
+  private bad(name: string, value: string, expected: string, cause?: unknown) {
+    return configError(this.config.name, `metadata ${name}=${JSON.stringify(value)} is invalid: expected ${expected}`, cause);
   }
 }

@@ -31,7 +31,9 @@ export function parseRedisHost(value: string | undefined): { host: string; port:
   const s = value ?? 'localhost:6379';
   const m = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d+))?$/.exec(s);
   const port = Number(m?.[3] ?? 6379);
-  if (!m || port < 1 || port > 65535) throw new Error(`redisHost ${JSON.stringify(s)} is not host:port`);
+  if (!m || port < 1 || port > 65535) {
+    throw new CrossmeshError('CM_ERR_CONFIG', `metadata redisHost=${JSON.stringify(s)} is not host:port; give e.g. "localhost:6379" or "[::1]:6379" (port 1-65535)`);
+  }
   return { host: m[1] ?? m[2], port };
 }
 
@@ -56,7 +58,7 @@ export class RedisStateStore implements StateStore {
     try {
       hp = parseRedisHost(md.string('redisHost'));
     } catch (err) {
-      throw configError(config.name, (err as Error).message);
+      throw configError(config.name, (err as Error).message, err);
     }
     this.address = `${hp.host}:${hp.port}`;
     this.defaultTtl = md.defaultTtlSeconds();
@@ -108,9 +110,9 @@ export class RedisStateStore implements StateStore {
       this.client.disconnect();
       const msg = (err as Error).message || this.lastError;
       if (/WRONGPASS|NOAUTH|invalid password|invalid username|AUTH/i.test(`${msg} ${this.lastError}`)) {
-        throw configError(this.config.name, `authentication to redis at ${this.address} failed: ${this.lastError || msg} (check redisUsername / redisPassword)`);
+        throw configError(this.config.name, `authentication to redis at ${this.address} failed: ${this.lastError || msg} (check redisUsername / redisPassword)`, err);
       }
-      throw new CrossmeshError('CM_ERR_STORE_UNAVAILABLE', `state store ${this.config.name}: cannot reach redis at ${this.address}: ${this.lastError || msg}`);
+      throw new CrossmeshError('CM_ERR_STORE_UNAVAILABLE', `state store ${this.config.name}: cannot reach redis at ${this.address}: ${this.lastError || msg}`, { cause: err });
     }
     this.initialised = true;
     this.up = true;
@@ -201,7 +203,7 @@ export class RedisStateStore implements StateStore {
         }
         const detail = notSent ? `not connected${this.lastError ? ` (${this.lastError})` : ''}` : msg;
         const maybe = !idempotent && !/enableOfflineQueue/.test(msg) && /closed|timed out|ECONNRESET|EPIPE/i.test(msg) ? '; the write may or may not have been applied' : '';
-        throw new CrossmeshError('CM_ERR_STORE_UNAVAILABLE', `state store ${this.config.name}: redis at ${this.address}: ${what} failed: ${detail}${maybe}`);
+        throw new CrossmeshError('CM_ERR_STORE_UNAVAILABLE', `state store ${this.config.name}: redis at ${this.address}: ${what} failed: ${detail}${maybe}`, { cause: err });
       }
     }
   }

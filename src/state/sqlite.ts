@@ -228,6 +228,6 @@ export class SqliteStateStore implements StateStore {
   private wrap(err: unknown, what: string): CrossmeshError {
     if (err instanceof CrossmeshError) return err;
     const msg = err instanceof Error ? err.message : String(err);
-    return new CrossmeshError('CM_ERR_STORE_UNAVAILABLE', `state store ${this.config.name}: sqlite ${this.file}: ${what}: ${msg}`);
+    return new CrossmeshError('CM_ERR_STORE_UNAVAILABLE', `state store ${this.config.name}: sqlite ${this.file}: ${what}: ${msg}`, { cause: err });
   }
 }
