@@ -17,7 +17,7 @@ import { newInstanceId } from '../../sidecar/sidecar.js';
 import { crossmeshHome, isProcessAlive } from '../home.js';
 import { formatTable } from '../output.js';
 import { endpointFor, selectedClusterName } from '../target.js';
-import { stopProcess } from './lifecycle.js';
+import { stopProcess } from '../processes.js';
 
 const BIN = fileURLToPath(new URL('../../../../bin/crossmesh.js', import.meta.url));
 const LABEL_RULE = 'must be a lowercase RFC 1123 label (lowercase letters, digits and \'-\', starting and ending with a letter or digit, at most 63)';

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { crossmeshHome, isProcessAlive } from '../home.js';
-import { stopProcess } from './lifecycle.js';
+import { stopProcess } from '../processes.js';
 import { freePort } from '../../util/net.js';
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));

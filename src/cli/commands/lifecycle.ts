@@ -10,6 +10,7 @@ import { formatTable } from '../output.js';
 import { ApiClient } from '../../client/api-client.js';
 import { renderKubeconfig } from '../../client/kubeconfig.js';
 import { kindFor, validateObject } from '../../api/index.js';
+import { stopProcess } from '../processes.js';
 import { stopAllApps } from './apps.js';
 
 export const DEFAULT_CLUSTERS = ['control-plane', 'cluster-1', 'cluster-2', 'cluster-3'];
@@ -166,17 +167,6 @@ export async function down(opts: { purge: boolean }): Promise<string[]> {
     writeConfig(cfg, home);
   }
   return [...apps, ...stopped.sort()];
-}
-
-/** SIGTERM, then SIGKILL if the process is still there after `graceMs`. */
-export async function stopProcess(pid: number, graceMs = 5000): Promise<void> {
-  try { process.kill(pid, 'SIGTERM'); } catch { return; }
-  const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline) {
-    if (!isProcessAlive(pid)) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
 }
 
 export async function status(): Promise<ClusterState[]> {
