@@ -5,7 +5,7 @@ import type { KubeObject } from '../api/types.js';
 import type { ResourceStore, ObjectRef } from '../store/types.js';
 import { CrossmeshError } from '../errors.js';
 import { readBody } from '../util/http.js';
-import type { ResourcePath } from './paths.js';
+import type { ResourcePath } from '../api/wire.js';
 import { compileLabelSelector } from './selectors.js';
 import { sendJson } from './status.js';
 import { serveWatch } from './watch.js';

@@ -5,9 +5,10 @@ import { CrossmeshError } from '../errors.js';
 import { makeTokenCheck } from './auth.js';
 import { buildDiscovery } from './discovery.js';
 import { handleResource, NAMESPACES_KEY, type HandlerContext } from './handlers.js';
-import { parseResourcePath } from './paths.js';
+import { parseResourcePath } from '../api/wire.js';
 import { sendError, sendJson } from './status.js';
 import { refuseConnect } from '../proxy/guards.js';
+import { VERSION } from '../version.js';
 
 export interface ApiServerOptions {
   store: ResourceStore;
@@ -21,8 +22,6 @@ export interface ApiServerOptions {
   /** Prometheus exposition for GET /metrics (bearer token required, as on Kubernetes). */
   metrics?: () => Promise<{ contentType: string; body: string }>;
 }
-
-export const VERSION = '0.1.0';
 
 /**
  * The cluster's Kubernetes-style REST API over a ResourceStore: resource CRUD, status

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ResourceStore, StoredWatchEvent } from '../store/types.js';
 import type { KubeObject } from '../api/types.js';
 import type { LabelSelector } from './selectors.js';
-import { statusFromError } from './status.js';
+import { statusFromError } from '../api/wire.js';
 
 export interface WatchRequest {
   storageKey: string;

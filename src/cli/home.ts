@@ -1,26 +1,10 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, renameSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { ApiEndpoint } from '../client/kubeconfig.js';
+import { clusterDir, clustersDir, crossmeshHome } from '../util/home.js';
 
-/**
- * Everything crossmesh keeps on disk lives under one home ($CROSSMESH_HOME, default
- * ~/.crossmesh), so two homes never mix:
- *   config.json                 contexts (API server + token per cluster) and the current one
- *   clusters/<name>/            a cluster's data dir: resources.db, token, cluster.json, cluster.log
- *   apps/<cluster>/<ns>/<id>/   a running app + sidecar (from `crossmesh run`)
- */
-export function crossmeshHome(): string {
-  return process.env.CROSSMESH_HOME || join(homedir(), '.crossmesh');
-}
-
-export function clustersDir(home = crossmeshHome()): string {
-  return join(home, 'clusters');
-}
-
-export function clusterDir(name: string, home = crossmeshHome()): string {
-  return join(clustersDir(home), name);
-}
+// The layout of the home and its path helpers are in src/util/home.ts (the sidecar needs them too).
+export { clusterDir, clustersDir, crossmeshHome };
 
 /** What a running cluster process writes once it listens (its "ready file"). */
 export interface ClusterRecord {

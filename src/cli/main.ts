@@ -1,7 +1,6 @@
 import { Command, Option, InvalidArgumentError } from 'commander';
 import { CrossmeshError, isCrossmeshError } from '../errors.js';
 import { renderKubeconfig } from '../client/kubeconfig.js';
-import { runClusterProcess } from './commands/cluster.js';
 import { CONTROL_PLANE, DEFAULT_CLUSTERS, clusterTable, down, joinMembers, status, up } from './commands/lifecycle.js';
 import { appsTable, componentsReport, execApp, listApps, runApp, sidecarFromConfig, stopApp } from './commands/apps.js';
 import { applyFile, createNamespace, createSecret, deleteByName, deleteFile, get } from './commands/resources.js';
@@ -9,7 +8,7 @@ import { readConfig, writeConfig } from './home.js';
 import { explainRoute } from './commands/route.js';
 import { runDemo } from './commands/demo.js';
 import { clientFor, endpointFor, selectedClusterName } from './target.js';
-import { VERSION } from '../apiserver/server.js';
+import { VERSION } from '../version.js';
 
 function port(value: string): number {
   const n = Number(value);
@@ -42,7 +41,11 @@ export function buildProgram(): Command {
     .option('--gateway-port <port>', 'gateway listen port (0 = any free port)', port, 8080)
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .requiredOption('--data-dir <dir>', 'where the cluster keeps its store and token')
-    .action(async (o) => runClusterProcess({ name: o.name, apiPort: o.apiPort, gatewayPort: o.gatewayPort, dataDir: o.dataDir, host: o.host }));
+    .action(async (o) => {
+      // Loaded here: only this command needs the cluster (API server, store, gateway).
+      const { runClusterProcess } = await import('./commands/cluster.js');
+      await runClusterProcess({ name: o.name, apiPort: o.apiPort, gatewayPort: o.gatewayPort, dataDir: o.dataDir, host: o.host });
+    });
 
   program.command('up')
     .description('start the clusters in the background (idempotent) and record them as contexts')

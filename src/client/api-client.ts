@@ -2,8 +2,7 @@ import { Pool } from 'undici';
 import type { KindInfo } from '../api/index.js';
 import type { KubeObject, WatchEvent } from '../api/types.js';
 import { CrossmeshError } from '../errors.js';
-import { errorFromStatus } from '../apiserver/status.js';
-import { resourcePath } from '../apiserver/paths.js';
+import { errorFromStatus, resourcePath } from '../api/wire.js';
 import type { ApiEndpoint } from './kubeconfig.js';
 
 export interface ListResponse {

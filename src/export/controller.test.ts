@@ -47,10 +47,11 @@ describe('export controller (Valid condition)', () => {
     await tc.api.apply(SEXP, own('lonely', NS, { sessionSticky: true }));
     await waitFor(() => cond('lonely')?.observedGeneration === 2, 'observedGeneration 2');
     assert.equal(cond('lonely')!.lastTransitionTime, f.lastTransitionTime);
-    await new Promise((r) => setTimeout(r, 5));
+    // lastTransitionTime has millisecond resolution: let the clock pass the first transition.
+    await waitFor(() => Date.now() > Date.parse(f.lastTransitionTime), 'the clock to pass the first transition');
     await tc.api.apply(SVC, service('lonely', NS));
     const t = await valid('lonely', 'True');
-    assert.notEqual(t.lastTransitionTime, f.lastTransitionTime);
+    assert.ok(Date.parse(t.lastTransitionTime) > Date.parse(f.lastTransitionTime), `${t.lastTransitionTime} after ${f.lastTransitionTime}`);
     await tc.api.delete(SVC, 'lonely', NS);
     await valid('lonely', 'False', /not found/);
   });
@@ -97,8 +98,12 @@ describe('export controller (Valid condition)', () => {
     await valid('conf', 'False');
     assert.deepEqual(cond('conf', 'Conflict'), conflict, 'Conflict kept as written');
     const rv = get('conf')!.metadata.resourceVersion;
-    await new Promise((r) => setTimeout(r, 50));
+    // A later change: the controller re-evaluates every export for it, so once its effect shows,
+    // conf has been evaluated again after settling. It must not have been written again.
+    await tc.api.apply(SEXP, own('conf-later'));
+    await valid('conf-later', 'False', /Service dapr-test\/conf-later not found/);
     assert.equal(get('conf')!.metadata.resourceVersion, rv, 'no further writes once settled');
+    assert.deepEqual(cond('conf', 'Conflict'), conflict);
   });
 });
 

@@ -166,27 +166,48 @@ describe('gateway', () => {
     await waitFor(async () => (await call(gw, '/nodeapp/x')).json().name === 'A', 'A back');
   });
 
-  it('hashing keeps a client on one endpoint', async () => {
+  it('hashing without a hash header: the client address is the key, whatever the request headers', async () => {
+    // Every test client is 127.0.0.1: this shows the key is the address (stickiness); the spread is shown below with a header.
     await setEndpoints('nodeapp', [a.port, b.port]);
     await tc.api.apply(SEXP, seedExport('nodeapp', NS, { loadBalancer: 'HashingLoadBalancer' }));
-    await waitFor(() => tc.cluster.gateway.routes.routes.some((r) => r.backend.lb === 1 && r.backend.endpoints.length === 2), 'hashing table');
+    await waitFor(() => tc.cluster.gateway.routes.routes.some((r) => r.backend.lb === 1 && r.backend.hashHeader === undefined && r.backend.endpoints.length === 2), 'hashing table');
     const first = (await call(gw, '/nodeapp/x')).headers['x-crossmesh-endpoint'];
-    for (let i = 0; i < 8; i++) assert.equal((await call(gw, '/nodeapp/x')).headers['x-crossmesh-endpoint'], first);
+    assert.match(String(first), new RegExp(`^127\\.0\\.0\\.1:(${a.port}|${b.port})$`));
+    // The same keys spread over both endpoints when hashed (next test): here they must not matter.
+    for (let u = 0; u < 12; u++) assert.equal((await call(gw, '/nodeapp/x', { headers: { 'x-user': `user-${u}` } })).headers['x-crossmesh-endpoint'], first);
   });
 
-  it('hashing on a header (crossmesh.io/hash-header) keeps each key on one endpoint and spreads keys', async () => {
-    await setEndpoints('nodeapp', [a.port, b.port]);
-    const exp = seedExport('nodeapp', NS, { loadBalancer: 'HashingLoadBalancer' });
-    exp.metadata.annotations = { 'crossmesh.io/hash-header': 'X-User' };
-    await tc.api.apply(SEXP, exp);
-    await waitFor(() => tc.cluster.gateway.routes.routes.some((r) => r.backend.hashHeader === 'x-user' && r.backend.endpoints.length === 2), 'header hashing table');
-    const seen = new Set<string>();
-    for (let u = 0; u < 12; u++) {
-      const first = (await call(gw, '/nodeapp/x', { headers: { 'x-user': `user-${u}` } })).headers['x-crossmesh-endpoint'];
-      for (let i = 0; i < 3; i++) assert.equal((await call(gw, '/nodeapp/x', { headers: { 'x-user': `user-${u}` } })).headers['x-crossmesh-endpoint'], first);
-      seen.add(String(first));
+  it('hashing on a header (crossmesh.io/hash-header): each key keeps its endpoint, and keys spread over every endpoint', async () => {
+    const c = await startBackend('C');
+    try {
+      await setEndpoints('nodeapp', [a.port, b.port, c.port]);
+      const exp = seedExport('nodeapp', NS, { loadBalancer: 'HashingLoadBalancer' });
+      exp.metadata.annotations = { 'crossmesh.io/hash-header': 'X-User' };
+      await tc.api.apply(SEXP, exp);
+      await waitFor(() => tc.cluster.gateway.routes.routes.some((r) => r.backend.lb === 1 && r.backend.hashHeader === 'x-user' && r.backend.endpoints.length === 3), 'header hashing table');
+      const names = new Map([[`127.0.0.1:${a.port}`, 'A'], [`127.0.0.1:${b.port}`, 'B'], [`127.0.0.1:${c.port}`, 'C']]);
+      const users = Array.from({ length: 30 }, (_, u) => `user-${u}`);
+      const endpointOf = new Map<string, string>();
+      for (const u of users) {
+        const r = await call(gw, '/nodeapp/x', { headers: { 'x-user': u } });
+        const ep = String(r.headers['x-crossmesh-endpoint']);
+        assert.equal(r.json().name, names.get(ep), `${u}: answered by the endpoint the gateway names`);
+        endpointOf.set(u, ep);
+      }
+      // Spread: every endpoint gets some of the keys.
+      assert.deepEqual(new Set(endpointOf.values()), new Set(names.keys()), 'the keys reach all three endpoints');
+      // Stickiness: two more rounds, in other orders (each key after different neighbours), every key on its endpoint.
+      const odd = users.filter((_, i) => i % 2 === 1);
+      const even = users.filter((_, i) => i % 2 === 0);
+      for (const round of [[...users].reverse(), [...odd, ...even]]) {
+        for (const u of round) {
+          assert.equal((await call(gw, '/nodeapp/x', { headers: { 'x-user': u } })).headers['x-crossmesh-endpoint'], endpointOf.get(u), `${u} moved`);
+        }
+      }
+    } finally {
+      await setEndpoints('nodeapp', [a.port]);
+      await c.close();
     }
-    assert.equal(seen.size, 2, 'different keys reach different endpoints');
   });
 
   it('least work prefers the idle endpoint while one request is held open', async () => {

@@ -1,94 +1,138 @@
-import { describe, it, before, after } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
+import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { forward, PoolRegistry, upstreamRequestHeaders, isValidTraceparent, newTraceparent, ensureTraceparent, type ForwardResult } from './index.js';
-import { startBackend, listen, call, rawRequest, statusOf, type Backend } from './test-helpers.js';
+import { startBackend, listen, call, rawRequest, statusOf, waitFor, type Backend, type Handler } from './test-helpers.js';
 import { CrossmeshError } from '../errors.js';
 
-describe('proxy forward()', () => {
-  let backend: Backend;
-  let proxy: Awaited<ReturnType<typeof listen>>;
-  const pools = new PoolRegistry();
-  let target = '';
-  let timeoutMs: number | undefined;
-  let respondOnError = true;
-  let last: ForwardResult | undefined;
+/** The upstream of every test: /echo streams the body back, /slow never answers in time, /hop sends hop-by-hop headers, anything else echoes the request as JSON. */
+const upstream: Handler = (req, res) => {
+  if (req.url === '/echo') {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    req.pipe(res);
+    return;
+  }
+  if (req.url?.startsWith('/slow')) {
+    req.resume();
+    const t = setTimeout(() => res.end('late'), 3000);
+    res.on('close', () => clearTimeout(t));
+    return;
+  }
+  if (req.url === '/hop') {
+    req.resume();
+    res.writeHead(200, { 'keep-alive': 'timeout=99, max=7', connection: 'x-hop-resp', 'x-hop-resp': '1', 'proxy-authenticate': 'Basic', 'x-kept': 'yes', 'set-cookie': ['a=1', 'b=2'] });
+    res.end('ok');
+    return;
+  }
+  req.resume();
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ url: req.url, headers: req.headers, raw: req.rawHeaders }));
+};
 
-  before(async () => {
-    backend = await startBackend('b1', (req, res) => {
-      if (req.url === '/echo') {
-        res.writeHead(200, { 'content-type': 'application/octet-stream' });
-        req.pipe(res);
-        return;
+interface Harness {
+  proxy: Awaited<ReturnType<typeof listen>>;
+  backend: Backend;
+  pools: PoolRegistry;
+  /** What forward() resolved to, per request, in order. */
+  results: ForwardResult[];
+}
+
+/**
+ * A proxy of its own per test (its own upstream, pools and results): `origin` defaults to the
+ * test's backend; `respondOnError: false` leaves failures to the caller, who answers 299.
+ */
+async function harness(t: TestContext, opts: { origin?: string; timeoutMs?: number; respondOnError?: boolean } = {}): Promise<Harness> {
+  const backend = await startBackend('b1', upstream);
+  const pools = new PoolRegistry();
+  const results: ForwardResult[] = [];
+  const origin = opts.origin ?? `http://127.0.0.1:${backend.port}`;
+  const respondOnError = opts.respondOnError ?? true;
+  const proxy = await listen((req, res) => {
+    void forward(req, res, {
+      origin,
+      path: req.url ?? '/',
+      pools,
+      timeoutMs: opts.timeoutMs,
+      respondOnError,
+      extraHeaders: ['x-extra', 'set-by-proxy'],
+      responseHeaders: ['x-via', 'test-proxy'],
+    }).then((r) => {
+      results.push(r);
+      if (!respondOnError && !r.responseStarted) {
+        res.writeHead(299);
+        res.end('caller handled');
       }
-      if (req.url?.startsWith('/slow')) {
-        req.resume();
-        const t = setTimeout(() => res.end('late'), 3000);
-        res.on('close', () => clearTimeout(t));
-        return;
-      }
-      if (req.url === '/hop') {
-        req.resume();
-        res.writeHead(200, { 'keep-alive': 'timeout=5', connection: 'x-hop-resp', 'x-hop-resp': '1', 'proxy-authenticate': 'Basic', 'x-kept': 'yes', 'set-cookie': ['a=1', 'b=2'] });
-        res.end('ok');
-        return;
-      }
-      req.resume();
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ url: req.url, headers: req.headers, raw: req.rawHeaders }));
-    });
-    target = `http://127.0.0.1:${backend.port}`;
-    proxy = await listen((req, res) => {
-      void forward(req, res, {
-        origin: target,
-        path: req.url ?? '/',
-        pools,
-        timeoutMs,
-        respondOnError,
-        extraHeaders: ['x-extra', 'set-by-proxy'],
-        responseHeaders: ['x-via', 'test-proxy'],
-      }).then((r) => {
-        last = r;
-        if (!respondOnError && !r.responseStarted) {
-          res.writeHead(299);
-          res.end('caller handled');
-        }
-      });
     });
   });
-  after(async () => {
+  t.after(async () => {
     await proxy.close();
     await backend.close();
     await pools.close();
   });
+  return { proxy, backend, pools, results };
+}
 
-  it('forwards method, path and query; adds response headers; reuses one pool per origin', async () => {
+/** The results of exactly `n` forwards (waits for the last to settle). */
+async function resultsOf(h: Harness, n: number): Promise<ForwardResult[]> {
+  await waitFor(() => h.results.length >= n, `${n} forward() results`);
+  assert.equal(h.results.length, n);
+  return h.results;
+}
+
+/** One request on a keep-alive connection (call() uses Connection: close). */
+function callKeepAlive(port: number, path: string): Promise<{ status: number; headers: IncomingMessage['headers'] }> {
+  const agent = new Agent({ keepAlive: true });
+  return new Promise<{ status: number; headers: IncomingMessage['headers'] }>((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path, agent }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.end();
+  }).finally(() => agent.destroy());
+}
+
+/** A port nothing listens on (a backend started and closed). */
+async function deadPort(): Promise<number> {
+  const down = await startBackend('down');
+  await down.close();
+  return down.port;
+}
+
+describe('proxy forward()', () => {
+  it('forwards method, path and query; adds response headers; reuses one pool per origin', async (t) => {
+    const h = await harness(t);
     for (let i = 0; i < 3; i++) {
-      const r = await call(proxy.port, `/a/b?x=${i}`);
+      const r = await call(h.proxy.port, `/a/b?x=${i}`);
       assert.equal(r.status, 200);
       assert.equal(r.json().url, `/a/b?x=${i}`);
       assert.equal(r.headers['x-via'], 'test-proxy');
       assert.equal(r.json().headers['x-extra'], 'set-by-proxy');
     }
-    assert.equal(pools.size, 1);
-    assert.equal(last?.status, 200);
-    assert.equal(last?.failedBeforeSend, false);
-  });
-
-  it('keeps upstream connections alive across requests', async () => {
-    let connections = 0;
-    const onConn = () => connections++;
-    backend.server.on('connection', onConn);
-    try {
-      for (let i = 0; i < 5; i++) assert.equal((await call(proxy.port, '/k')).status, 200);
-    } finally {
-      backend.server.off('connection', onConn);
+    assert.equal(h.pools.size, 1);
+    assert.deepEqual(h.backend.hits.map((x) => x.url), ['/a/b?x=0', '/a/b?x=1', '/a/b?x=2']);
+    for (const r of await resultsOf(h, 3)) {
+      assert.equal(r.status, 200);
+      assert.equal(r.upstreamStatus, 200);
+      assert.equal(r.error, undefined);
+      assert.equal(r.failedBeforeSend, false);
+      assert.equal(r.responseStarted, true);
     }
-    assert.ok(connections <= 1, `expected the pooled connection to be reused, saw ${connections} new connections`);
   });
 
-  it('strips hop-by-hop request headers, including those named in Connection', async () => {
-    const r = await call(proxy.port, '/h', {
+  it('keeps upstream connections alive across requests', async (t) => {
+    const h = await harness(t);
+    let connections = 0;
+    h.backend.server.on('connection', () => connections++);
+    for (let i = 0; i < 5; i++) assert.equal((await call(h.proxy.port, '/k')).status, 200);
+    assert.equal(h.backend.hits.length, 5);
+    assert.equal(connections, 1, 'the pooled connection is reused');
+  });
+
+  it('strips hop-by-hop request headers, including those named in Connection', async (t) => {
+    const h = await harness(t);
+    const r = await call(h.proxy.port, '/h', {
       headers: {
         connection: 'keep-alive, x-secret',
         'x-secret': 'must-not-pass',
@@ -100,13 +144,18 @@ describe('proxy forward()', () => {
         'x-extra': 'client-value',
       },
     });
-    const h = r.json().headers;
+    const got = r.json();
+    const hdr = got.headers;
     for (const name of ['x-secret', 'keep-alive', 'proxy-connection', 'te', 'proxy-authorization']) {
-      assert.equal(h[name], undefined, `${name} must be stripped`);
+      assert.equal(hdr[name], undefined, `${name} must be stripped`);
     }
-    assert.notEqual(h.connection, 'keep-alive, x-secret');
-    assert.equal(h['x-normal'], 'passes');
-    assert.equal(h['x-extra'], 'set-by-proxy', 'extraHeaders replace the incoming value');
+    // The only Connection header upstream is the proxy's own pool connection's, not the client's.
+    const raw = got.raw as string[];
+    const connection = raw.filter((_, i) => i % 2 === 1 && raw[i - 1].toLowerCase() === 'connection');
+    assert.deepEqual(connection, ['keep-alive']);
+    assert.equal(hdr['x-normal'], 'passes');
+    assert.equal(hdr['x-extra'], 'set-by-proxy', 'extraHeaders replace the incoming value');
+    assert.equal(raw.filter((_, i) => i % 2 === 0 && raw[i].toLowerCase() === 'x-extra').length, 1);
     const u = upstreamRequestHeaders({
       rawHeaders: ['Trailer', 'x-t', 'Upgrade', 'websocket', 'Connection', 'Upgrade, X-Named', 'X-Named', '1', 'Transfer-Encoding', 'chunked', 'Expect', '100-continue', 'X-Ok', '1'],
       clientIp: '1.1.1.1',
@@ -118,61 +167,81 @@ describe('proxy forward()', () => {
     assert.equal(u.hasBody, true);
   });
 
-  it('strips hop-by-hop response headers and keeps repeated ones', async () => {
-    const r = await call(proxy.port, '/hop');
+  it('strips hop-by-hop response headers and keeps repeated ones', async (t) => {
+    const h = await harness(t);
+    // A client asking to close: no Keep-Alive at all, Connection is the proxy's own "close".
+    const r = await call(h.proxy.port, '/hop');
     assert.equal(r.status, 200);
+    assert.equal(r.text, 'ok');
     assert.equal(r.headers['x-hop-resp'], undefined);
     assert.equal(r.headers['proxy-authenticate'], undefined);
-    assert.notEqual(r.headers['keep-alive'], 'timeout=5');
+    assert.equal(r.headers['keep-alive'], undefined);
+    assert.equal(r.headers.connection, 'close');
     assert.equal(r.headers['x-kept'], 'yes');
     assert.deepEqual(r.headers['set-cookie'], ['a=1', 'b=2']);
+    // A keep-alive client: Keep-Alive is the proxy listener's own (its keepAliveTimeout), never the upstream's.
+    const k = await callKeepAlive(h.proxy.port, '/hop');
+    assert.equal(k.status, 200);
+    assert.equal(k.headers['keep-alive'], `timeout=${h.proxy.server.keepAliveTimeout / 1000}`);
+    assert.equal(k.headers.connection, 'keep-alive');
+    assert.equal(k.headers['x-hop-resp'], undefined);
   });
 
-  it('appends x-forwarded-for and sets x-forwarded-host/-proto', async () => {
-    let h = (await call(proxy.port, '/x', { headers: { host: 'svc.example:81' } })).json().headers;
-    assert.equal(h['x-forwarded-for'], '127.0.0.1');
-    assert.equal(h['x-forwarded-host'], 'svc.example:81');
-    assert.equal(h['x-forwarded-proto'], 'http');
-    assert.equal(h.host, 'svc.example:81', 'Host is passed through');
-    h = (await call(proxy.port, '/x', { headers: { 'x-forwarded-for': '10.1.1.1', 'x-forwarded-host': 'orig', 'x-forwarded-proto': 'https' } })).json().headers;
-    assert.equal(h['x-forwarded-for'], '10.1.1.1, 127.0.0.1');
-    assert.equal(h['x-forwarded-host'], 'orig');
-    assert.equal(h['x-forwarded-proto'], 'https');
+  it('appends x-forwarded-for and sets x-forwarded-host/-proto', async (t) => {
+    const h = await harness(t);
+    let hdr = (await call(h.proxy.port, '/x', { headers: { host: 'svc.example:81' } })).json().headers;
+    assert.equal(hdr['x-forwarded-for'], '127.0.0.1');
+    assert.equal(hdr['x-forwarded-host'], 'svc.example:81');
+    assert.equal(hdr['x-forwarded-proto'], 'http');
+    assert.equal(hdr.host, 'svc.example:81', 'Host is passed through');
+    hdr = (await call(h.proxy.port, '/x', { headers: { 'x-forwarded-for': '10.1.1.1', 'x-forwarded-host': 'orig', 'x-forwarded-proto': 'https' } })).json().headers;
+    assert.equal(hdr['x-forwarded-for'], '10.1.1.1, 127.0.0.1');
+    assert.equal(hdr['x-forwarded-host'], 'orig');
+    assert.equal(hdr['x-forwarded-proto'], 'https');
   });
 
-  it('creates a traceparent when absent, propagates a valid one, replaces an invalid one', async () => {
-    let h = (await call(proxy.port, '/t')).json().headers;
-    assert.match(h.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+  it('creates a traceparent when absent, propagates a valid one, replaces an invalid one', async (t) => {
+    const h = await harness(t);
+    let hdr = (await call(h.proxy.port, '/t')).json().headers;
+    assert.match(hdr.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
     const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
-    h = (await call(proxy.port, '/t', { headers: { traceparent: tp, tracestate: 'k=v' } })).json().headers;
-    assert.equal(h.traceparent, tp);
-    assert.equal(h.tracestate, 'k=v');
-    h = (await call(proxy.port, '/t', { headers: { traceparent: '00-00000000000000000000000000000000-00f067aa0ba902b7-01', tracestate: 'k=v' } })).json().headers;
-    assert.match(h.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
-    assert.notEqual(h.traceparent.slice(3, 35), '00000000000000000000000000000000');
-    assert.equal(h.tracestate, undefined, 'tracestate of an invalid parent is dropped');
+    hdr = (await call(h.proxy.port, '/t', { headers: { traceparent: tp, tracestate: 'k=v' } })).json().headers;
+    assert.equal(hdr.traceparent, tp);
+    assert.equal(hdr.tracestate, 'k=v');
+    hdr = (await call(h.proxy.port, '/t', { headers: { traceparent: '00-00000000000000000000000000000000-00f067aa0ba902b7-01', tracestate: 'k=v' } })).json().headers;
+    assert.match(hdr.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    assert.notEqual(hdr.traceparent.slice(3, 35), '00000000000000000000000000000000');
+    assert.equal(hdr.tracestate, undefined, 'tracestate of an invalid parent is dropped');
   });
 
-  it('streams a 5 MB POST body both ways', async () => {
+  it('streams a 5 MB POST body both ways', async (t) => {
+    const h = await harness(t);
     const body = randomBytes(5 * 1024 * 1024);
-    const r = await call(proxy.port, '/echo', { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } });
+    const r = await call(h.proxy.port, '/echo', { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } });
     assert.equal(r.status, 200);
     assert.equal(r.body.length, body.length);
     assert.equal(createHash('sha256').update(r.body).digest('hex'), createHash('sha256').update(body).digest('hex'));
   });
 
-  it('streams a chunked request body', async () => {
-    const r = await rawRequest(proxy.port, 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n');
+  it('streams a chunked request body', async (t) => {
+    const h = await harness(t);
+    const r = await rawRequest(h.proxy.port, 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n');
     assert.equal(statusOf(r), 200);
     assert.match(r, /hello/);
     assert.match(r, / world/);
   });
 
-  it('refuses Content-Length together with Transfer-Encoding (never reaches the upstream)', async () => {
-    const before = backend.hits.length;
-    const r = await rawRequest(proxy.port, 'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
+  /** A well-formed request after refused ones: once it got through, the upstream saw only it. */
+  async function onlySentinelArrived(h: Harness): Promise<void> {
+    assert.equal((await call(h.proxy.port, '/sentinel')).status, 200);
+    assert.deepEqual(h.backend.hits.map((x) => x.url), ['/sentinel'], 'nothing refused reached the upstream');
+  }
+
+  it('refuses Content-Length together with Transfer-Encoding (never reaches the upstream)', async (t) => {
+    const h = await harness(t);
+    const r = await rawRequest(h.proxy.port, 'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
     assert.equal(statusOf(r), 400);
-    assert.equal(backend.hits.length, before);
+    await onlySentinelArrived(h);
     // The second line of defence, for callers whose parser is lenient.
     assert.throws(
       () => upstreamRequestHeaders({ rawHeaders: ['Content-Length', '5', 'Transfer-Encoding', 'chunked'], clientIp: '1.1.1.1', proto: 'http' }),
@@ -180,84 +249,73 @@ describe('proxy forward()', () => {
     );
   });
 
-  it('refuses invalid header values and names (node parser)', async () => {
-    const before = backend.hits.length;
-    assert.equal(statusOf(await rawRequest(proxy.port, 'GET / HTTP/1.1\r\nHost: x\r\nX-Bad: a\x01b\r\n\r\n')), 400);
-    assert.equal(statusOf(await rawRequest(proxy.port, 'GET / HTTP/1.1\r\nHost: x\r\nX Bad: a\r\n\r\n')), 400);
-    assert.equal(statusOf(await rawRequest(proxy.port, 'GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab')), 400);
-    assert.equal(backend.hits.length, before);
+  it('refuses invalid header values and names (node parser)', async (t) => {
+    const h = await harness(t);
+    assert.equal(statusOf(await rawRequest(h.proxy.port, 'GET / HTTP/1.1\r\nHost: x\r\nX-Bad: a\x01b\r\n\r\n')), 400);
+    assert.equal(statusOf(await rawRequest(h.proxy.port, 'GET / HTTP/1.1\r\nHost: x\r\nX Bad: a\r\n\r\n')), 400);
+    assert.equal(statusOf(await rawRequest(h.proxy.port, 'GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab')), 400);
+    await onlySentinelArrived(h);
   });
 
-  it('maps a refused connection to 502 JSON, failed before any byte was sent', async () => {
-    const down = await startBackend('down');
-    const port = down.port;
-    await down.close();
-    const saved = target;
-    target = `http://127.0.0.1:${port}`;
-    try {
-      const r = await call(proxy.port, '/x');
-      assert.equal(r.status, 502);
-      assert.equal(r.headers['content-type'], 'application/json');
-      assert.equal(r.headers['x-via'], 'test-proxy');
-      const body = r.json();
-      assert.equal(body.errorCode, 'CM_ERR_BAD_GATEWAY');
-      assert.match(body.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
-      assert.match(body.message, /refused/);
-      assert.match(body.message, /before any byte was sent/);
-      assert.equal(last?.failedBeforeSend, true);
-      assert.equal(last?.status, 502);
-    } finally {
-      target = saved;
-    }
+  it('maps a refused connection to 502 JSON, failed before any byte was sent', async (t) => {
+    const port = await deadPort();
+    const h = await harness(t, { origin: `http://127.0.0.1:${port}` });
+    const r = await call(h.proxy.port, '/x');
+    assert.equal(r.status, 502);
+    assert.equal(r.headers['content-type'], 'application/json');
+    assert.equal(r.headers['x-via'], 'test-proxy');
+    const body = r.json();
+    assert.equal(body.errorCode, 'CM_ERR_BAD_GATEWAY');
+    assert.match(body.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
+    assert.match(body.message, /refused/);
+    assert.match(body.message, /before any byte was sent/);
+    const [res] = await resultsOf(h, 1);
+    assert.equal(res.failedBeforeSend, true);
+    assert.equal(res.status, 502);
+    assert.equal(res.upstreamStatus, undefined);
+    assert.equal(res.error?.code, 'CM_ERR_BAD_GATEWAY');
+    assert.equal(res.responseStarted, true);
   });
 
-  it('respondOnError: false leaves the answer to the caller', async () => {
-    const down = await startBackend('down');
-    const port = down.port;
-    await down.close();
-    const saved = target;
-    target = `http://127.0.0.1:${port}`;
-    respondOnError = false;
-    try {
-      const r = await call(proxy.port, '/x');
-      assert.equal(r.status, 299);
-      assert.equal(last?.responseStarted, false);
-      assert.equal(last?.error?.code, 'CM_ERR_BAD_GATEWAY');
-      assert.equal(last?.failedBeforeSend, true);
-    } finally {
-      target = saved;
-      respondOnError = true;
-    }
+  it('respondOnError: false leaves the answer to the caller', async (t) => {
+    const port = await deadPort();
+    const h = await harness(t, { origin: `http://127.0.0.1:${port}`, respondOnError: false });
+    const r = await call(h.proxy.port, '/x');
+    assert.equal(r.status, 299);
+    assert.equal(r.text, 'caller handled');
+    const [res] = await resultsOf(h, 1);
+    assert.equal(res.responseStarted, false);
+    assert.equal(res.status, 502, 'the status sendError() would have sent');
+    assert.equal(res.error?.code, 'CM_ERR_BAD_GATEWAY');
+    assert.equal(res.failedBeforeSend, true);
   });
 
-  it('maps an upstream that does not answer in time to 504 JSON', async () => {
-    timeoutMs = 100;
+  it('maps an upstream that does not answer in time to 504 JSON', async (t) => {
+    const h = await harness(t, { timeoutMs: 100 });
     const t0 = Date.now();
-    try {
-      const r = await call(proxy.port, '/slow');
-      assert.equal(r.status, 504);
-      assert.equal(r.json().errorCode, 'CM_ERR_TIMEOUT');
-      assert.match(r.json().message, /did not answer within 100 ms/);
-      assert.ok(Date.now() - t0 < 2500, 'timed out well before the upstream answered');
-      assert.equal(last?.failedBeforeSend, false);
-    } finally {
-      timeoutMs = undefined;
-    }
+    const r = await call(h.proxy.port, '/slow');
+    assert.equal(r.status, 504);
+    assert.equal(r.json().errorCode, 'CM_ERR_TIMEOUT');
+    assert.match(r.json().message, /did not answer within 100 ms/);
+    assert.ok(Date.now() - t0 < 2500, 'timed out well before the upstream answered');
+    const [res] = await resultsOf(h, 1);
+    assert.equal(res.status, 504);
+    assert.equal(res.error?.code, 'CM_ERR_TIMEOUT');
+    assert.equal(res.failedBeforeSend, false);
+    assert.deepEqual(h.backend.hits.map((x) => x.url), ['/slow'], 'the request did reach the upstream');
   });
 
-  it('maps a connection reset before the response to 502', async () => {
+  it('maps a connection reset before the response to 502', async (t) => {
     const rude = await listen((req) => req.socket.destroy());
-    const saved = target;
-    target = `http://127.0.0.1:${rude.port}`;
-    try {
-      const r = await call(proxy.port, '/x');
-      assert.equal(r.status, 502);
-      assert.equal(r.json().errorCode, 'CM_ERR_BAD_GATEWAY');
-      assert.match(r.json().message, /closed the connection before responding/);
-    } finally {
-      target = saved;
-      await rude.close();
-    }
+    t.after(() => rude.close());
+    const h = await harness(t, { origin: `http://127.0.0.1:${rude.port}` });
+    const r = await call(h.proxy.port, '/x');
+    assert.equal(r.status, 502);
+    assert.equal(r.json().errorCode, 'CM_ERR_BAD_GATEWAY');
+    assert.match(r.json().message, /closed the connection before responding/);
+    const [res] = await resultsOf(h, 1);
+    assert.equal(res.status, 502);
+    assert.equal(res.error?.code, 'CM_ERR_BAD_GATEWAY');
   });
 });
 

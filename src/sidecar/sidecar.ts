@@ -10,14 +10,13 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ApiClient } from '../client/api-client.js';
 import type { ApiEndpoint } from '../client/kubeconfig.js';
 import { toCrossmeshError } from '../errors.js';
 import { instancePodName } from '../leases/names.js';
 import { forward, isSafePath, refuseConnect, sendError } from '../proxy/index.js';
-import { crossmeshHome } from '../cli/home.js';
+import { stateDir } from '../util/home.js';
 import { ComponentRegistry, createDaprApiHandler, type InvokeHandler } from '../dapr/index.js';
 import { DaprInvoker } from '../dapr/invoke.js';
 import { log } from '../util/log.js';
@@ -183,7 +182,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   }
 
   // DAPR_HTTP_PORT: the Dapr HTTP API (src/dapr/), /metrics included.
-  const components = new ComponentRegistry({ appId: identity.appId, namespace: identity.namespace, dataDir: opts.daprStateDir ?? join(crossmeshHome(), 'state'), client });
+  const components = new ComponentRegistry({ appId: identity.appId, namespace: identity.namespace, dataDir: opts.daprStateDir ?? stateDir(), client });
   const admin = createServer(createDaprApiHandler({
     appId: identity.appId, namespace: identity.namespace, components, metrics, appPort, apiToken: opts.daprApiToken,
     // Dapr service invocation goes through the mesh router, so the cluster's policy decides where it lands.
