@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CommunicationProtocolEnum, DaprClient, HttpMethod, LogLevel, StateConcurrencyEnum, StateConsistencyEnum } from '@dapr/dapr';
 import { Redis } from 'ioredis';
-import { RedisServer } from '../src/state/redis-server.js';
+import { RedisServer } from './support/redis-server.js';
 import { eventually, exportManifest, runCli, tempDir } from './helpers.js';
 
 const NODEAPP = fileURLToPath(new URL('../../examples/nodeapp/app.mjs', import.meta.url));

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { kindFor, resolveKindName, toMicroTime, validateObject, type LeaseObject } from './index.js';
-import { invalid } from './test-helpers.js';
+import { invalid } from '../../test/support/api-asserts.js';
 
 const lease = (spec: unknown, name = 'nodeapp-k3f9x') => ({
   apiVersion: 'coordination.k8s.io/v1',

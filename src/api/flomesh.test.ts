@@ -8,7 +8,7 @@ import {
   type ServiceExportObject,
   type ServiceImportObject,
 } from './index.js';
-import { invalid, throwsCm } from './test-helpers.js';
+import { invalid, throwsCm } from '../../test/support/api-asserts.js';
 
 const KUBECONFIG = `apiVersion: v1
 kind: Config

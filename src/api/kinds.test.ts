@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { KINDS, kindFor, kindForResource, resolveKindName } from './index.js';
-import { throwsCm } from './test-helpers.js';
+import { throwsCm } from '../../test/support/api-asserts.js';
 
 test('KINDS: registry facts', () => {
   const byKind = Object.fromEntries(KINDS.map((k) => [k.kind, k]));

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import type { ManifestProblem } from './index.js';
 import { clusterKeyOf, parseManifests, type ClusterObject, type ServiceObject } from './index.js';
-import { throwsCm } from './test-helpers.js';
+import { throwsCm } from '../../test/support/api-asserts.js';
 
 const SEEDS = '/work/shared/reference/seed-manifests';
 const KUBECONFIG = `apiVersion: v1

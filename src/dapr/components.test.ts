@@ -7,7 +7,7 @@ import type { ApiClient } from '../client/api-client.js';
 import type { RunningCluster } from '../cluster/cluster.js';
 import { ComponentRegistry } from './components.js';
 import { startDaprApiServer } from './server.js';
-import { clusterWithNamespace, COMPONENT, component, eventually, http, NS, SECRET, secret } from './test-helpers.js';
+import { clusterWithNamespace, COMPONENT, component, eventually, http, NS, SECRET, secret } from '../../test/support/dapr-fixtures.js';
 
 let cluster: RunningCluster;
 let client: ApiClient;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { test } from 'node:test';
 import { startDaprApiServer } from './server.js';
-import { http } from './test-helpers.js';
+import { http } from '../../test/support/dapr-fixtures.js';
 import type { InvokeHandler } from './types.js';
 
 test('healthz 204 / 500 ERR_HEALTH_NOT_READY, outbound, metadata, PUT metadata, shutdown, metrics', async () => {

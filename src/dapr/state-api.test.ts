@@ -8,7 +8,7 @@ import type { ApiClient } from '../client/api-client.js';
 import type { RunningCluster } from '../cluster/cluster.js';
 import { ComponentRegistry } from './components.js';
 import { startDaprApiServer, type RunningDaprApi } from './server.js';
-import { clusterWithNamespace, COMPONENT, component, http, NS, RESILIENCY, eventually } from './test-helpers.js';
+import { clusterWithNamespace, COMPONENT, component, http, NS, RESILIENCY, eventually } from '../../test/support/dapr-fixtures.js';
 
 let cluster: RunningCluster;
 let client: ApiClient;

@@ -1,8 +1,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Condition, KubeObject } from '../api/index.js';
-import { waitFor } from '../proxy/test-helpers.js';
-import { SEXP, SVC, ensureNamespace, seedExport, service, startTestCluster, type TestCluster } from '../gateway/fixtures.js';
+import { waitFor } from '../../test/support/http-backend.js';
+import { SEXP, SVC, ensureNamespace, seedExport, service, startTestCluster, type TestCluster } from '../../test/support/cluster-fixtures.js';
 import { evaluateExports, mergeCondition } from './index.js';
 
 const NS = 'dapr-test';

@@ -1,8 +1,8 @@
 import { describe, it, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { call, rawRequest, startBackend, statusOf, waitFor, type Backend } from '../proxy/test-helpers.js';
-import { EPS, SEXP, SVC, endpoints, ensureNamespace, seedExport, service, startTestCluster, type TestCluster } from './fixtures.js';
+import { call, rawRequest, startBackend, statusOf, waitFor, type Backend } from '../../test/support/http-backend.js';
+import { EPS, SEXP, SVC, endpoints, ensureNamespace, seedExport, service, startTestCluster, type TestCluster } from '../../test/support/cluster-fixtures.js';
 import { isExportServed } from '../export/index.js';
 
 const NS = 'dapr-test';

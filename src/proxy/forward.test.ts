@@ -3,7 +3,7 @@ import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { forward, PoolRegistry, upstreamRequestHeaders, isValidTraceparent, newTraceparent, ensureTraceparent, type ForwardResult } from './index.js';
-import { startBackend, listen, call, rawRequest, statusOf, waitFor, type Backend, type Handler } from './test-helpers.js';
+import { startBackend, listen, call, rawRequest, statusOf, waitFor, type Backend, type Handler } from '../../test/support/http-backend.js';
 import { CrossmeshError } from '../errors.js';
 
 /** The upstream of every test: /echo streams the body back, /slow never answers in time, /hop sends hop-by-hop headers, anything else echoes the request as JSON. */

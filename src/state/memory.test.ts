@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { stateContract } from './contract.js';
+import { stateContract } from '../../test/support/state-contract.js';
 import { MemoryStateStore } from './memory.js';
 
 const config = { name: 'statestore', metadata: {}, dataDir: '/nonexistent' };

@@ -5,11 +5,11 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { CrossmeshError, type ErrorCode } from '../errors.js';
-import { stateContract } from './contract.js';
-import { runCounters } from './counter.js';
+import { stateContract } from '../../test/support/state-contract.js';
+import { runCounters } from '../../test/support/state-counter.js';
 import { createStateStore } from './factory.js';
 import { parseRedisHost } from './redis.js';
-import { RedisServer } from './redis-server.js';
+import { RedisServer } from '../../test/support/redis-server.js';
 import type { StateStore, StoreConfig } from './types.js';
 
 // No redis-server → every test here fails with RedisServer's install hint (never skipped).
@@ -112,7 +112,7 @@ describe('RedisStateStore specifics', () => {
   it('no lost update with two more processes incrementing through their own connections', async () => {
     const server = await serverP;
     const cfg = config(server, { redisDB: '5' });
-    const script = fileURLToPath(new URL('./counter-worker.js', import.meta.url));
+    const script = fileURLToPath(new URL('../../test/support/state-counter-worker.js', import.meta.url));
     const workers = [0, 1].map(() => {
       const child = spawn(process.execPath, [script, 'state.redis', JSON.stringify(cfg), 'n', '10', '10'], { stdio: ['pipe', 'pipe', 'inherit'] });
       let out = '';

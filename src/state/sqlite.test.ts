@@ -7,8 +7,8 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { CrossmeshError } from '../errors.js';
-import { stateContract } from './contract.js';
-import { runCounters } from './counter.js';
+import { stateContract } from '../../test/support/state-contract.js';
+import { runCounters } from '../../test/support/state-counter.js';
 import { createStateStore } from './factory.js';
 import { SqliteStateStore, sqliteFile } from './sqlite.js';
 import type { StateStore, StoreConfig } from './types.js';
@@ -51,9 +51,9 @@ stateContract(
   { query: true, etagFormat: UUID },
 );
 
-/** Runs counter-worker.js in another process; resolves once it is ready, `go()` starts it. */
+/** Runs test/support/state-counter-worker.js in another process; resolves once it is ready, `go()` starts it. */
 function worker(cfg: StoreConfig, key: string, clients: number, times: number) {
-  const script = fileURLToPath(new URL('./counter-worker.js', import.meta.url));
+  const script = fileURLToPath(new URL('../../test/support/state-counter-worker.js', import.meta.url));
   const child = spawn(process.execPath, [script, 'state.sqlite', JSON.stringify(cfg), key, String(clients), String(times)], { stdio: ['pipe', 'pipe', 'inherit'] });
   let out = '';
   const ready = new Promise<void>((resolve, reject) => {

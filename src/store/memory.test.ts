@@ -1,4 +1,4 @@
-import { storeContract } from './contract.js';
+import { storeContract } from '../../test/support/store-contract.js';
 import { MemoryStore } from './memory.js';
 
 storeContract('memory', (opts) => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { CrossmeshError } from '../errors.js';
-import { storeContract } from './contract.js';
+import { storeContract } from '../../test/support/store-contract.js';
 import { MemoryStore, openStore, SqliteStore } from './index.js';
 import { SCHEMA_VERSION } from './sqlite-schema.js';
 import type { ResourceStore } from './types.js';

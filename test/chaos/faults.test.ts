@@ -4,7 +4,7 @@ import { Agent, request as httpRequest } from 'node:http';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RedisServer } from '../../src/state/redis-server.js';
+import { RedisServer } from '../support/redis-server.js';
 import { eventually, exportManifest, runCli, tempDir } from '../helpers.js';
 import { fixedRateLoad, percentile, proxyGet, recoveryMs, rssMb, socketCount, type Sample } from './load.js';
 import { printTable, record } from './report.js';

@@ -1,11 +1,11 @@
 /**
  * Test helper: the optimistic-concurrency counter loop (get → first-write set with the etag →
- * retry on mismatch) used by the contract suite and by counter-worker.ts in other processes.
+ * retry on mismatch) used by the contract suite and by state-counter-worker.ts in other processes.
  * If the store ever lets two writers both succeed from the same etag, the final value falls
  * short of the number of successful sets: a lost update.
  */
-import { CrossmeshError } from '../errors.js';
-import type { StateStore } from './types.js';
+import { CrossmeshError } from '../../src/errors.js';
+import type { StateStore } from '../../src/state/types.js';
 
 export async function incrementTimes(store: StateStore, key: string, times: number): Promise<{ successes: number; conflicts: number }> {
   let successes = 0;

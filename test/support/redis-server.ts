@@ -3,7 +3,7 @@
  * The port is picked by binding port 0 and closing (redis-server can't report a port 0 choice),
  * and kept across restart(), so clients reconnect to the same address.
  */
-import { freePort } from '../util/net.js';
+import { freePort } from '../../src/util/net.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';

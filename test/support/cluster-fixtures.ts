@@ -1,7 +1,7 @@
-/** Test fixtures: a whole cluster in-process and the objects of the reference scenario. */
-import { KINDS, type KubeObject } from '../api/index.js';
-import { ApiClient } from '../client/api-client.js';
-import { startCluster, type RunningCluster } from '../cluster/cluster.js';
+/** Test fixtures of the gateway and export tests: a whole cluster in-process and the objects of the reference scenario. */
+import { KINDS, type KubeObject } from '../../src/api/index.js';
+import { ApiClient } from '../../src/client/api-client.js';
+import { startCluster, type RunningCluster } from '../../src/cluster/cluster.js';
 
 export const kind = (k: string) => KINDS.find((x) => x.kind === k)!;
 export const SVC = kind('Service');

@@ -1,8 +1,8 @@
-/** Shared setup of the src/dapr tests: an in-process cluster, a namespace, objects applied through the API. */
-import { kindFor } from '../api/index.js';
-import type { KubeObject } from '../api/types.js';
-import { ApiClient } from '../client/api-client.js';
-import { startCluster, type RunningCluster } from '../cluster/cluster.js';
+/** Shared setup of the src/dapr tests (not a test file itself): an in-process cluster, a namespace, objects applied through the API. */
+import { kindFor } from '../../src/api/index.js';
+import type { KubeObject } from '../../src/api/types.js';
+import { ApiClient } from '../../src/client/api-client.js';
+import { startCluster, type RunningCluster } from '../../src/cluster/cluster.js';
 
 export const NS = 'dapr-test';
 export const COMPONENT = kindFor('dapr.io/v1alpha1', 'Component');

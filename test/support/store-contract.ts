@@ -1,13 +1,13 @@
 /**
- * The one ResourceStore contract suite. Every backend runs it (memory.test.ts, sqlite.test.ts),
+ * The one ResourceStore contract suite. Every backend runs it (src/store/memory.test.ts, sqlite.test.ts),
  * so "passes the contract" means "behaves like every other backend".
  */
 import assert from 'node:assert/strict';
 import { describe, it, beforeEach, afterEach } from 'node:test';
-import type { KubeObject } from '../api/types.js';
-import { CrossmeshError, type ErrorCode } from '../errors.js';
-import type { HandlerErrorReporter } from './watchers.js';
-import type { CollectionRef, ObjectRef, ResourceStore, StoredWatchEvent, WatchOptions } from './types.js';
+import type { KubeObject } from '../../src/api/types.js';
+import { CrossmeshError, type ErrorCode } from '../../src/errors.js';
+import type { HandlerErrorReporter } from '../../src/store/watchers.js';
+import type { CollectionRef, ObjectRef, ResourceStore, StoredWatchEvent, WatchOptions } from '../../src/store/types.js';
 
 export interface ContractStoreOptions {
   eventLogSize?: number;

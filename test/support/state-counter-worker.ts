@@ -1,11 +1,11 @@
 /**
- * Test helper process: `node counter-worker.js <type> <config-json> <key> <clients> <times>`
+ * Test helper process: `node state-counter-worker.js <type> <config-json> <key> <clients> <times>`
  * runs the counter loop against its own store instance (a second "sidecar process") and prints
  * `{"successes":..,"conflicts":..}` on stdout. It waits for "go" on stdin so all processes start
  * contending at the same moment.
  */
-import { createStateStore } from './factory.js';
-import { runCounters } from './counter.js';
+import { createStateStore } from '../../src/state/factory.js';
+import { runCounters } from './state-counter.js';
 
 const [type, configJson, key, clients, times] = process.argv.slice(2);
 const store = createStateStore(type, JSON.parse(configJson));

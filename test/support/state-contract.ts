@@ -1,13 +1,13 @@
 /**
- * The one StateStore contract suite. Every backend runs it (memory.test.ts, sqlite.test.ts,
+ * The one StateStore contract suite. Every backend runs it (src/state/memory.test.ts, sqlite.test.ts,
  * redis.test.ts), so "passes the contract" means "behaves like every other backend" for the
  * Dapr layer on top.
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { CrossmeshError, type ErrorCode } from '../errors.js';
-import { runCounters } from './counter.js';
-import type { QueryRequest, StateStore } from './types.js';
+import { CrossmeshError, type ErrorCode } from '../../src/errors.js';
+import { runCounters } from './state-counter.js';
+import type { QueryRequest, StateStore } from '../../src/state/types.js';
 
 export interface StateFixture {
   store: StateStore;
