@@ -2,15 +2,18 @@ import { EventEmitter } from 'node:events';
 import type { KindInfo } from '../api/index.js';
 import type { KubeObject } from '../api/types.js';
 import { CrossmeshError } from '../errors.js';
+import { Backoff, sleep, systemClock, type Clock } from '../util/backoff.js';
 import type { ApiClient } from './api-client.js';
 import type { ResourceCache } from './cache.js';
 
 export interface InformerOptions {
   namespace?: string;
   labelSelector?: string;
-  /** First and longest pause between reconnect attempts (ms). */
+  /** First and longest pause between reconnect attempts (ms): doubling, ±20 % jitter. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /** The clock of the back-off sleeps (tests drive a fake one); default the real one. */
+  clock?: Clock;
 }
 
 export interface InformerEvents {
@@ -40,15 +43,13 @@ export class Informer extends EventEmitter<InformerEvents> implements ResourceCa
   private stopped = false;
   private hasSynced = false;
   private syncWaiters: (() => void)[] = [];
-  private backoffMs: number;
-  private readonly minBackoff: number;
-  private readonly maxBackoff: number;
+  private readonly backoff: Backoff;
+  private readonly clock: Clock;
 
   constructor(private readonly client: ApiClient, readonly kind: KindInfo, private readonly opts: InformerOptions = {}) {
     super();
-    this.minBackoff = opts.minBackoffMs ?? 100;
-    this.maxBackoff = opts.maxBackoffMs ?? 3000;
-    this.backoffMs = this.minBackoff;
+    this.backoff = new Backoff({ initialMs: opts.minBackoffMs ?? 100, maxMs: opts.maxBackoffMs ?? 3000, jitter: 0.2 });
+    this.clock = opts.clock ?? systemClock;
     // An informer must never crash its process because nobody listens for errors.
     this.on('error', () => undefined);
   }
@@ -98,11 +99,11 @@ export class Informer extends EventEmitter<InformerEvents> implements ResourceCa
           signal: this.abort.signal,
           // A (re)opened watch resumes from the last revision: the cache is current again.
           onOpen: () => {
-            this.backoffMs = this.minBackoff;
+            this.backoff.reset();
             this.emit('synced');
           },
           onEvent: (ev) => {
-            this.backoffMs = this.minBackoff;
+            this.backoff.reset();
             const obj = ev.object;
             if (obj.metadata?.resourceVersion) this.resourceVersion = obj.metadata.resourceVersion;
             if (ev.type === 'BOOKMARK') return;
@@ -124,8 +125,8 @@ export class Informer extends EventEmitter<InformerEvents> implements ResourceCa
         const e = err instanceof CrossmeshError ? err : new CrossmeshError('CM_ERR_INTERNAL', String(err));
         if (e.code === 'CM_ERR_GONE') this.resourceVersion = undefined;
         this.emit('error', e);
-        await this.sleep(this.backoffMs * (0.8 + Math.random() * 0.4));
-        this.backoffMs = Math.min(this.maxBackoff, this.backoffMs * 2);
+        // The abortable sleep removes its abort listener when it wakes: one long-lived signal, no pile-up.
+        await sleep(this.backoff.next(), this.abort.signal, this.clock);
       }
     }
   }
@@ -149,21 +150,11 @@ export class Informer extends EventEmitter<InformerEvents> implements ResourceCa
       }
     }
     this.resourceVersion = list.resourceVersion;
-    this.backoffMs = this.minBackoff;
+    this.backoff.reset();
     if (!this.hasSynced) {
       this.hasSynced = true;
       for (const w of this.syncWaiters.splice(0)) w();
     }
     this.emit('synced');
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      this.abort.signal.addEventListener('abort', () => {
-        clearTimeout(t);
-        resolve();
-      }, { once: true });
-    });
   }
 }

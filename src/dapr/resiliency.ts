@@ -15,6 +15,7 @@
 import type { KubeObject } from '../api/types.js';
 import { parseGoDuration } from '../api/duration.js';
 import { CrossmeshError, isCrossmeshError } from '../errors.js';
+import { Backoff, sleep } from '../util/backoff.js';
 
 export interface RunOptions {
   /** True: do not retry and do not count as a breaker failure. */
@@ -169,19 +170,6 @@ export class CircuitBreaker {
 
 // ---- policy ------------------------------------------------------------------------------
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
 /** One attempt with a timeout: the signal aborts and the promise rejects with CM_ERR_TIMEOUT when it runs out. */
 function attempt<T>(fn: (signal: AbortSignal) => Promise<T>, timeoutMs: number | undefined, target: string, outer?: AbortSignal): Promise<T> {
   const ac = new AbortController();
@@ -219,7 +207,12 @@ class PolicyImpl implements Policy {
   async run<T>(fn: (signal: AbortSignal) => Promise<T>, opts: RunOptions = {}): Promise<T> {
     const isPermanent = opts.isPermanent ?? defaultIsPermanent;
     let retries = 0;
-    let pause = this.retry?.durationMs ?? 0;
+    const r = this.retry;
+    // constant: `duration` every time; exponential: randomised like backoff.ExponentialBackOff
+    // (factor 0.5, so ±50 %), growing by 1.5, the delay capped at maxInterval.
+    const backoff = r && (r.policy === 'exponential'
+      ? new Backoff({ initialMs: r.durationMs, maxMs: r.maxIntervalMs, factor: 1.5, jitter: 0.5, capJitter: true })
+      : new Backoff({ initialMs: r.durationMs, maxMs: r.durationMs, factor: 1 }));
     for (;;) {
       let err: unknown;
       // An open breaker is final: it throws, and no retry follows (as in Dapr).
@@ -236,16 +229,9 @@ class PolicyImpl implements Policy {
         throw err;
       }
       this.breaker?.failure();
-      const r = this.retry;
-      if (!r || (r.maxRetries >= 0 && retries >= r.maxRetries) || opts.signal?.aborted) throw err;
+      if (!r || !backoff || (r.maxRetries >= 0 && retries >= r.maxRetries) || opts.signal?.aborted) throw err;
       retries++;
-      let wait = pause;
-      if (r.policy === 'exponential') {
-        // Randomised like backoff.ExponentialBackOff (factor 0.5), growing by 1.5, capped.
-        wait = Math.min(r.maxIntervalMs, pause * (0.5 + Math.random()));
-        pause = Math.min(r.maxIntervalMs, pause * 1.5);
-      }
-      await sleep(wait, opts.signal);
+      await sleep(backoff.next(), opts.signal);
       if (opts.signal?.aborted) throw err;
     }
   }

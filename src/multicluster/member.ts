@@ -5,6 +5,7 @@ import { ApiClient } from '../client/api-client.js';
 import { Informer } from '../client/informer.js';
 import { parseKubeconfig } from '../client/kubeconfig.js';
 import { CrossmeshError, toCrossmeshError } from '../errors.js';
+import { Backoff } from '../util/backoff.js';
 import type { MemberSnapshot } from './desired.js';
 
 /** Annotation on the member's `default` Namespace naming the control plane that manages it. */
@@ -41,7 +42,10 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
   private stopped = false;
   private state: MemberState | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
-  private backoffMs = 100;
+  /** Claim retries while the member is unreachable: 100 ms doubling to 5 s, ±20 % jitter. */
+  private readonly backoff = new Backoff({ initialMs: 100, maxMs: 5000, jitter: 0.2 });
+  /** Re-checks of a member claimed by another control plane: every 5 s, ±20 % jitter. */
+  private readonly recheck = new Backoff({ initialMs: 5000, maxMs: 5000, factor: 1, jitter: 0.2 });
   private reachable = false;
 
   constructor(readonly cluster: KubeObject, private readonly controlPlaneId: string) {
@@ -117,7 +121,7 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
       if (owner && owner !== this.controlPlaneId) {
         // Refuse, and keep checking: the other control plane may release it.
         this.setState({ managed: false, reason: 'ManagedByAnotherControlPlane', message: `Cluster ${this.clusterKey} is already managed by control plane ${owner}; delete its Cluster resource there first.` });
-        this.scheduleRetry(5000);
+        this.scheduleRetry(this.recheck.next());
         return;
       }
       if (!owner || def.metadata.annotations?.[CLUSTER_KEY_ANNOTATION] !== this.clusterKey) {
@@ -134,14 +138,13 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
     } catch (err) {
       const e = toCrossmeshError(err);
       this.setState({ managed: false, reason: e.code === 'CM_ERR_UNAUTHORIZED' ? 'Unauthorized' : 'Unreachable', message: `Cluster ${this.clusterKey}: ${e.message}` });
-      this.scheduleRetry(this.backoffMs);
-      this.backoffMs = Math.min(5000, this.backoffMs * 2);
+      this.scheduleRetry(this.backoff.next());
     }
   }
 
   private scheduleRetry(ms: number): void {
     if (this.stopped) return;
-    this.retryTimer = setTimeout(() => void this.claim(), ms * (0.8 + Math.random() * 0.4));
+    this.retryTimer = setTimeout(() => void this.claim(), ms);
     this.retryTimer.unref();
   }
 

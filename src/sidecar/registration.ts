@@ -9,6 +9,7 @@ import type { KubeObject } from '../api/types.js';
 import type { ApiClient } from '../client/api-client.js';
 import { CrossmeshError, toCrossmeshError } from '../errors.js';
 import { ENDPOINTS_LABEL, INSTANCE_LABEL, LEASE_DURATION_SECONDS, RENEW_INTERVAL_MS, instancePodName, withoutInstance } from '../leases/names.js';
+import { Backoff } from '../util/backoff.js';
 import { log } from '../util/log.js';
 
 const LEASE = () => kindFor('coordination.k8s.io/v1', 'Lease');
@@ -36,7 +37,8 @@ export class EndpointRegistration {
   private readonly renewMs: number;
   private readonly label: string;
   private present = false;
-  private failures = 0;
+  /** Short: the lease lasts only a few seconds. 500 ms, 1 s, then 2 s. */
+  private readonly backoff = new Backoff({ initialMs: 500, maxMs: 2000 });
   private lastError = '';
   private timer: NodeJS.Timeout | undefined;
   private inflight: Promise<void> | undefined;
@@ -102,11 +104,11 @@ export class EndpointRegistration {
       }
       if (this.state === 'closed') return;
       if (this.state !== 'registered') {
-        log.info(`${this.label}: registered endpoint 127.0.0.1:${this.opts.port} in ${this.opts.namespace}/${this.opts.appId}${this.failures ? ` after ${this.failures} failed attempts` : ''}`);
+        log.info(`${this.label}: registered endpoint 127.0.0.1:${this.opts.port} in ${this.opts.namespace}/${this.opts.appId}${this.backoff.attempts ? ` after ${this.backoff.attempts} failed attempts` : ''}`);
         this.state = 'registered';
         for (const w of this.waiters.splice(0)) w();
       }
-      this.failures = 0;
+      this.backoff.reset();
       this.lastError = '';
       this.schedule(this.renewMs);
     } catch (err) {
@@ -117,9 +119,7 @@ export class EndpointRegistration {
       }
       this.state = 'failing';
       this.lastError = msg;
-      this.failures++;
-      // Short backoff: the lease lasts only a few seconds.
-      this.schedule(Math.min(250 * 2 ** Math.min(this.failures, 3), 2000));
+      this.schedule(this.backoff.next());
     }
   }
 
