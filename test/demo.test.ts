@@ -57,6 +57,15 @@ describe('crossmesh demo, end to end from a clean home', () => {
       /\{"orderId":"42"\}, from cluster: cluster-[13]/,
     ]) assert.match(out, expected);
     assert.doesNotMatch(out, /✘/);
+    // A step's output is shown in the order it was written: `up` prints its progress (stderr)
+    // while it starts the clusters, and the table saying they started (stdout) after.
+    const upStep = out.slice(out.indexOf('$ crossmesh up '), out.indexOf('✔ clusters up'));
+    const table = upStep.search(/^ {2}NAME\s+STATE\s/m);
+    assert.ok(table > 0, `up printed its table:\n${upStep}`);
+    for (const name of ['control-plane', 'cluster-1', 'cluster-2', 'cluster-3']) {
+      const progress = upStep.indexOf(`  starting ${name}...`);
+      assert.ok(progress > 0 && progress < table, `"starting ${name}..." comes before up's table:\n${upStep}`);
+    }
     const time = /Time from start to the last answer: ([\d.]+) s/.exec(out);
     assert.ok(time, 'the time to the last answer is printed');
     console.log(`# demo: time from start to the last answer ${time![1]} s`);

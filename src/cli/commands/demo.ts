@@ -32,7 +32,13 @@ export interface DemoOptions {
   gatewayPort: number;
 }
 
-interface Run { code: number | null; stdout: string; stderr: string }
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** stdout and stderr interleaved in the order they arrived: what a terminal would have shown. */
+  output: string;
+}
 
 interface Outcome { title: string; ok: boolean; detail: string }
 
@@ -56,7 +62,8 @@ class DemoRunner {
     const shown = args.map((a) => (a === NODEAPP ? 'examples/nodeapp/app.mjs' : a.startsWith(MANIFESTS) ? `examples/manifests/${a.slice(MANIFESTS.length + 1)}` : /[\s'"{}]/.test(a) ? `'${a}'` : a));
     this.say(`$ crossmesh ${shown.join(' ')}`);
     const res = await probe(args, input);
-    const text = (res.stdout + res.stderr).trimEnd();
+    // In arrival order: `up` writes its progress to stderr long before its table to stdout.
+    const text = res.output.trimEnd();
     if (text) this.say(text.split('\n').map((l) => `  ${l}`).join('\n'));
     return res;
   }
@@ -99,9 +106,10 @@ function probe(args: string[], input?: string): Promise<Run> {
     const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, CROSSMESH_CLUSTER: '' } });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    let output = '';
+    child.stdout.on('data', (d) => { stdout += d; output += d; });
+    child.stderr.on('data', (d) => { stderr += d; output += d; });
+    child.on('close', (code) => resolve({ code, stdout, stderr, output }));
     child.stdin.end(input ?? '');
   });
 }
