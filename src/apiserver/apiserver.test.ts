@@ -115,6 +115,18 @@ describe('API server', () => {
     }
   });
 
+  it('a watch from a resourceVersion that is no revision number ends with a 400 CM_ERR_BAD_REQUEST ERROR event', async () => {
+    const res = await request(`${base}/api/v1/namespaces/default/services?watch=true&resourceVersion=abc`, { headers: auth });
+    const lines = (await res.body.text()).split('\n').filter((l) => l !== '');
+    assert.equal(lines.length, 1);
+    const ev = JSON.parse(lines[0]) as { type: string; object: { kind: string; code: number; message: string; details: { errorCode: string } } };
+    assert.equal(ev.type, 'ERROR');
+    assert.equal(ev.object.kind, 'Status');
+    assert.equal(ev.object.code, 400);
+    assert.equal(ev.object.details.errorCode, 'CM_ERR_BAD_REQUEST');
+    assert.match(ev.object.message, /resourceVersion "abc" is not a revision number; watch from the resourceVersion of a list/);
+  });
+
   it('validation errors carry every field problem as a cause', async () => {
     const res = await request(`${base}/apis/flomesh.io/v1alpha1/namespaces/default/globaltrafficpolicies`, {
       method: 'POST', headers: { ...auth, 'content-type': 'application/json' },

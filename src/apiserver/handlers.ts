@@ -177,7 +177,7 @@ function parseBody(raw: Buffer, type: string): unknown {
   try {
     return type.endsWith('yaml') ? parseYaml(text) : JSON.parse(text);
   } catch (err) {
-    throw new CrossmeshError('CM_ERR_BAD_REQUEST', `the request body is not valid ${type.endsWith('yaml') ? 'YAML' : 'JSON'}: ${(err as Error).message}`);
+    throw new CrossmeshError('CM_ERR_BAD_REQUEST', `the request body is not valid ${type.endsWith('yaml') ? 'YAML' : 'JSON'}: ${(err as Error).message}`, { cause: err });
   }
 }
 

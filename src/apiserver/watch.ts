@@ -3,6 +3,7 @@ import type { ResourceStore, StoredWatchEvent } from '../store/types.js';
 import type { KubeObject } from '../api/types.js';
 import type { LabelSelector } from './selectors.js';
 import { statusFromError } from '../api/wire.js';
+import { CrossmeshError } from '../errors.js';
 
 export interface WatchRequest {
   storageKey: string;
@@ -59,7 +60,7 @@ export function serveWatch(store: ResourceStore, req: IncomingMessage, res: Serv
   } else {
     fromRevision = Number(w.resourceVersion);
     if (!Number.isInteger(fromRevision) || fromRevision < 0) {
-      write('ERROR', statusFromError(new Error(`resourceVersion "${w.resourceVersion}" is not a revision number`)));
+      write('ERROR', statusFromError(new CrossmeshError('CM_ERR_BAD_REQUEST', `resourceVersion "${w.resourceVersion}" is not a revision number; watch from the resourceVersion of a list (or 0 for a fresh list)`)));
       res.end();
       return;
     }
