@@ -122,7 +122,7 @@ export class Informer extends EventEmitter<InformerEvents> implements ResourceCa
         // The server ended the stream (timeout or shutdown): resume from where we are.
       } catch (err) {
         if (this.stopped) return;
-        const e = err instanceof CrossmeshError ? err : new CrossmeshError('CM_ERR_INTERNAL', String(err));
+        const e = err instanceof CrossmeshError ? err : new CrossmeshError('CM_ERR_INTERNAL', String(err), { cause: err });
         if (e.code === 'CM_ERR_GONE') this.resourceVersion = undefined;
         this.emit('error', e);
         // The abortable sleep removes its abort listener when it wakes: one long-lived signal, no pile-up.

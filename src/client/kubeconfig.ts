@@ -39,7 +39,7 @@ export function parseKubeconfig(text: string, where = 'kubeconfig'): ApiEndpoint
   try {
     doc = parseYaml(text);
   } catch (err) {
-    throw new CrossmeshError('CM_ERR_INVALID', `${where}: not valid YAML: ${(err as Error).message}`);
+    throw new CrossmeshError('CM_ERR_INVALID', `${where}: not valid YAML: ${(err as Error).message}`, { cause: err });
   }
   const parsed = kubeconfigSchema.safeParse(doc);
   if (!parsed.success) {

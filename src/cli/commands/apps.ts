@@ -198,7 +198,7 @@ export async function execApp(opts: { cluster?: string; namespace: string; appId
   return new Promise((resolve, reject) => {
     child.once('error', (err) => {
       const code = (err as NodeJS.ErrnoException).code;
-      reject(new CrossmeshError(code === 'ENOENT' ? 'CM_ERR_NOT_FOUND' : 'CM_ERR_INTERNAL', `exec: cannot run \`${opts.command[0]}\`: ${err.message}`));
+      reject(new CrossmeshError(code === 'ENOENT' ? 'CM_ERR_NOT_FOUND' : 'CM_ERR_INTERNAL', `exec: cannot run \`${opts.command[0]}\`: ${err.message}`, { cause: err }));
     });
     child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? 1 : 0)));
   });

@@ -11,7 +11,7 @@ function readSource(file: string): string {
   try {
     return file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
   } catch (err) {
-    throw new CrossmeshError('CM_ERR_USAGE', `cannot read ${file}: ${(err as Error).message}`);
+    throw new CrossmeshError('CM_ERR_USAGE', `cannot read ${file}: ${(err as Error).message}`, { cause: err });
   }
 }
 
