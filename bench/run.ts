@@ -1,19 +1,29 @@
 /**
  * `npm run bench [-- --smoke] [-- --out FILE]`: what the mesh costs against a direct call and
- * against an nginx chain of the same hop count, on this machine, in one run.
+ * against nginx chains of the same hop counts, on this machine, in one run, with the project's
+ * performance targets checked against the figures of that run.
  *
  * Starts everything as separate processes, as in production: three clusters with the real CLI
  * (`crossmesh up` under a temp CROSSMESH_HOME: control-plane, cluster-1, cluster-2), the bench
  * app (bench/app.ts) beside its sidecar in cluster-1 (`crossmesh run --detach`), a client-only
  * app (`sleep`) with a sidecar in cluster-1 and in cluster-2, and, when `nginx` is installed,
- * three chained nginx servers in front of the same app. The load generator (load.ts) runs in
- * its own process for each measurement.
+ * one nginx (`worker_processes auto`, keepalive upstreams) serving a 3-hop and a 2-hop chain in
+ * front of the same app. The load generator (load.ts) runs in its own process for each
+ * measurement.
  *
- * Rows: direct, same-cluster via mesh, cross-cluster via mesh, Dapr invoke cross-cluster,
- * state save+get (sqlite), nginx chain. Shapes: fixed rate (1000 req/s, 16 connections, 1 KB
- * POST body) → p50/p90/p99 and the latency added over direct; closed loop (32 connections,
- * autocannon) → req/s and the ratio to the nginx chain. CPU (utime+stime from /proc/PID/stat)
- * and RSS (VmRSS, peak VmHWM from /proc/PID/status) of each sidecar / gateway process.
+ * Load shapes (each timed by load.ts, see there):
+ *   fixed rate: 1000 req/s over 16 keep-alive connections, arrivals evenly spaced (connection k
+ *     sends at t0 + (n*16 + k)/rate), 1 KB POST body, latency from write to full reply;
+ *   bursty: the same 1000 req/s with all 16 connections firing together every 16 ms;
+ *   closed loop: `wrk -t1 -c32 -d5s` (autocannon, with a warning, when wrk is missing).
+ * Per process: CPU (utime+stime, /proc/PID/stat) over the measured window divided by the
+ * requests of that window, RSS (VmRSS) and peak RSS (VmHWM, /proc/PID/status).
+ * CLI start time: wall time of `crossmesh get svc` (against the running cluster), `crossmesh
+ * status`, `crossmesh --help` and `node -e 0` (the floor), median of several runs each.
+ *
+ * Full mode installs wrk and nginx-light when missing (scripts/ensure-bench-deps.sh: root +
+ * apt-get; `--no-install` skips it). `--smoke`: a few hundred requests per row, no nginx, no
+ * install, every other row kind still measured (run by test/bench-smoke.test.ts).
  *
  * Writes bench/results/latest.json (smoke: bench/results/smoke.json) unless --out is given.
  */
@@ -30,42 +40,42 @@ const BIN = join(ROOT, 'bin', 'crossmesh.js');
 const LOAD = fileURLToPath(new URL('./load.js', import.meta.url));
 const APP = fileURLToPath(new URL('./app.js', import.meta.url));
 const HOOK = new URL('./profile-hook.js', import.meta.url).href;
+const DEPS = join(ROOT, 'scripts', 'ensure-bench-deps.sh');
 
 const args = process.argv.slice(2);
+const argValue = (name: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
 const SMOKE = args.includes('--smoke');
-const outIdx = args.indexOf('--out');
-const OUT = outIdx >= 0 ? args[outIdx + 1] : join(ROOT, 'bench', 'results', SMOKE ? 'smoke.json' : 'latest.json');
+const OUT = argValue('--out') ?? join(ROOT, 'bench', 'results', SMOKE ? 'smoke.json' : 'latest.json');
 const NO_NGINX = args.includes('--no-nginx') || SMOKE;
-const ONLY = (() => {
-  const i = args.indexOf('--only');
-  return i >= 0 ? new Set(args[i + 1].split(',')) : undefined;
-})();
+/** `--only KEY,...`: measure only these rows (keys as in the JSON; `cli` for the start-time rows). */
+const ONLY = argValue('--only') ? new Set(argValue('--only')!.split(',')) : undefined;
 /** Keep the processes up after measuring (for profiling by hand); Ctrl-C ends. */
 const HOLD = args.includes('--hold');
 /** `--node-options "..."`: NODE_OPTIONS for the cluster and sidecar processes (e.g. V8 heap flags), to compare. */
-const NODE_OPTS = (() => {
-  const i = args.indexOf('--node-options');
-  return i >= 0 ? args[i + 1] : undefined;
-})();
-/** `--profile DIR`: clusters and sidecars run with `node --cpu-prof` (profiles written to DIR when they stop). */
-const PROFILE = (() => {
-  const i = args.indexOf('--profile');
-  return i >= 0 ? args[i + 1] : undefined;
-})();
+const NODE_OPTS = argValue('--node-options');
+/** `--profile DIR`: clusters and sidecars run with the V8 CPU profiler (profiles written to DIR when they stop). */
+const PROFILE = argValue('--profile');
+/** `--autocannon`: closed loop with autocannon even when wrk is installed (to compare the two). */
+const FORCE_AUTOCANNON = args.includes('--autocannon');
+/** `--no-install`: do not apt-get install wrk / nginx-light when missing. */
+const NO_INSTALL = args.includes('--no-install') || SMOKE;
 
 const RATE = SMOKE ? 200 : 1000;
 const RATE_CONNECTIONS = 16;
 const CLOSED_CONNECTIONS = 32;
 const MEASURE_MS = SMOKE ? 1000 : 5000;
 const WARMUP_MS = SMOKE ? 0 : 1000;
+const CLI_RUNS = SMOKE ? 3 : 10;
 const BODY_1KB = JSON.stringify({ data: 'x'.repeat(1024 - 12) });
 const STATE_BODY = JSON.stringify([{ key: 'bench', value: { data: 'x'.repeat(1000) } }]);
 const NS = 'bench';
 const APP_ID = 'benchapp';
 const MESH_HOST = `${APP_ID}.${NS}:3000`;
-const DIRECT_ID = 'benchdirect';
-const DIRECT_HOST = `${DIRECT_ID}.${NS}:3000`;
 const CLK_TCK = 100;
+const BURST = `${RATE_CONNECTIONS} at once every ${(RATE_CONNECTIONS * 1000) / RATE} ms`;
 
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
 
@@ -76,14 +86,18 @@ const home = mkdtempSync(join(tmpdir(), 'crossmesh-bench-'));
 const children: ChildProcess[] = [];
 let nginxPid: number | undefined;
 
+function cliEnv(): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    CROSSMESH_HOME: home,
+    CROSSMESH_CLUSTER: '',
+    ...(PROFILE || NODE_OPTS ? { NODE_OPTIONS: [NODE_OPTS, PROFILE ? `--import ${HOOK}` : ''].filter(Boolean).join(' ') } : {}),
+    ...(PROFILE ? { CROSSMESH_BENCH_PROFILE_DIR: PROFILE } : {}),
+  };
+}
+
 function cli(argv: string[], input = ''): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...argv], {
-    env: { ...process.env, CROSSMESH_HOME: home, CROSSMESH_CLUSTER: '', ...(PROFILE || NODE_OPTS ? { NODE_OPTIONS: [NODE_OPTS, PROFILE ? `--import ${HOOK}` : ''].filter(Boolean).join(' ') } : {}),
-      ...(PROFILE ? { CROSSMESH_BENCH_PROFILE_DIR: PROFILE } : {}) },
-    input,
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
+  const r = spawnSync(process.execPath, [BIN, ...argv], { env: cliEnv(), input, encoding: 'utf8', timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -153,32 +167,49 @@ async function call(port: number, path: string, init: { method?: string; body?: 
   });
 }
 
-function nginxBinary(): string | undefined {
-  for (const p of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/usr/local/sbin', '/usr/local/nginx/sbin'])) {
-    if (p && existsSync(join(p, 'nginx'))) return join(p, 'nginx');
+function findBinary(name: string): string | undefined {
+  for (const p of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/usr/local/sbin', '/usr/local/bin', '/usr/bin', '/usr/local/nginx/sbin'])) {
+    if (p && existsSync(join(p, name))) return join(p, name);
   }
   return undefined;
 }
 
-async function startNginx(bin: string, appPort: number): Promise<{ port: number; pid: number }> {
+/** Full mode: wrk and nginx-light from Debian's packages when missing (root + apt-get), else a warning. */
+function ensureDeps(): void {
+  if (NO_INSTALL || (findBinary('wrk') && findBinary('nginx'))) return;
+  spawnSync('sh', [DEPS], { stdio: ['ignore', 2, 2], timeout: 300_000 });
+}
+
+interface NginxChains {
+  pid: number;
+  /** Entry port of nginx → nginx → nginx → app. */
+  port3: number;
+  /** Entry port of nginx → nginx → app. */
+  port2: number;
+}
+
+/** One nginx (master + `worker_processes auto`) serving both chains, keepalive upstreams. */
+async function startNginx(bin: string, appPort: number): Promise<NginxChains> {
   const dir = join(home, 'nginx');
   mkdirSync(join(dir, 'logs'), { recursive: true });
-  const ports = [await freePort(), await freePort(), await freePort()];
-  const upstreams = [ports[1], ports[2], appPort];
-  const servers = ports
-    .map(
-      (p, i) => `
-  upstream hop${i} { server 127.0.0.1:${upstreams[i]}; keepalive 64; }
+  const three = [await freePort(), await freePort(), await freePort()];
+  const two = [await freePort(), await freePort()];
+  const chain = (name: string, ports: number[]) =>
+    ports
+      .map((p, i) => {
+        const upstream = i + 1 < ports.length ? ports[i + 1] : appPort;
+        return `
+  upstream ${name}_${i} { server 127.0.0.1:${upstream}; keepalive 64; }
   server {
     listen 127.0.0.1:${p};
     location / {
-      proxy_pass http://hop${i};
+      proxy_pass http://${name}_${i};
       proxy_http_version 1.1;
       proxy_set_header Connection "";
     }
-  }`,
-    )
-    .join('\n');
+  }`;
+      })
+      .join('\n');
   const conf = `worker_processes auto;
 daemon off;
 pid ${dir}/nginx.pid;
@@ -192,7 +223,8 @@ http {
   fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
-${servers}
+${chain('three', three)}
+${chain('two', two)}
 }
 `;
   writeFileSync(join(dir, 'nginx.conf'), conf);
@@ -201,11 +233,11 @@ ${servers}
   child.stderr!.on('data', (d) => (err += d));
   children.push(child);
   nginxPid = child.pid;
-  await eventually('nginx chain', async () => {
+  await eventually('nginx chains', async () => {
     if (child.exitCode !== null) throw new Error(`nginx exited: ${err}`);
-    return (await call(ports[0], '/echo')).status === 200;
+    return (await call(three[0], '/echo')).status === 200 && (await call(two[0], '/echo')).status === 200;
   }, 10_000);
-  return { port: ports[0], pid: child.pid! };
+  return { pid: child.pid!, port3: three[0], port2: two[0] };
 }
 
 function cleanup(): void {
@@ -254,15 +286,21 @@ function withChildren(pid: number): number[] {
 }
 
 interface Proc {
+  /** Stable id used by the targets (client-sidecar, gateway, app-sidecar, app, ...). */
+  id: string;
   name: string;
   pids: number[];
+  /** Not on the request path (reported to show it stays idle; left out of the path's CPU sum). */
+  offPath?: boolean;
 }
 
 interface ProcUsage {
+  id: string;
   name: string;
-  /** CPU time per request of the measurement (µs). */
-  cpuUsPerRequest?: number;
-  /** CPU over the measurement, in % of one core. */
+  offPath?: boolean;
+  /** CPU time per request of the measured window (µs). */
+  cpuUsPerRequest: number;
+  /** CPU over the measured window, in % of one core. */
   cpuPercent: number;
   rssMb: number;
   peakRssMb: number;
@@ -271,40 +309,64 @@ interface ProcUsage {
 // ---------------------------------------------------------------------------------------------
 // measurements
 
-function runLoad(spec: LoadSpec): Promise<LoadResult> {
+/** Runs load.ts; `onMeasure` when its measured window starts, resolves with its result line. */
+function runLoad(spec: LoadSpec, onMeasure: () => void): Promise<{ load: LoadResult; endedAt: bigint }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [LOAD, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
-    let out = '';
+    let pending = '';
     let err = '';
-    child.stdout.on('data', (d) => (out += d));
+    let result: { load: LoadResult; endedAt: bigint } | undefined;
+    let lastLine = '';
+    child.stdout.on('data', (d: Buffer) => {
+      pending += d.toString();
+      let nl: number;
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, nl).trim();
+        pending = pending.slice(nl + 1);
+        if (!line) continue;
+        lastLine = line;
+        if (line === '{"phase":"measure"}') onMeasure();
+        else {
+          try {
+            result = { load: JSON.parse(line) as LoadResult, endedAt: process.hrtime.bigint() };
+          } catch { /* not ours */ }
+        }
+      }
+    });
     child.stderr.on('data', (d) => (err += d));
     child.on('close', (code) => {
       if (code !== 0) return reject(new Error(`load generator exited ${code}: ${err}`));
-      try {
-        resolve(JSON.parse(out.trim().split('\n').pop()!) as LoadResult);
-      } catch {
-        reject(new Error(`load generator printed no result: ${out} ${err}`));
-      }
+      if (!result) return reject(new Error(`load generator printed no result: ${lastLine} ${err}`));
+      resolve(result);
     });
   });
 }
 
 async function measure(spec: LoadSpec, procs: Proc[]): Promise<{ load: LoadResult; usage: ProcUsage[] }> {
-  const before = procs.map((p) => p.pids.reduce((s, pid) => s + cpuTicks(pid), 0));
-  const t0 = process.hrtime.bigint();
-  const load = await runLoad(spec);
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const usage: ProcUsage[] = procs.map((p, i) => ({
-    name: p.name,
-    cpuUsPerRequest: Math.round(((p.pids.reduce((s, pid) => s + cpuTicks(pid), 0) - before[i]) / CLK_TCK) * 1e6 / Math.max(1, load.requests + (spec.warmupMs ? (spec.mode === 'rate' ? ((spec.rate ?? 0) * spec.warmupMs) / 1000 : load.rps * (spec.warmupMs / 1000)) : 0))),
-    // The load child's lifetime includes its start and warmup: CPU is averaged over all of it.
-    cpuPercent: Math.round((((p.pids.reduce((s, pid) => s + cpuTicks(pid), 0) - before[i]) / CLK_TCK) / seconds) * 1000) / 10,
-    rssMb: Math.round(p.pids.reduce((s, pid) => s + memKb(pid, 'VmRSS'), 0) / 102.4) / 10,
-    peakRssMb: Math.round(p.pids.reduce((s, pid) => s + memKb(pid, 'VmHWM'), 0) / 102.4) / 10,
-  }));
+  let before = procs.map(() => 0);
+  let t0 = process.hrtime.bigint();
+  const { load, endedAt } = await runLoad(spec, () => {
+    before = procs.map((p) => p.pids.reduce((s, pid) => s + cpuTicks(pid), 0));
+    t0 = process.hrtime.bigint();
+  });
+  const seconds = Number(endedAt - t0) / 1e9;
+  const usage: ProcUsage[] = procs.map((p, i) => {
+    const cpuSeconds = (p.pids.reduce((s, pid) => s + cpuTicks(pid), 0) - before[i]) / CLK_TCK;
+    return {
+      id: p.id,
+      name: p.name,
+      ...(p.offPath ? { offPath: true } : {}),
+      cpuUsPerRequest: Math.round((cpuSeconds * 1e6) / Math.max(1, load.requests)),
+      cpuPercent: Math.round((cpuSeconds / seconds) * 1000) / 10,
+      rssMb: Math.round(p.pids.reduce((s, pid) => s + memKb(pid, 'VmRSS'), 0) / 102.4) / 10,
+      peakRssMb: Math.round(p.pids.reduce((s, pid) => s + memKb(pid, 'VmHWM'), 0) / 102.4) / 10,
+    };
+  });
   return { load, usage };
 }
+
+type Shape = 'rate' | 'burst' | 'closed';
 
 interface Scenario {
   key: string;
@@ -315,7 +377,10 @@ interface Scenario {
   procs: Proc[];
   available: boolean;
   note?: string;
+  shapes: Shape[];
 }
+
+type Added = { p50: number; p90: number; p99: number };
 
 interface Row {
   key: string;
@@ -323,9 +388,57 @@ interface Row {
   hops: string;
   available: boolean;
   note?: string;
-  rate?: LoadResult & { addedMs?: { p50: number; p90: number; p99: number } };
-  closed?: LoadResult & { vsNginx?: number };
-  processes?: { rate: ProcUsage[]; closed: ProcUsage[] };
+  /** Fixed rate, evenly spaced arrivals. */
+  rate?: LoadResult & { addedMs?: Added };
+  /** Fixed rate, all connections at once every connections/rate. */
+  burst?: LoadResult & { addedMs?: Added };
+  closed?: LoadResult & { vsNginx2hop?: number; vsNginx3hop?: number };
+  processes?: Partial<Record<Shape, ProcUsage[]>>;
+}
+
+interface CliTiming {
+  key: string;
+  command: string;
+  runs: number;
+  failures: number;
+  firstFailure?: string;
+  medianMs: number;
+  minMs: number;
+  maxMs: number;
+  samplesMs: number[];
+}
+
+interface Target {
+  key: string;
+  what: string;
+  limit: string;
+  /** The measured value (undefined: not measured in this run). */
+  value?: number;
+  unit: string;
+  /** undefined: not measured (see note). */
+  pass?: boolean;
+  note?: string;
+}
+
+/** Wall time of one command, median over `runs` (after one run not counted: disk cache). */
+function timeCommand(key: string, label: string, argv: string[], env: NodeJS.ProcessEnv, runs: number): CliTiming {
+  const samples: number[] = [];
+  let failures = 0;
+  let firstFailure: string | undefined;
+  for (let i = 0; i <= runs; i++) {
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync(argv[0], argv.slice(1), { env, encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] });
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (r.status !== 0) {
+      failures++;
+      firstFailure ??= `exit ${r.status}: ${(r.stderr || r.stdout || String(r.error ?? '')).trim().slice(0, 200)}`;
+    }
+    if (i > 0) samples.push(Math.round(ms * 10) / 10);
+  }
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mid = sorted.length / 2;
+  const median = sorted.length % 2 ? sorted[Math.floor(mid)] : (sorted[mid - 1] + sorted[mid]) / 2;
+  return { key, command: label, runs, failures, firstFailure, medianMs: Math.round(median * 10) / 10, minMs: sorted[0], maxMs: sorted[sorted.length - 1], samplesMs: samples };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -333,6 +446,16 @@ interface Row {
 async function main(): Promise<void> {
   const started = Date.now();
   log(`CROSSMESH_HOME=${home}${SMOKE ? ' (smoke mode)' : ''}`);
+  ensureDeps();
+  const wrk = FORCE_AUTOCANNON ? undefined : findBinary('wrk');
+  const closedTool = wrk ? 'wrk' : 'autocannon';
+  const toolWarning = wrk
+    ? undefined
+    : FORCE_AUTOCANNON
+      ? 'closed loop with autocannon (--autocannon): a Node load generator takes a core from the system under test on 2 cores; req/s ratios are distorted'
+      : 'WARNING: wrk is not installed (apt-get install -y wrk): closed loop falls back to autocannon, a Node load generator that takes a core from the system under test on 2 cores; req/s ratios are distorted';
+  if (toolWarning) log(toolWarning);
+
   must(['up', '--clusters', 'control-plane,cluster-1,cluster-2', '--api-port', '0', '--gateway-port', '0']);
   for (const c of ['cluster-1', 'cluster-2']) must(['--cluster', c, 'create', 'namespace', NS]);
   // The state store, before the sidecars start (Dapr loads components at start).
@@ -373,57 +496,12 @@ spec:
     - clusterKey: default/default/default/cluster-1
 `);
   const app = sidecarRecord('cluster-1', APP_ID);
-  // Design alternative measured alongside: the gateway forwards straight to the app (no app
-  // sidecar inbound hop), via a Service whose Endpoints name APP_PORT itself.
-  must(['--cluster', 'cluster-1', 'apply', '-n', NS, '-f', '-'], `apiVersion: v1
-kind: Service
-metadata:
-  name: ${DIRECT_ID}
-spec:
-  ports:
-    - port: 3000
-      targetPort: ${app.env.APP_PORT}
----
-apiVersion: v1
-kind: Endpoints
-metadata:
-  name: ${DIRECT_ID}
-subsets:
-  - addresses:
-      - ip: 127.0.0.1
-    ports:
-      - port: ${app.env.APP_PORT}
----
-apiVersion: flomesh.io/v1alpha1
-kind: ServiceExport
-metadata:
-  name: ${DIRECT_ID}
-spec:
-  serviceAccountName: '*'
-  pathRewrite:
-    from: '^/${DIRECT_ID}/?'
-    to: '/'
-  rules:
-    - portNumber: 3000
-      path: '/${DIRECT_ID}'
-      pathType: Prefix
-`);
-  must(['--cluster', 'cluster-2', 'apply', '-n', NS, '-f', '-'], `apiVersion: flomesh.io/v1alpha1
-kind: GlobalTrafficPolicy
-metadata:
-  name: ${DIRECT_ID}
-spec:
-  lbType: FailOver
-  targets:
-    - clusterKey: default/default/default/cluster-1
-`);
   const c1 = sidecarRecord('cluster-1', 'client');
   const c2 = sidecarRecord('cluster-2', 'client');
   const appPort = Number(app.env.APP_PORT);
   const gatewayPid = clusterPid('cluster-1');
   await eventually('same-cluster route', async () => (await call(c1.ports.outbound, '/echo', { host: MESH_HOST })).status === 200);
   await eventually('cross-cluster route', async () => (await call(c2.ports.outbound, '/echo', { host: MESH_HOST })).status === 200, 20_000);
-  await eventually('cross-cluster route to the app without its sidecar', async () => (await call(c2.ports.outbound, '/echo', { host: DIRECT_HOST })).status === 200, 20_000);
 
   const daprHttp = Number(c2.env.DAPR_HTTP_PORT);
   const invokePath = `/v1.0/invoke/${APP_ID}.${NS}/method/echo`;
@@ -440,12 +518,13 @@ spec:
     stateNote = (err as Error).message;
   }
 
-  const nginx = NO_NGINX ? undefined : nginxBinary();
-  let nginxChain: { port: number; pid: number } | undefined;
-  let nginxNote = SMOKE ? 'skipped in smoke mode' : 'nginx is not installed (apt-get install -y nginx-light); row skipped';
-  if (nginx && !ONLY?.has('no-nginx')) {
+  const nginx = NO_NGINX ? undefined : findBinary('nginx');
+  let chains: NginxChains | undefined;
+  let nginxNote = SMOKE ? 'skipped in smoke mode' : NO_NGINX ? 'skipped (--no-nginx)' : 'nginx is not installed (apt-get install -y nginx-light); row skipped';
+  const wantNginx = !ONLY || ONLY.has('nginx-chain') || ONLY.has('nginx-chain-2hop');
+  if (nginx && wantNginx) {
     try {
-      nginxChain = await startNginx(nginx, appPort);
+      chains = await startNginx(nginx, appPort);
     } catch (err) {
       nginxNote = `nginx did not start: ${(err as Error).message}`;
     }
@@ -454,86 +533,127 @@ spec:
   const post: LoadRequest = { method: 'POST', path: '/echo', body: BODY_1KB };
   const mesh = (p: LoadRequest): LoadRequest => ({ ...p, headers: { host: MESH_HOST } });
   const P = {
-    app: { name: 'app', pids: [app.appPid] },
-    appSidecar: { name: 'app sidecar (cluster-1)', pids: [app.pid] },
-    c1Sidecar: { name: 'client sidecar (cluster-1)', pids: [c1.pid] },
-    c2Sidecar: { name: 'client sidecar (cluster-2)', pids: [c2.pid] },
-    gateway: { name: 'cluster-1 process (gateway)', pids: [gatewayPid] },
-  };
+    app: { id: 'app', name: 'app', pids: [app.appPid] },
+    appSidecar: { id: 'app-sidecar', name: 'app sidecar (cluster-1)', pids: [app.pid] },
+    c1Sidecar: { id: 'client-sidecar', name: 'client sidecar (cluster-1)', pids: [c1.pid] },
+    c2Sidecar: { id: 'client-sidecar', name: 'client sidecar (cluster-2)', pids: [c2.pid] },
+    gateway: { id: 'gateway', name: 'gateway (cluster-1 process)', pids: [gatewayPid] },
+    cluster2: { id: 'cluster-2', name: 'cluster-2 process', pids: [clusterPid('cluster-2')], offPath: true },
+    controlPlane: { id: 'control-plane', name: 'control-plane process', pids: [clusterPid('control-plane')], offPath: true },
+    nginx: { id: 'nginx', name: 'nginx (master + workers)', pids: chains ? withChildren(chains.pid) : [] },
+  } satisfies Record<string, Proc>;
+  const crossProcs = [P.c2Sidecar, P.gateway, P.appSidecar, P.app, P.cluster2, P.controlPlane];
+  const both: Shape[] = ['rate', 'closed'];
   const scenarios: Scenario[] = [
-    { key: 'direct', title: 'direct: client → app', hops: '0', origin: `http://127.0.0.1:${appPort}`, requests: [post], procs: [P.app], available: true },
+    { key: 'direct', title: 'direct: client → app', hops: '0', origin: `http://127.0.0.1:${appPort}`, requests: [post], procs: [P.app], available: true, shapes: both },
+    {
+      key: 'direct-bursty', title: `direct, bursty arrivals (${BURST})`, hops: '0',
+      origin: `http://127.0.0.1:${appPort}`, requests: [post], procs: [P.app], available: true, shapes: ['burst'],
+    },
     {
       key: 'same-cluster', title: 'same cluster via mesh: client sidecar → app sidecar → app', hops: '2',
-      origin: `http://127.0.0.1:${c1.ports.outbound}`, requests: [mesh(post)], procs: [P.c1Sidecar, P.appSidecar, P.app], available: true,
+      origin: `http://127.0.0.1:${c1.ports.outbound}`, requests: [mesh(post)], procs: [P.c1Sidecar, P.appSidecar, P.app], available: true, shapes: both,
     },
     {
       key: 'cross-cluster', title: 'cross cluster via mesh: client sidecar → gateway → app sidecar → app', hops: '3',
-      origin: `http://127.0.0.1:${c2.ports.outbound}`, requests: [mesh(post)], procs: [P.c2Sidecar, P.gateway, P.appSidecar, P.app], available: true,
+      origin: `http://127.0.0.1:${c2.ports.outbound}`, requests: [mesh(post)], procs: crossProcs, available: true, shapes: both,
     },
     {
-      key: 'cross-cluster-no-app-sidecar', title: 'design alternative, cross cluster: client sidecar → gateway → app (no app sidecar hop)', hops: '2',
-      origin: `http://127.0.0.1:${c2.ports.outbound}`, requests: [{ ...post, headers: { host: DIRECT_HOST } }], procs: [P.c2Sidecar, P.gateway, P.app], available: true,
-      note: 'not a supported topology: the app sidecar is what registers the endpoint; measured to size the gain',
+      key: 'cross-cluster-bursty', title: `cross cluster via mesh, bursty arrivals (${BURST})`, hops: '3',
+      origin: `http://127.0.0.1:${c2.ports.outbound}`, requests: [mesh(post)], procs: crossProcs, available: true, shapes: ['burst'],
     },
     {
       key: 'dapr-invoke', title: 'Dapr invoke cross cluster: DAPR_HTTP_PORT → gateway → app sidecar → app', hops: '3',
-      origin: `http://127.0.0.1:${daprHttp}`, requests: [{ ...post, path: invokePath }], procs: [P.c2Sidecar, P.gateway, P.appSidecar, P.app],
-      available: invokeOk, note: invokeOk ? undefined : `not available yet (probe: ${invokeProbe.status} ${invokeProbe.text.slice(0, 160)})`,
+      origin: `http://127.0.0.1:${daprHttp}`, requests: [{ ...post, path: invokePath }], procs: crossProcs, shapes: both,
+      available: invokeOk, note: invokeOk ? undefined : `not available (probe: ${invokeProbe.status} ${invokeProbe.text.slice(0, 160)})`,
     },
     {
-      key: 'state', title: 'state save+get through the sidecar (sqlite)', hops: '1',
-      origin: `http://127.0.0.1:${daprHttp}`,
+      key: 'state', title: 'state save+get through the sidecar (sqlite; each save and each get is one request)', hops: '1',
+      origin: `http://127.0.0.1:${daprHttp}`, shapes: both,
       requests: [{ method: 'POST', path: '/v1.0/state/statestore', body: STATE_BODY }, { method: 'GET', path: '/v1.0/state/statestore/bench' }],
-      procs: [P.c2Sidecar], available: stateOk, note: stateOk ? 'each save and each get counts as one request' : `not available yet (probe: ${stateNote})`,
+      procs: [P.c2Sidecar], available: stateOk, note: stateOk ? undefined : `not available (probe: ${stateNote})`,
     },
     {
-      key: 'nginx-chain', title: 'nginx chain: nginx → nginx → nginx → app', hops: '3',
-      origin: `http://127.0.0.1:${nginxChain?.port ?? 0}`, requests: [post],
-      procs: nginxChain ? [{ name: 'nginx (master + workers)', pids: withChildren(nginxChain.pid) }, P.app] : [], available: nginxChain !== undefined,
-      note: nginxChain ? undefined : nginxNote,
+      key: 'nginx-chain-2hop', title: 'nginx chain, 2 hops: nginx → nginx → app', hops: '2', shapes: both,
+      origin: `http://127.0.0.1:${chains?.port2 ?? 0}`, requests: [post], procs: [P.nginx, P.app], available: chains !== undefined, note: chains ? undefined : nginxNote,
+    },
+    {
+      key: 'nginx-chain', title: 'nginx chain, 3 hops: nginx → nginx → nginx → app', hops: '3', shapes: both,
+      origin: `http://127.0.0.1:${chains?.port3 ?? 0}`, requests: [post], procs: [P.nginx, P.app], available: chains !== undefined, note: chains ? undefined : nginxNote,
     },
   ];
+  // Measured in this order (rows compared with each other run next to each other, so that a
+  // neighbour's burst of CPU on this shared machine hits both sides of a ratio alike); printed
+  // in the order above.
+  // The bursty rows come after the cross-cluster closed loop: measured warm, like the others.
+  const order = ['direct', 'nginx-chain', 'cross-cluster', 'cross-cluster-bursty', 'direct-bursty', 'dapr-invoke', 'nginx-chain-2hop', 'same-cluster', 'state'];
 
-  const rows: Row[] = [];
-  for (const s of scenarios) {
-    const row: Row = { key: s.key, title: s.title, hops: s.hops, available: s.available, note: s.note };
-    rows.push(row);
+  const rows = new Map<string, Row>();
+  for (const s of scenarios) rows.set(s.key, { key: s.key, title: s.title, hops: s.hops, available: s.available, note: s.note });
+  let crossPeak: { sidecars: ProcUsage[]; clusters: ProcUsage[] } | undefined;
+  for (const key of order) {
+    const s = scenarios.find((x) => x.key === key)!;
+    const row = rows.get(key)!;
     if (!s.available || (ONLY && !ONLY.has(s.key))) {
-      if (s.available) row.note = 'not measured (--only)';
-      row.available = row.available && !(ONLY && !ONLY.has(s.key));
+      if (s.available) {
+        row.note = 'not measured (--only)';
+        row.available = false;
+      }
       log(`${s.key}: ${row.note}`);
       continue;
     }
-    log(`${s.key}: fixed rate ${RATE} req/s, ${RATE_CONNECTIONS} connections, ${MEASURE_MS} ms`);
-    const rate = await measure({ mode: 'rate', origin: s.origin, requests: s.requests, connections: RATE_CONNECTIONS, rate: RATE, durationMs: MEASURE_MS, warmupMs: WARMUP_MS }, s.procs);
-    log(`${s.key}: closed loop, ${CLOSED_CONNECTIONS} connections, ${MEASURE_MS} ms`);
-    const closed = await measure({ mode: 'closed', origin: s.origin, requests: s.requests, connections: CLOSED_CONNECTIONS, durationMs: MEASURE_MS, warmupMs: WARMUP_MS }, s.procs);
-    row.rate = rate.load;
-    row.closed = closed.load;
-    row.processes = { rate: rate.usage, closed: closed.usage };
-    log(`${s.key}: p90 ${rate.load.latencyMs?.p90} ms, ${closed.load.rps} req/s${rate.load.errors + closed.load.errors ? `, errors ${rate.load.errors}+${closed.load.errors} (${rate.load.firstError ?? closed.load.firstError})` : ''}`);
-  }
-
-  const direct = rows.find((r) => r.key === 'direct')?.rate?.latencyMs;
-  const nginxRps = rows.find((r) => r.key === 'nginx-chain')?.closed?.rps;
-  for (const r of rows) {
-    if (r.rate?.latencyMs && direct) {
-      const l = r.rate.latencyMs;
-      r.rate.addedMs = { p50: round(l.p50 - direct.p50), p90: round(l.p90 - direct.p90), p99: round(l.p99 - direct.p99) };
+    row.processes = {};
+    for (const shape of s.shapes) {
+      const spec: LoadSpec =
+        shape === 'closed'
+          ? { mode: 'closed', origin: s.origin, requests: s.requests, connections: CLOSED_CONNECTIONS, durationMs: MEASURE_MS, warmupMs: WARMUP_MS, wrk, tmpDir: home }
+          : { mode: shape, origin: s.origin, requests: s.requests, connections: RATE_CONNECTIONS, rate: RATE, durationMs: MEASURE_MS, warmupMs: WARMUP_MS };
+      log(`${s.key}: ${shape === 'closed' ? `closed loop (${closedTool}), ${CLOSED_CONNECTIONS} connections` : `${shape === 'burst' ? 'bursty' : 'evenly spaced'} ${RATE} req/s, ${RATE_CONNECTIONS} connections`}, ${MEASURE_MS} ms`);
+      const m = await measure(spec, s.procs);
+      row[shape] = m.load;
+      row.processes[shape] = m.usage;
+      const l = m.load;
+      log(`${s.key}: ${l.latencyMs ? `p90 ${l.latencyMs.p90} ms, ` : ''}${l.rps} req/s${l.errors ? `, errors ${l.errors} (${l.firstError})` : ''}`);
     }
-    if (r.closed && nginxRps) r.closed.vsNginx = Math.round((r.closed.rps / nginxRps) * 100) / 100;
+    if (key === 'cross-cluster') {
+      // Peak RSS under the cross-cluster load: VmHWM right after its closed loop.
+      const closed = row.processes.closed ?? [];
+      crossPeak = { sidecars: closed.filter((p) => p.id.endsWith('sidecar')), clusters: closed.filter((p) => ['gateway', 'cluster-2', 'control-plane'].includes(p.id)) };
+    }
   }
 
-  const cross = rows.find((r) => r.key === 'cross-cluster');
-  const sidecarPeak = Math.max(
-    ...(cross?.processes?.closed ?? []).filter((p) => p.name.includes('sidecar')).map((p) => p.peakRssMb),
-    ...(cross?.processes?.rate ?? []).filter((p) => p.name.includes('sidecar')).map((p) => p.peakRssMb),
-  );
-  const targets = {
-    addedP90AtFixedRate: { target: '<= 1.5 ms', value: cross?.rate?.addedMs?.p90, met: cross?.rate?.addedMs ? cross.rate.addedMs.p90 <= 1.5 : undefined },
-    throughputVsNginx: { target: '>= 0.6x', value: cross?.closed?.vsNginx, met: cross?.closed?.vsNginx !== undefined ? cross.closed.vsNginx >= 0.6 : undefined },
-    sidecarPeakRssMb: { target: '<= 60 MB', value: Number.isFinite(sidecarPeak) ? sidecarPeak : undefined, met: Number.isFinite(sidecarPeak) ? sidecarPeak <= 60 : undefined },
-  };
+  const cliTimes: CliTiming[] = [];
+  if (!ONLY || ONLY.has('cli')) {
+    log(`CLI start time: ${CLI_RUNS} runs each`);
+    const env: NodeJS.ProcessEnv = { ...process.env, CROSSMESH_HOME: home, CROSSMESH_CLUSTER: '' };
+    delete env.NODE_OPTIONS;
+    const node = process.execPath;
+    cliTimes.push(
+      timeCommand('cli-get-svc', 'crossmesh get svc (against a running cluster)', [node, BIN, '--cluster', 'cluster-1', 'get', 'svc', '-n', NS], env, CLI_RUNS),
+      timeCommand('cli-status', 'crossmesh status', [node, BIN, 'status'], env, CLI_RUNS),
+      timeCommand('cli-help', 'crossmesh --help', [node, BIN, '--help'], env, CLI_RUNS),
+      timeCommand('node-floor', 'node -e 0 (the floor)', [node, '-e', '0'], env, CLI_RUNS),
+    );
+    for (const c of cliTimes) log(`${c.key}: median ${c.medianMs} ms${c.failures ? `, ${c.failures} failed (${c.firstFailure})` : ''}`);
+  }
+
+  // Derived figures: latency added over direct (same arrival shape), ratios to the nginx chains.
+  const get = (k: string) => rows.get(k);
+  const directRate = get('direct')?.rate?.latencyMs;
+  const directBurst = get('direct-bursty')?.burst?.latencyMs;
+  const nginx2 = get('nginx-chain-2hop')?.closed?.rps;
+  const nginx3 = get('nginx-chain')?.closed?.rps;
+  const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
+  const added = (l: { p50: number; p90: number; p99: number }, base: { p50: number; p90: number; p99: number }): Added => ({ p50: round(l.p50 - base.p50), p90: round(l.p90 - base.p90), p99: round(l.p99 - base.p99) });
+  for (const r of rows.values()) {
+    if (r.rate?.latencyMs && directRate && r.key !== 'direct') r.rate.addedMs = added(r.rate.latencyMs, directRate);
+    if (r.burst?.latencyMs && directBurst && r.key !== 'direct-bursty') r.burst.addedMs = added(r.burst.latencyMs, directBurst);
+    if (r.closed && nginx2) r.closed.vsNginx2hop = ratio(r.closed.rps, nginx2);
+    if (r.closed && nginx3) r.closed.vsNginx3hop = ratio(r.closed.rps, nginx3);
+  }
+
+  const targets = computeTargets(rows, crossPeak, cliTimes, nginxNote);
+
   const machine = {
     cores: cpus().length,
     cpu: cpus()[0]?.model,
@@ -541,19 +661,43 @@ spec:
     node: process.version,
     kernel: release(),
     nginx: nginx ? spawnSync(nginx, ['-v'], { encoding: 'utf8' }).stderr.trim() : undefined,
+    wrk: wrk ? spawnSync(wrk, ['-v'], { encoding: 'utf8' }).stdout.split('\n')[0].replace(/\s*Copyright.*$/, '').trim() : undefined,
   };
+  const rowList = scenarios.map((s) => rows.get(s.key)!);
   const result = {
     date: new Date().toISOString(),
     smoke: SMOKE,
     machine,
-    settings: { fixedRate: RATE, rateConnections: RATE_CONNECTIONS, closedConnections: CLOSED_CONNECTIONS, measureMs: MEASURE_MS, warmupMs: WARMUP_MS, body: '1 KB POST, 1 KB reply' },
-    rows,
+    settings: {
+      fixedRate: RATE,
+      rateConnections: RATE_CONNECTIONS,
+      arrivals: { rate: 'evenly spaced: connection k sends at t0 + (n*16+k)/rate', burst: `all ${RATE_CONNECTIONS} connections together every ${(RATE_CONNECTIONS * 1000) / RATE} ms` },
+      latencyTimed: 'from the write of the request to the last byte of its reply (fromScheduleMs: from its scheduled time)',
+      closedConnections: CLOSED_CONNECTIONS,
+      closedLoopTool: closedTool,
+      ...(toolWarning ? { closedLoopWarning: toolWarning } : {}),
+      measureMs: MEASURE_MS,
+      warmupMs: WARMUP_MS,
+      cliRuns: CLI_RUNS,
+      body: '1 KB POST, 1 KB reply',
+    },
+    rows: rowList,
+    cli: cliTimes,
     targets,
     elapsedSeconds: Math.round((Date.now() - started) / 1000),
   };
   mkdirSync(dirname(OUT), { recursive: true });
   writeFileSync(OUT, JSON.stringify(result, null, 2) + '\n');
-  process.stdout.write(table(rows) + '\n\n' + procTable(rows) + '\n\n' + targetLines(targets) + `\n\nmachine: ${machine.cores} cores (${machine.cpu}), Node ${machine.node}, ${machine.nginx ?? 'no nginx'}\nwritten: ${OUT} (${result.elapsedSeconds} s)\n`);
+  process.stdout.write(
+    [
+      `latency: ${RATE} req/s over ${RATE_CONNECTIONS} connections (evenly spaced arrivals unless the row says bursty), timed from write to full reply, ${MEASURE_MS / 1000} s; closed loop: ${closedTool === 'wrk' ? `wrk -t1 -c${CLOSED_CONNECTIONS} -d${MEASURE_MS / 1000}s` : `autocannon -c ${CLOSED_CONNECTIONS}`}${toolWarning ? `\n${toolWarning}` : ''}`,
+      table(rowList),
+      procTable(rowList) + (nginxPerHop(rowList) ? `\n\n${nginxPerHop(rowList)}` : ''),
+      cliTable(cliTimes),
+      targetTable(targets),
+      `machine: ${machine.cores} cores (${machine.cpu}), Node ${machine.node}, ${machine.nginx ?? 'no nginx'}, ${machine.wrk ?? 'no wrk'}\nwritten: ${OUT} (${result.elapsedSeconds} s)`,
+    ].join('\n\n') + '\n',
+  );
   if (HOLD) {
     log(`holding: app sidecar pid ${app.pid}, c2 sidecar pid ${c2.pid}, gateway pid ${gatewayPid}; origins: cross http://127.0.0.1:${c2.ports.outbound}; Ctrl-C ends`);
     const keep = setInterval(() => undefined, 1 << 30);
@@ -562,49 +706,118 @@ spec:
   }
 }
 
+function computeTargets(rows: Map<string, Row>, crossPeak: { sidecars: ProcUsage[]; clusters: ProcUsage[] } | undefined, cliTimes: CliTiming[], nginxNote: string): Target[] {
+  const t: Target[] = [];
+  const check = (key: string, what: string, limit: string, unit: string, value: number | undefined, ok: (v: number) => boolean, note?: string) =>
+    t.push({ key, what, limit, unit, value, pass: value === undefined || !Number.isFinite(value) ? undefined : ok(value), ...(note ? { note } : {}) });
+  const cross = rows.get('cross-cluster');
+  const same = rows.get('same-cluster');
+  const noNginx = rows.get('nginx-chain')?.available ? undefined : `nginx chain not measured: ${nginxNote}`;
+  check('cross-vs-nginx3', 'cross-cluster closed-loop req/s vs nginx 3-hop chain', '>= 0.7x', 'x', cross?.closed?.vsNginx3hop, (v) => v >= 0.7, noNginx);
+  check('cross-vs-nginx3-floor', 'cross-cluster closed-loop req/s vs nginx 3-hop chain (floor)', '>= 0.6x', 'x', cross?.closed?.vsNginx3hop, (v) => v >= 0.6, noNginx);
+  check('same-vs-nginx2', 'same-cluster closed-loop req/s vs nginx 2-hop chain', '>= 0.8x', 'x', same?.closed?.vsNginx2hop, (v) => v >= 0.8, rows.get('nginx-chain-2hop')?.available ? undefined : `nginx chain not measured: ${nginxNote}`);
+  check('cross-added-p90', `cross-cluster added p90 over direct, ${RATE} req/s evenly spaced`, '<= 0.5 ms', 'ms', cross?.rate?.addedMs?.p90, (v) => v <= 0.5);
+  check('cross-bursty-added-p90', `cross-cluster added p90 over direct, ${RATE} req/s bursty (${BURST})`, '<= 2 ms', 'ms', rows.get('cross-cluster-bursty')?.burst?.addedMs?.p90, (v) => v <= 2);
+  const closedCpu = (id: string) => cross?.processes?.closed?.find((p) => p.id === id)?.cpuUsPerRequest;
+  check('cpu-client-sidecar', 'CPU per request, client sidecar (L7 hop), cross-cluster closed loop', '<= 30 µs', 'µs', closedCpu('client-sidecar'), (v) => v <= 30);
+  check('cpu-gateway', 'CPU per request, gateway (tunnel hop; cluster-1 process), cross-cluster closed loop', '<= 20 µs', 'µs', closedCpu('gateway'), (v) => v <= 20);
+  check('cpu-app-sidecar', 'CPU per request, app sidecar (L7 hop), cross-cluster closed loop', '<= 30 µs', 'µs', closedCpu('app-sidecar'), (v) => v <= 30);
+  const maxOf = (ps: ProcUsage[] | undefined) => (ps && ps.length ? ps.reduce((a, b) => (b.peakRssMb > a.peakRssMb ? b : a)) : undefined);
+  const sc = maxOf(crossPeak?.sidecars);
+  const cl = maxOf(crossPeak?.clusters);
+  check('rss-sidecar', 'sidecar peak RSS (VmHWM) after the cross-cluster load, max of the path sidecars', '<= 60 MB', 'MB', sc?.peakRssMb, (v) => v <= 60, sc ? `max: ${sc.name}` : undefined);
+  check('rss-cluster', 'cluster process peak RSS (VmHWM) after the cross-cluster load, max of the cluster processes', '<= 90 MB', 'MB', cl?.peakRssMb, (v) => v <= 90, cl ? `max: ${cl.name}` : undefined);
+  for (const k of ['cli-get-svc', 'cli-status', 'cli-help']) {
+    const c = cliTimes.find((x) => x.key === k);
+    check(k, `start time, ${c?.command ?? k} (median of ${CLI_RUNS})`, '<= 100 ms', 'ms', c && c.failures === 0 ? c.medianMs : undefined, (v) => v <= 100, c?.failures ? `${c.failures} runs failed: ${c.firstFailure}` : undefined);
+  }
+  const pathCpu = (r: Row | undefined) => (r?.processes?.closed ? r.processes.closed.filter((p) => !p.offPath).reduce((s, p) => s + p.cpuUsPerRequest, 0) : undefined);
+  const dapr = pathCpu(rows.get('dapr-invoke'));
+  const proxied = pathCpu(cross);
+  check(
+    'dapr-cpu-vs-proxied', 'Dapr invoke cross-cluster CPU per request vs the proxied cross-cluster path (sum over the processes, closed loop)', '<= 1.15x', 'x',
+    dapr !== undefined && proxied ? ratio2(dapr / proxied) : undefined, (v) => v <= 1.15,
+    dapr !== undefined && proxied ? `${dapr} µs vs ${proxied} µs` : rows.get('dapr-invoke')?.note,
+  );
+  return t;
+}
+
+const ratio2 = (x: number) => Math.round(x * 100) / 100;
 const round = (x: number) => Math.round(x * 1000) / 1000;
 const fmt = (x: number | undefined, d = 2) => (x === undefined || Number.isNaN(x) ? '–' : x.toFixed(d));
 
 function table(rows: Row[]): string {
   const lines = [
-    '| scenario | proxy hops | p50 ms | p90 ms | p99 ms | added p50 / p90 / p99 ms | closed-loop req/s | vs nginx chain |',
-    '|---|---|---|---|---|---|---|---|',
+    '| scenario | proxy hops | p50 ms | p90 ms | p99 ms | added p50 / p90 / p99 ms | closed-loop req/s | vs nginx 2-hop | vs nginx 3-hop |',
+    '|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
-    if (!r.available || !r.rate || !r.closed) {
-      lines.push(`| ${r.title} | ${r.hops} | ${r.note ?? 'not available yet'} | | | | | |`);
+    const lat = r.rate ?? r.burst;
+    if (!r.available || !lat) {
+      lines.push(`| ${r.title} | ${r.hops} | ${r.note ?? 'not available'} | | | | | | |`);
       continue;
     }
-    const l = r.rate.latencyMs!;
-    const a = r.rate.addedMs;
+    const l = lat.latencyMs!;
+    const a = lat.addedMs;
+    const c = r.closed;
     lines.push(
-      `| ${r.title} | ${r.hops} | ${fmt(l.p50)} | ${fmt(l.p90)} | ${fmt(l.p99)} | ${a ? `${fmt(a.p50)} / ${fmt(a.p90)} / ${fmt(a.p99)}` : '–'} | ${r.closed.rps.toLocaleString('en-US')} | ${r.closed.vsNginx !== undefined ? `${fmt(r.closed.vsNginx)}x` : '–'} |`,
+      `| ${r.title} | ${r.hops} | ${fmt(l.p50)} | ${fmt(l.p90)} | ${fmt(l.p99)} | ${a ? `${fmt(a.p50)} / ${fmt(a.p90)} / ${fmt(a.p99)}` : '–'} | ${c ? c.rps.toLocaleString('en-US') : '–'} | ${c?.vsNginx2hop !== undefined ? `${fmt(c.vsNginx2hop)}x` : '–'} | ${c?.vsNginx3hop !== undefined ? `${fmt(c.vsNginx3hop)}x` : '–'} |`,
     );
   }
+  // Open loop: a row whose path could not keep up with the schedule answered slower than the
+  // arrivals; its write → reply latency then leaves out the time requests waited for their
+  // connection (fromScheduleMs includes it).
+  const notes: string[] = [];
+  for (const r of rows) {
+    const lat = r.rate ?? r.burst;
+    if (!r.available || !lat || lat.queued === undefined) continue;
+    if (lat.rps < RATE * 0.95 || lat.queued > lat.requests * 0.01) {
+      notes.push(`${r.key}: the fixed rate was not sustained (${lat.rps} req/s answered of ${RATE}; ${lat.queued} of ${lat.requests} requests waited for their connection; p90 from the scheduled send time ${fmt(lat.fromScheduleMs?.p90)} ms)`);
+    }
+  }
+  if (notes.length) lines.push('', ...notes.map((n) => `note: ${n}`));
   return lines.join('\n');
 }
 
 function procTable(rows: Row[]): string {
   const lines = ['| scenario | process | CPU % at fixed rate | CPU % closed loop | CPU µs/request (closed loop) | RSS MB | peak RSS MB |', '|---|---|---|---|---|---|---|'];
   for (const r of rows) {
-    if (!r.processes) continue;
-    r.processes.closed.forEach((c, i) => {
-      const f = r.processes!.rate[i];
-      lines.push(`| ${r.key} | ${c.name} | ${f.cpuPercent} | ${c.cpuPercent} | ${c.cpuUsPerRequest ?? '–'} | ${c.rssMb} | ${c.peakRssMb} |`);
+    const closed = r.processes?.closed;
+    if (!closed) continue;
+    closed.forEach((c, i) => {
+      const f = r.processes?.rate?.[i];
+      lines.push(`| ${r.key} | ${c.name}${c.offPath ? ' (off the path)' : ''} | ${f?.cpuPercent ?? '–'} | ${c.cpuPercent} | ${c.cpuUsPerRequest} | ${c.rssMb} | ${c.peakRssMb} |`);
     });
   }
   return lines.join('\n');
 }
 
-function targetLines(t: Record<string, { target: string; value: number | undefined; met: boolean | undefined }>): string {
-  const names: Record<string, string> = {
-    addedP90AtFixedRate: 'cross-cluster added p90 at 1000 req/s',
-    throughputVsNginx: 'cross-cluster closed-loop req/s vs nginx chain',
-    sidecarPeakRssMb: 'sidecar peak RSS (cross-cluster run)',
-  };
-  return Object.entries(t)
-    .map(([k, v]) => `target ${names[k]}: ${v.target}, measured ${v.value ?? '–'}: ${v.met === undefined ? 'not measured' : v.met ? 'MET' : 'NOT MET'}`)
-    .join('\n');
+/** nginx's CPU per request per hop (closed loop), the reference for the per-hop CPU targets. */
+function nginxPerHop(rows: Row[]): string | undefined {
+  const parts: string[] = [];
+  for (const r of rows) {
+    const n = r.key.startsWith('nginx-chain') ? r.processes?.closed?.find((p) => p.id === 'nginx') : undefined;
+    if (n) parts.push(`${r.hops}-hop chain ${n.cpuUsPerRequest} µs / ${r.hops} = ${Math.round(n.cpuUsPerRequest / Number(r.hops))} µs per hop`);
+  }
+  return parts.length ? `nginx CPU per request (closed loop): ${parts.join('; ')}` : undefined;
+}
+
+function cliTable(c: CliTiming[]): string {
+  if (!c.length) return 'CLI start time: not measured (--only)';
+  const lines = ['| command | median ms | min ms | max ms | runs |', '|---|---|---|---|---|'];
+  for (const x of c) lines.push(`| ${x.command} | ${fmt(x.medianMs, 1)} | ${fmt(x.minMs, 1)} | ${fmt(x.maxMs, 1)} | ${x.runs}${x.failures ? ` (${x.failures} failed)` : ''} |`);
+  return lines.join('\n');
+}
+
+function targetTable(t: Target[]): string {
+  const lines = ['targets:', '', '| target | limit | measured | result |', '|---|---|---|---|'];
+  for (const x of t) {
+    const v = x.value === undefined || !Number.isFinite(x.value) ? '–' : `${x.unit === 'x' ? `${fmt(x.value)}x` : `${x.value} ${x.unit}`}`;
+    lines.push(`| ${x.what} | ${x.limit} | ${v}${x.note ? ` (${x.note})` : ''} | ${x.pass === undefined ? 'not measured' : x.pass ? 'PASS' : 'FAIL'} |`);
+  }
+  const n = t.filter((x) => x.pass !== undefined);
+  lines.push('', `${n.filter((x) => x.pass).length} of ${n.length} measured targets met${SMOKE ? ' (smoke mode: too few requests for the figures to mean anything)' : ''}`);
+  return lines.join('\n');
 }
 
 let exitCode = 0;
