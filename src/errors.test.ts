@@ -18,7 +18,9 @@ import {
   type GrpcCodeName,
 } from './errors.js';
 import { parseGoDuration } from './api/duration.js';
-import { classify } from './proxy/forward.js';
+import { H1Server } from './proxy/h1/server.js';
+import { proxy } from './proxy/h1/proxy.js';
+import { UpstreamRegistry } from './proxy/h1/upstream.js';
 import { createStateStore } from './state/factory.js';
 
 // dist/src/errors.test.js → the repository root.
@@ -160,12 +162,26 @@ describe('error causes', () => {
     assert.equal(formatError(loop), 'a');
   });
 
-  it('forward() classify keeps the undici error as cause', () => {
-    const undiciErr = Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:3000'), { code: 'ECONNREFUSED' });
-    const { error, beforeSend } = classify(undiciErr, { origin: 'http://10.0.0.1:3000' }, 1000);
-    assert.equal(error.code, 'CM_ERR_BAD_GATEWAY');
-    assert.equal(beforeSend, true);
-    assert.equal(error.cause, undiciErr);
+  it('a proxy hop to a closed port keeps the socket error as cause (before any byte was sent)', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const registry = new UpstreamRegistry();
+    let result: Awaited<ReturnType<typeof proxy>> | undefined;
+    const hop = new H1Server({ onRequest: (req) => void proxy(req, registry, { key: `127.0.0.1:${port}`, target: { host: '127.0.0.1', port }, label: 'closed port' }, { path: req.url }).then((r) => { result = r; }) });
+    const hopPort = await hop.listen(0, '127.0.0.1');
+    try {
+      assert.equal((await fetch(`http://127.0.0.1:${hopPort}/x`)).status, 502);
+      assert.equal(result?.error?.code, 'CM_ERR_BAD_GATEWAY');
+      assert.equal(result?.failedBeforeSend, true);
+      assert.equal((result?.error?.cause as { code?: string } | undefined)?.code, 'ECONNREFUSED');
+    } finally {
+      await hop.close(100);
+      await registry.close(100);
+    }
   });
 
   it('a real redis store that cannot connect reports CM_ERR_STORE_UNAVAILABLE with the socket error as cause', async () => {

@@ -84,7 +84,7 @@ describe('Dapr runtime across clusters with the official @dapr/dapr client', () 
     dapr = new DaprClient({ daprHost: '127.0.0.1', daprPort, communicationProtocol: CommunicationProtocolEnum.HTTP, logger: { level: LogLevel.Error } });
     await eventually(async () => {
       const r = await cli(['--cluster', 'cluster-2', 'route', 'nodeapp.dapr-test:3000']);
-      return /cluster-1 via gateway/.test(r.stdout) && /cluster-3 via gateway/.test(r.stdout);
+      return /cluster-1 via tunnel/.test(r.stdout) && /cluster-3 via tunnel/.test(r.stdout);
     }, 10_000, 'routes to both exporters');
   });
 

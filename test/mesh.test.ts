@@ -138,7 +138,7 @@ describe('sidecar mesh across four clusters (reference scenario steps 3-8)', () 
     const r = await cli(['--cluster', 'cluster-2', 'route', 'nodeapp.dapr-test:3000', '-n', 'curl']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /policy ActiveActive/);
-    assert.match(r.stdout, /cluster-1 via gateway 127\.0\.0\.1:\d+\/nodeapp \(weight 100\)/);
+    assert.match(r.stdout, /cluster-1 via tunnel to nodeapp\.dapr-test:3000 through gateway mesh port 127\.0\.0\.1:\d+ \(weight 100\)/);
   });
 
   it('ActiveActive weights 100/300 are observed within tolerance over 400 calls', async () => {
@@ -203,14 +203,16 @@ describe('sidecar mesh across four clusters (reference scenario steps 3-8)', () 
     assert.equal(own.failed.length, 0, JSON.stringify(own.failed.slice(0, 3)));
   });
 
-  it('the gateway reports requests by source cluster on its cluster API /metrics', async () => {
+  it('the gateway reports mesh tunnels by source cluster on its cluster API /metrics', async () => {
     const cfg = JSON.parse(readFileSync(join(home, 'config.json'), 'utf8')) as { contexts: Record<string, { server: string; token: string }> };
     const c1 = cfg.contexts['cluster-1'];
     const res = await fetch(`${c1.server}/metrics`, { headers: { authorization: `Bearer ${c1.token}` } });
     assert.equal(res.status, 200);
     const text = await res.text();
-    assert.match(text, /crossmesh_gateway_requests_total\{[^}]*source_cluster="cluster-2"[^}]*destination_cluster="cluster-1"[^}]*code="200"[^}]*\} \d+/);
-    assert.match(text, /crossmesh_gateway_request_duration_seconds_bucket/);
+    // Mesh calls go through the gateway's mesh port as L4 tunnels (the app sidecar behind it counts the requests).
+    assert.match(text, /crossmesh_gateway_tunnels_total\{[^}]*source_cluster="cluster-2"[^}]*result="established"[^}]*\} [1-9]\d*/);
+    assert.match(text, /crossmesh_gateway_tunnels_active\{[^}]*\} \d+/);
+    assert.match(text, /crossmesh_gateway_request_duration_seconds/);
     const anonymous = await fetch(`${c1.server}/metrics`);
     assert.equal(anonymous.status, 401);
 

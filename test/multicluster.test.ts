@@ -43,6 +43,7 @@ describe('multi-cluster control plane with four cluster processes', () => {
   const backends: Backend[] = [];
   const c = (name: string) => clients.get(name)!;
   const gatewayPort = (name: string) => JSON.parse(readFileSync(join(home, 'clusters', name, 'cluster.json'), 'utf8')).gatewayPort as number;
+  const meshPort = (name: string) => JSON.parse(readFileSync(join(home, 'clusters', name, 'cluster.json'), 'utf8')).meshPort as number;
   const pidOf = (name: string) => JSON.parse(readFileSync(join(home, 'clusters', name, 'cluster.json'), 'utf8')).pid as number;
 
   function refreshClients(): void {
@@ -110,7 +111,7 @@ describe('multi-cluster control plane with four cluster processes', () => {
     const latency = Date.now() - started;
     console.log(`# propagation: ServiceExport applied in cluster-1 -> ServiceImport visible in cluster-2 in ${latency} ms`);
     assert.ok(latency < 1000, `propagation took ${latency} ms`);
-    assert.deepEqual(imp.spec.ports, [{ protocol: 'TCP', port: 3000, endpoints: [{ clusterKey: key('cluster-1'), target: { host: '127.0.0.1', ip: '127.0.0.1', port: gatewayPort('cluster-1'), path: '/nodeapp' } }] }]);
+    assert.deepEqual(imp.spec.ports, [{ protocol: 'TCP', port: 3000, endpoints: [{ clusterKey: key('cluster-1'), target: { host: '127.0.0.1', ip: '127.0.0.1', port: gatewayPort('cluster-1'), path: '/nodeapp', meshPort: meshPort('cluster-1') } }] }]);
     assert.equal(imp.spec.type, 'ClusterSetIP');
     assert.equal(imp.spec.serviceAccountName, '*');
     await eventually(() => importOf('cluster-3', 'dapr-test', 'nodeapp'), 3000, 'import in cluster-3');

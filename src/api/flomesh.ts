@@ -42,6 +42,11 @@ export const clusterSpecSchema = z
     group: z.string().default('default'),
     gatewayHost: z.string().refine(isHostName, 'must be an IPv4 address or a DNS name the other clusters can reach'),
     gatewayPort: portNumber.default(80),
+    /**
+     * crossmesh: the member gateway's mesh (tunnel) port, for sidecar-to-sidecar traffic. Absent:
+     * other clusters' sidecars reach this one through its HTTP gateway port (L7).
+     */
+    meshPort: portNumber.optional(),
     kubeconfig,
   })
   .passthrough();
@@ -131,6 +136,8 @@ const importEndpointSchema = z
         ip: z.string().refine((s) => s === '' || isIpAddress(s), 'must be an IPv4 or IPv6 address').optional(),
         port: portNumber,
         path: z.string().refine((p) => p.startsWith('/'), 'must start with "/"'),
+        /** crossmesh: the exporting gateway's mesh (tunnel) port, when it has one. */
+        meshPort: portNumber.optional(),
       })
       .passthrough(),
   })

@@ -13,6 +13,8 @@ export interface ClusterRecord {
   apiUrl: string;
   apiPort: number;
   gatewayPort: number;
+  /** The gateway's mesh (tunnel) port (absent in records written before it existed). */
+  meshPort?: number;
   host: string;
   startedAt: string;
 }
@@ -28,11 +30,11 @@ export function readClusterRecord(name: string, home = crossmeshHome()): Cluster
 }
 
 /** Ports a cluster had when it last ran (kept after it stops). */
-export function readClusterPorts(name: string, home = crossmeshHome()): { apiPort: number; gatewayPort: number } | undefined {
+export function readClusterPorts(name: string, home = crossmeshHome()): { apiPort: number; gatewayPort: number; meshPort?: number } | undefined {
   const file = join(clusterDir(name, home), 'ports.json');
   if (!existsSync(file)) return undefined;
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as { apiPort: number; gatewayPort: number };
+    return JSON.parse(readFileSync(file, 'utf8')) as { apiPort: number; gatewayPort: number; meshPort?: number };
   } catch {
     return undefined;
   }

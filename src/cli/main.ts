@@ -39,12 +39,13 @@ export function buildProgram(): Command {
     .requiredOption('--name <name>', 'cluster name, e.g. cluster-1')
     .option('--api-port <port>', 'API listen port (0 = any free port)', port, 6444)
     .option('--gateway-port <port>', 'gateway listen port (0 = any free port)', port, 8080)
+    .option('--mesh-port <port>', "gateway mesh (tunnel) port for other clusters' sidecars (0 = any free port)", port, 0)
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .requiredOption('--data-dir <dir>', 'where the cluster keeps its store and token')
     .action(async (o) => {
       // Loaded here: only this command needs the cluster (API server, store, gateway).
       const { runClusterProcess } = await import('./commands/cluster.js');
-      await runClusterProcess({ name: o.name, apiPort: o.apiPort, gatewayPort: o.gatewayPort, dataDir: o.dataDir, host: o.host });
+      await runClusterProcess({ name: o.name, apiPort: o.apiPort, gatewayPort: o.gatewayPort, meshPort: o.meshPort, dataDir: o.dataDir, host: o.host });
     });
 
   program.command('up')

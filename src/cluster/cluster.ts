@@ -21,6 +21,8 @@ export interface ClusterOptions {
   host?: string;
   apiPort?: number;
   gatewayPort?: number;
+  /** The gateway's mesh (tunnel) port for other clusters' sidecars; 0 = a free one (default). */
+  meshPort?: number;
 }
 
 export interface RunningCluster {
@@ -29,6 +31,8 @@ export interface RunningCluster {
   apiPort: number;
   /** The actual gateway port (opts.gatewayPort 0 = a free one). */
   gatewayPort: number;
+  /** The actual mesh (tunnel) port. */
+  meshPort: number;
   /** The cluster's gateway (route table introspection for tests and status). */
   gateway: Gateway;
   token: string;
@@ -65,7 +69,7 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningCluster
   const endpoints = new StoreCache(store, storageKeyOf('Endpoints')).start();
   const exports = new StoreCache(store, storageKeyOf('ServiceExport')).start();
   const exportController = new ExportController({ store, exports, services }).start();
-  const gateway = new Gateway({ clusterName: opts.name, exports, services, endpoints, host, port: opts.gatewayPort ?? 0 });
+  const gateway = new Gateway({ clusterName: opts.name, exports, services, endpoints, host, port: opts.gatewayPort ?? 0, meshPort: opts.meshPort ?? 0 });
   metricsOf.gateway = gateway;
   const stopGateway = async () => {
     exportController.stop();
@@ -90,6 +94,7 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningCluster
     apiUrl: api.url,
     apiPort: api.port,
     gatewayPort: gateway.port,
+    meshPort: gateway.meshPort!,
     gateway,
     token,
     store,

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { posix } from 'node:path';
 import { CrossmeshError } from '../errors.js';
+import { NodeDownstream } from '../proxy/h1/node-downstream.js';
 import type { DispatchOptions, MeshOutboundRouter } from '../sidecar/outbound.js';
 import type { SidecarIdentity } from '../sidecar/types.js';
 import { defaultIsPermanent, type Policy } from './resiliency.js';
@@ -75,6 +76,9 @@ export class DaprInvoker {
   }
 
   private async invoke(req: IncomingMessage, res: ServerResponse, appId: string, method: string): Promise<void> {
+    // node:http hands the request over while its parser is still reading the same bytes: let it
+    // finish them first, so a head followed by a malformed body is never sent on.
+    await Promise.resolve();
     const target = parseAppId(appId, this.identity.namespace);
     const url = req.url ?? '';
     const q = url.indexOf('?');
@@ -90,16 +94,17 @@ export class DaprInvoker {
       timeoutMs: this.opts.timeoutMs,
     };
     const name = { namespace: target.namespace, name: target.appId };
+    const down = new NodeDownstream(req, res);
     const policy = this.opts.appPolicy?.(target.appId);
     if (!policy) {
-      await this.router.dispatch(req, res, name, path, opts);
+      await this.router.dispatch(down, name, path, opts);
       return;
     }
     // Resiliency (targets.apps.<id>): timeout per attempt, retries, circuit breaker. dispatch()
     // throws only before anything reached the client, so a retry is safe when the request has
     // no body to replay; a request with a body is tried once (its stream is consumed).
     const replayable = req.headers['content-length'] === undefined || req.headers['content-length'] === '0' ? req.headers['transfer-encoding'] === undefined : false;
-    await policy.run((signal) => this.router.dispatch(req, res, name, path, { ...opts, signal, timeoutMs: policy.timeoutMs ?? opts.timeoutMs }), {
+    await policy.run((signal) => this.router.dispatch(down, name, path, { ...opts, signal, timeoutMs: policy.timeoutMs ?? opts.timeoutMs }), {
       isPermanent: (err) => !replayable || defaultIsPermanent(err),
     });
   }

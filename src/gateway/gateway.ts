@@ -13,7 +13,8 @@ import type { KubeObject } from '../api/index.js';
 import type { ResourceCache } from '../client/cache.js';
 import { RequestMetrics, SOURCE_CLUSTER_HEADER } from '../metrics/requests.js';
 import { CrossmeshError } from '../errors.js';
-import { forward, PoolRegistry, refuseConnect, sendError } from '../proxy/index.js';
+import { forward, UpstreamRegistry, refuseConnect, sendError } from '../proxy/index.js';
+import { TunnelListener } from './tunnel.js';
 import { log } from '../util/log.js';
 import { pick, STICKY_COOKIE, stickyValue, type EndpointState } from './balancer.js';
 import { isSafePath } from './paths.js';
@@ -30,7 +31,9 @@ export interface GatewayOptions {
   port?: number;
   /** Upstream response-headers / body-idle timeout (default 60 s). */
   upstreamTimeoutMs?: number;
-  pools?: PoolRegistry;
+  pools?: UpstreamRegistry;
+  /** The mesh (tunnel) port, for other clusters' sidecars (0 = any free port; undefined = none). */
+  meshPort?: number;
 }
 
 function fixedBody(code: string, message: string): { status: number; headers: string[]; body: string } {
@@ -62,7 +65,8 @@ export class Gateway {
   private table: RouteTable = RouteTable.EMPTY;
   private readonly states = new Map<string, EndpointState>();
   private readonly server: Server;
-  private readonly pools: PoolRegistry;
+  private readonly pools: UpstreamRegistry;
+  private readonly tunnels: TunnelListener | undefined;
   private readonly ownPools: boolean;
   private readonly timeoutMs: number;
   private readonly clusterHeader: string;
@@ -77,12 +81,15 @@ export class Gateway {
   readonly metrics: RequestMetrics;
 
   constructor(private readonly opts: GatewayOptions) {
-    this.pools = opts.pools ?? new PoolRegistry();
+    this.pools = opts.pools ?? new UpstreamRegistry();
     this.ownPools = opts.pools === undefined;
     this.timeoutMs = opts.upstreamTimeoutMs ?? 60_000;
     this.clusterHeader = opts.clusterName;
     this.metrics = new RequestMetrics('crossmesh_gateway', { cluster: opts.clusterName });
     this.server = createServer({ requireHostHeader: false }, (req, res) => this.handle(req, res));
+    this.tunnels = opts.meshPort === undefined ? undefined : new TunnelListener({
+      clusterName: opts.clusterName, host: opts.host ?? '127.0.0.1', port: opts.meshPort, table: () => this.table, registry: this.metrics.registry,
+    });
     refuseConnect(this.server, `the gateway of cluster ${opts.clusterName}`);
     for (const c of [opts.exports, opts.services, opts.endpoints]) {
       c.on('add', this.onChange);
@@ -94,6 +101,16 @@ export class Gateway {
 
   get port(): number {
     return this._port;
+  }
+
+  /** The mesh (tunnel) port, once listening; undefined when this gateway has none. */
+  get meshPort(): number | undefined {
+    return this.tunnels?.port;
+  }
+
+  /** Mesh tunnels open now (0 without a mesh port). */
+  get activeTunnels(): number {
+    return this.tunnels?.active ?? 0;
   }
 
   /** The current (immutable) route table. */
@@ -112,6 +129,14 @@ export class Gateway {
       });
     });
     this._port = (server.address() as AddressInfo).port;
+    if (this.tunnels !== undefined) {
+      try {
+        await this.tunnels.listen();
+      } catch (err) {
+        await new Promise((r) => server.close(r));
+        throw err;
+      }
+    }
   }
 
   private schedule(): void {
@@ -139,7 +164,7 @@ export class Gateway {
       },
     });
     const keep = new Set<string>();
-    for (const origin of this.states.keys()) keep.add(origin);
+    for (const origin of this.states.keys()) keep.add(origin.slice(7));
     this.pools.retain(keep);
   }
 
@@ -217,6 +242,7 @@ export class Gateway {
         c.off('update', this.onChange);
         c.off('delete', this.onChange);
       }
+      await this.tunnels?.close();
       const server = this.server;
       if (server.listening) {
         const done = new Promise<void>((resolve) => server.close(() => resolve()));

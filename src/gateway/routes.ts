@@ -10,7 +10,6 @@
  */
 import type { EndpointsObject, KubeObject, ServiceExportObject, ServiceObject, ServicePort } from '../api/index.js';
 import { byAge, isExportServed, prefixKey, refOf } from '../export/index.js';
-import { originOf } from '../proxy/index.js';
 import { lbOf, type EndpointState, type Lb, type Pickable } from './balancer.js';
 
 export interface Backend extends Pickable {
@@ -177,6 +176,11 @@ export function buildRouteTable(input: BuildInput): RouteTable {
   }
   for (const origin of input.states.keys()) if (!used.has(origin)) input.states.delete(origin);
   return new RouteTable(exact, prefix, routes, tunnels);
+}
+
+/** `http://ip:port` (IPv6 in brackets). */
+function originOf(host: string, port: number): string {
+  return host.includes(':') && !host.startsWith('[') ? `http://[${host}]:${port}` : `http://${host}:${port}`;
 }
 
 /** The CONNECT target naming an exported service port: `service.namespace:port`. */

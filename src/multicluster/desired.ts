@@ -10,6 +10,8 @@ export interface MemberSnapshot {
   clusterKey: string;
   gatewayHost: string;
   gatewayPort: number;
+  /** The member gateway's mesh (tunnel) port, when its Cluster names one. */
+  meshPort?: number;
   /** True once the member's exports/services were listed: its contributions are known. */
   synced: boolean;
   exports: KubeObject[];
@@ -20,7 +22,7 @@ export interface MemberSnapshot {
 
 export interface ImportEndpoint {
   clusterKey: string;
-  target: { host: string; ip?: string; port: number; path: string };
+  target: { host: string; ip?: string; port: number; path: string; meshPort?: number };
 }
 
 export interface ImportPort {
@@ -170,7 +172,7 @@ function addEndpoints(ports: Map<number, ImportPort>, e: Exporter): void {
     const host = e.member.gatewayHost;
     port.endpoints.push({
       clusterKey: e.member.clusterKey,
-      target: { host, ...(IPV4.test(host) ? { ip: host } : {}), port: e.member.gatewayPort, path: rule.path },
+      target: { host, ...(IPV4.test(host) ? { ip: host } : {}), port: e.member.gatewayPort, path: rule.path, ...(e.member.meshPort !== undefined ? { meshPort: e.member.meshPort } : {}) },
     });
   }
   for (const p of ports.values()) p.endpoints.sort((a, b) => (a.clusterKey < b.clusterKey ? -1 : 1));

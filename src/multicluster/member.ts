@@ -34,6 +34,8 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
   readonly clusterKey: string;
   readonly gatewayHost: string;
   readonly gatewayPort: number;
+  /** The member gateway's mesh (tunnel) port, when its Cluster names one. */
+  readonly meshPort: number | undefined;
   readonly client: ApiClient;
   private readonly exports: Informer;
   private readonly services: Informer;
@@ -53,6 +55,7 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
     this.clusterKey = clusterKeyOf(cluster);
     this.gatewayHost = cluster.spec.gatewayHost;
     this.gatewayPort = cluster.spec.gatewayPort;
+    this.meshPort = typeof cluster.spec.meshPort === 'number' ? cluster.spec.meshPort : undefined;
     const endpoint = parseKubeconfig(cluster.spec.kubeconfig, `Cluster ${cluster.metadata.name} spec.kubeconfig`);
     this.client = new ApiClient(endpoint, { connectTimeoutMs: 2000 });
     const opts = { minBackoffMs: 100, maxBackoffMs: 2000 };
@@ -79,6 +82,7 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
       clusterKey: this.clusterKey,
       gatewayHost: this.gatewayHost,
       gatewayPort: this.gatewayPort,
+      meshPort: this.meshPort,
       synced: this.claimed && this.reachable && this.exports.synced && this.services.synced,
       exports: this.exports.list(),
       services: this.services.list(),

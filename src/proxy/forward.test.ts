@@ -2,7 +2,7 @@ import { describe, it, type TestContext } from 'node:test';
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { forward, PoolRegistry, upstreamRequestHeaders, isValidTraceparent, newTraceparent, ensureTraceparent, type ForwardResult } from './index.js';
+import { forward, UpstreamRegistry as PoolRegistry, upstreamRequestHeaders, isValidTraceparent, newTraceparent, ensureTraceparent, type ForwardResult } from './index.js';
 import { startBackend, listen, call, rawRequest, statusOf, waitFor, type Backend, type Handler } from '../../test/support/http-backend.js';
 import { CrossmeshError } from '../errors.js';
 
@@ -149,10 +149,11 @@ describe('proxy forward()', () => {
     for (const name of ['x-secret', 'keep-alive', 'proxy-connection', 'te', 'proxy-authorization']) {
       assert.equal(hdr[name], undefined, `${name} must be stripped`);
     }
-    // The only Connection header upstream is the proxy's own pool connection's, not the client's.
+    // No Connection header goes upstream: the client's is hop-by-hop, and the hop's own HTTP/1.1
+    // connection is persistent by default, so it sends none.
     const raw = got.raw as string[];
     const connection = raw.filter((_, i) => i % 2 === 1 && raw[i - 1].toLowerCase() === 'connection');
-    assert.deepEqual(connection, ['keep-alive']);
+    assert.deepEqual(connection, []);
     assert.equal(hdr['x-normal'], 'passes');
     assert.equal(hdr['x-extra'], 'set-by-proxy', 'extraHeaders replace the incoming value');
     assert.equal(raw.filter((_, i) => i % 2 === 0 && raw[i].toLowerCase() === 'x-extra').length, 1);

@@ -100,8 +100,8 @@ export class OutlierDetector {
 
   private probe(h: Health): void {
     h.probing = true;
-    const url = new URL(h.target.origin);
-    const sock = connect({ host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port) });
+    // A tunnel target is probed at the remote gateway's mesh port (its host and port).
+    const sock = connect({ host: h.target.upstream.host, port: h.target.upstream.port });
     const done = (ok: boolean) => {
       sock.destroy();
       if (!h.probing) return;

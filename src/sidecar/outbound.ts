@@ -1,8 +1,11 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { kindFor } from '../api/index.js';
 import { Informer } from '../client/informer.js';
 import { CrossmeshError } from '../errors.js';
-import { forward, isSafePath, sendError, PoolRegistry } from '../proxy/index.js';
+import { isSafePath } from '../proxy/index.js';
+import { proxy, type Upstream } from '../proxy/h1/proxy.js';
+import { UpstreamRegistry } from '../proxy/h1/upstream.js';
+import type { InboundRequest } from '../proxy/h1/server.js';
+import type { Downstream } from '../proxy/h1/types.js';
 import { SOURCE_CLUSTER_HEADER } from '../metrics/requests.js';
 import { chooseTarget, OutlierDetector, WeightedPicker } from './balancer.js';
 import { compileRoutes, describeRoute, routeKey, type ServiceRoute, type Target } from './routes.js';
@@ -46,6 +49,8 @@ interface TargetInfo {
   cluster: string;
   /** What the target is, for error messages. */
   label: string;
+  /** Pool key, connection target and label, built once per target. */
+  upstream: Upstream;
   /** x-crossmesh-cluster / -endpoint for answers of local endpoints. */
   responseHeaders: readonly string[] | undefined;
 }
@@ -69,7 +74,7 @@ export class MeshOutboundRouter implements OutboundRouter {
   readonly outliers = new OutlierDetector();
   readonly stats: OutboundStats = { requests: 0, retries: 0, noRoute: 0 };
   private readonly informers: Informer[];
-  private readonly pools = new PoolRegistry();
+  private readonly pools = new UpstreamRegistry();
   private compileScheduled = false;
   private readonly ownCluster: string;
   private readonly sourceHeader: readonly string[];
@@ -120,25 +125,25 @@ export class MeshOutboundRouter implements OutboundRouter {
     return describeRoute(route);
   }
 
-  handle(req: IncomingMessage, res: ServerResponse): void {
+  handle(req: InboundRequest): void {
     this.stats.requests++;
-    this.route(req, res).catch((err) => {
+    this.route(req).catch((err) => {
       const e = err instanceof CrossmeshError ? err : new CrossmeshError('CM_ERR_INTERNAL', String(err), { cause: err });
-      sendError(res, { code: e.code, status: e.status, message: e.message });
+      req.fail(e);
     });
   }
 
-  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = req.url ?? '/';
+  private async route(req: InboundRequest): Promise<void> {
+    const url = req.url;
     if (url.charCodeAt(0) === 47 /* / */) {
-      const host = req.headers.host;
+      const host = req.host;
       if (!host) throw new CrossmeshError('CM_ERR_BAD_REQUEST', 'crossmesh: request has no Host header; call http://SERVICE.NAMESPACE:PORT/...');
       checkPath(url);
-      return this.dispatch(req, res, this.resolveCached(host), url);
+      return this.dispatch(req, this.resolveCached(host), url);
     }
     const { host, path } = this.target(req);
     checkPath(path);
-    await this.dispatch(req, res, this.resolveCached(host), path);
+    return this.dispatch(req, this.resolveCached(host), path);
   }
 
   private resolveCached(host: string): ResolvedName {
@@ -162,10 +167,13 @@ export class MeshOutboundRouter implements OutboundRouter {
   private targetInfo(route: ServiceRoute, target: Target): TargetInfo {
     let info = this.perTarget.get(target);
     if (info === undefined) {
+      const label = describeTarget(route, target);
       info = {
         cluster: target.kind === 'local' ? this.ownCluster : clusterName(target.cluster),
-        label: describeTarget(route, target),
-        responseHeaders: target.kind === 'local' ? ['x-crossmesh-cluster', this.ownCluster, 'x-crossmesh-endpoint', target.address] : undefined,
+        label,
+        upstream: { key: target.origin, target: target.upstream, label },
+        // The answering cluster, as the gateway names it on its HTTP port; the remote app sidecar adds x-crossmesh-served-by.
+        responseHeaders: target.kind === 'local' ? ['x-crossmesh-cluster', this.ownCluster, 'x-crossmesh-endpoint', target.address] : target.tunnel !== undefined ? ['x-crossmesh-cluster', clusterName(target.cluster)] : undefined,
       };
       this.perTarget.set(target, info);
     }
@@ -178,17 +186,15 @@ export class MeshOutboundRouter implements OutboundRouter {
    * thrown as CrossmeshError before anything was written; `opts.onError` lets invocation answer
    * them in Dapr's shape instead.
    */
-  async dispatch(req: IncomingMessage, res: ServerResponse, name: { namespace: string; name: string; port?: number; key?: string }, path: string, opts: DispatchOptions = NO_OPTIONS): Promise<void> {
+  async dispatch(req: Downstream, name: { namespace: string; name: string; port?: number; key?: string }, path: string, opts: DispatchOptions = NO_OPTIONS): Promise<void> {
     const route = name.port !== undefined ? this.routes.get(name.key ?? routeKey(name.namespace, name.name, name.port)) : this.firstRoute(name.namespace, name.name);
     if (!route) {
       this.stats.noRoute++;
       const port = name.port !== undefined ? ` with port ${name.port}` : '';
       throw new CrossmeshError('CM_ERR_NOT_FOUND', `crossmesh: no service "${name.name}"${port} in namespace "${name.namespace}" of cluster ${this.ownCluster}; see what exists with \`crossmesh --cluster ${this.ownCluster} get svc -n ${name.namespace}\` and \`crossmesh --cluster ${this.ownCluster} get simp -n ${name.namespace}\``);
     }
-    const method = req.method ?? 'GET';
-    const headers = req.headers;
-    const cl = headers['content-length'];
-    const bodyless = cl === undefined || cl === '0' ? headers['transfer-encoding'] === undefined : false;
+    const method = req.method;
+    const bodyless = !req.hasBody;
     const retryableMethod = bodyless && IDEMPOTENT.has(method);
     const pickerKey = name.port === route.port && name.key !== undefined ? name.key : routeKey(route.namespace, route.name, route.port);
     let picker = this.pickers.get(pickerKey);
@@ -203,14 +209,11 @@ export class MeshOutboundRouter implements OutboundRouter {
       if (!target) break;
       if (attempt > 0) this.stats.retries++;
       const info = this.targetInfo(route, target);
-      this.opts.onTarget?.(res, info.cluster);
-      const result = await forward(req, res, {
-        origin: target.origin,
+      this.opts.onTarget?.(req, info.cluster);
+      const result = await proxy(req, this.pools, info.upstream, {
         path: target.pathPrefix === '' ? path : target.pathPrefix + path,
         timeoutMs: opts.timeoutMs ?? this.timeoutMs,
-        label: info.label,
         respondOnError: false,
-        pools: this.pools,
         // Remote gateways learn the calling cluster (their metrics' source_cluster).
         extraHeaders: target.kind === 'remote' ? (opts.extraHeaders ? [...opts.extraHeaders, ...this.sourceHeader] : this.sourceHeader) : opts.extraHeaders,
         dropHeaders: opts.dropHeaders,
@@ -237,7 +240,7 @@ export class MeshOutboundRouter implements OutboundRouter {
       const isTimeout = result.error.code === 'CM_ERR_TIMEOUT' && !result.failedBeforeSend;
       this.outliers.failure(target, isTimeout ? 'status' : 'connect');
       lastError = result.error;
-      if (!(result.failedBeforeSend && (bodyless || !req.readableDidRead)) && !(retryableMethod && !isTimeout)) break;
+      if (!(result.failedBeforeSend && (bodyless || !req.bodyConsumed)) && !(retryableMethod && !isTimeout)) break;
       (tried ??= new Set()).add(target.id);
     }
     if (lastError) throw lastError;
@@ -260,10 +263,10 @@ export class MeshOutboundRouter implements OutboundRouter {
   }
 
   /** Host and origin-form path from an absolute-form target or the Host header. */
-  private target(req: IncomingMessage): { host: string; path: string } {
-    const url = req.url ?? '/';
+  private target(req: InboundRequest): { host: string; path: string } {
+    const url = req.url;
     if (url.startsWith('/')) {
-      const host = req.headers.host;
+      const host = req.host;
       if (!host) throw new CrossmeshError('CM_ERR_BAD_REQUEST', 'crossmesh: request has no Host header; call http://SERVICE.NAMESPACE:PORT/...');
       return { host, path: url };
     }
@@ -327,7 +330,8 @@ function clusterName(clusterKey: string): string {
 }
 
 function describeTarget(route: ServiceRoute, t: Target): string {
-  return t.kind === 'local' ? `${route.namespace}/${route.name} endpoint ${t.address}` : `${route.namespace}/${route.name} in ${t.cluster} via gateway ${t.address}`;
+  if (t.kind === 'local') return `${route.namespace}/${route.name} endpoint ${t.address}`;
+  return t.tunnel !== undefined ? `${route.namespace}/${route.name} in ${t.cluster} via tunnel through gateway mesh port ${t.address}` : `${route.namespace}/${route.name} in ${t.cluster} via gateway ${t.address}`;
 }
 
 /**

@@ -1,11 +1,18 @@
 import type { KubeObject } from '../api/types.js';
+import type { UpstreamTarget } from '../proxy/h1/upstream.js';
+import { SOURCE_CLUSTER_HEADER } from '../metrics/requests.js';
 
 /** One place a request can be sent. */
 export interface Target {
   /** Stable id for balancing/outlier state: `local:<ip:port>` or `remote:<clusterKey>`. */
   id: string;
   kind: 'local' | 'remote';
+  /** Upstream pool key: `ip:port`, or `gateway-ip:mesh-port>service.ns:port` for a tunnel. */
   origin: string;
+  /** How to connect (a tunnel through the remote gateway's mesh port, or plain TCP). */
+  upstream: UpstreamTarget;
+  /** Remote via the gateway's mesh port: the CONNECT target `service.namespace:port`. */
+  tunnel?: string;
   /** Prefix added to the request path (remote: the export's path, e.g. `/nodeapp`). */
   pathPrefix: string;
   /** Cluster key of a remote target; the local cluster name for local ones. */
@@ -44,7 +51,9 @@ const key = (ns: string, name: string, port: number) => `${ns}/${name}:${port}`;
 
 interface SvcPort { name?: string; port: number; targetPort?: number | string }
 interface EpSubset { addresses?: { ip: string }[]; ports?: { name?: string; port: number }[] }
-interface ImportPort { port: number; endpoints?: { clusterKey: string; target: { host: string; ip?: string; port: number; path: string } }[] }
+interface ImportPort { port: number; endpoints?: { clusterKey: string; target: { host: string; ip?: string; port: number; path: string; meshPort?: number } }[] }
+
+const bracket = (host: string) => (host.includes(':') ? `[${host}]` : host);
 
 /** The endpoint port a subset offers for a service port: by name, else targetPort, else its only port. */
 function endpointPort(sp: SvcPort, ports: { name?: string; port: number }[]): number | undefined {
@@ -92,7 +101,7 @@ export function compileRoutes(inp: RouteInputs): Map<string, ServiceRoute> {
         if (port === undefined) continue;
         for (const a of subset.addresses ?? []) {
           const address = `${a.ip}:${port}`;
-          r.locals.push({ id: `local:${address}`, kind: 'local', origin: `http://${a.ip.includes(':') ? `[${a.ip}]` : a.ip}:${port}`, pathPrefix: '', cluster: inp.clusterName, address, weight: 100 });
+          r.locals.push({ id: `local:${address}`, kind: 'local', origin: `${bracket(a.ip)}:${port}`, upstream: { host: a.ip, port }, pathPrefix: '', cluster: inp.clusterName, address, weight: 100 });
         }
       }
     }
@@ -113,15 +122,37 @@ export function compileRoutes(inp: RouteInputs): Map<string, ServiceRoute> {
         // ActiveActive with no targets = every exporter; otherwise only the listed clusters.
         if (targets.length > 0 && !weightOf.has(e.clusterKey)) continue;
         const host = e.target.ip || e.target.host;
-        const address = `${host}:${e.target.port}`;
+        const weight = weightOf.get(e.clusterKey) ?? 100;
+        const meshPort = e.target.meshPort;
+        if (meshPort !== undefined) {
+          // The L4 tunnel: CONNECT service.ns:port at the gateway's mesh port, then plain HTTP/1.1
+          // with the remote app sidecar; the path is the caller's, exactly as for a local call.
+          const authority = `${name}.${ns}:${ip.port}`;
+          const address = `${bracket(host)}:${meshPort}`;
+          r.remotes.push({
+            id: `remote:${e.clusterKey}`,
+            kind: 'remote',
+            origin: `${address}>${authority}`,
+            upstream: { host, port: meshPort, tunnel: { authority, headerLines: `${SOURCE_CLUSTER_HEADER}: ${inp.clusterName}\r\n` } },
+            tunnel: authority,
+            pathPrefix: '',
+            cluster: e.clusterKey,
+            address,
+            weight,
+          });
+          continue;
+        }
+        // A member without a mesh port: L7 through its gateway's HTTP port, under the export's path.
+        const address = `${bracket(host)}:${e.target.port}`;
         r.remotes.push({
           id: `remote:${e.clusterKey}`,
           kind: 'remote',
-          origin: `http://${host.includes(':') ? `[${host}]` : host}:${e.target.port}`,
+          origin: address,
+          upstream: { host, port: e.target.port },
           pathPrefix: e.target.path === '/' ? '' : e.target.path.replace(/\/$/, ''),
           cluster: e.clusterKey,
           address,
-          weight: weightOf.get(e.clusterKey) ?? 100,
+          weight,
         });
       }
     }
@@ -138,7 +169,7 @@ export function describeRoute(r: ServiceRoute): string {
   const lines = [
     `service ${r.namespace}/${r.name} port ${r.port}: policy ${r.lbType}${r.hasPolicy ? '' : ' (default: no GlobalTrafficPolicy)'}`,
     `  local endpoints: ${r.locals.length ? r.locals.map((t) => t.address).join(', ') : 'none'}`,
-    `  remote targets:  ${r.remotes.length ? r.remotes.map((t) => `${t.cluster} via gateway ${t.address}${t.pathPrefix} (weight ${t.weight})`).join(', ') : 'none'}`,
+    `  remote targets:  ${r.remotes.length ? r.remotes.map((t) => `${t.cluster} ${t.tunnel !== undefined ? `via tunnel to ${t.tunnel} through gateway mesh port ${t.address}` : `via gateway ${t.address}${t.pathPrefix}`} (weight ${t.weight})`).join(', ') : 'none'}`,
   ];
   if (r.exporters.length && r.remotes.length === 0) lines.push(`  exported by:     ${r.exporters.join(', ')} (not used under ${r.lbType})`);
   return lines.join('\n');

@@ -15,7 +15,10 @@ import { ApiClient } from '../client/api-client.js';
 import type { ApiEndpoint } from '../client/kubeconfig.js';
 import { toCrossmeshError } from '../errors.js';
 import { instancePodName } from '../leases/names.js';
-import { forward, isSafePath, refuseConnect, sendError } from '../proxy/index.js';
+import { isSafePath, refuseConnect } from '../proxy/index.js';
+import { H1Server, InboundRequest } from '../proxy/h1/server.js';
+import { proxy, type Upstream } from '../proxy/h1/proxy.js';
+import { UpstreamRegistry } from '../proxy/h1/upstream.js';
 import { stateDir } from '../util/home.js';
 import { ComponentRegistry, createDaprApiHandler, type InvokeHandler } from '../dapr/index.js';
 import { DaprInvoker } from '../dapr/invoke.js';
@@ -102,7 +105,8 @@ export function newInstanceId(): string {
   return id;
 }
 
-function listen(server: Server | NetServer, host: string): Promise<number> {
+function listen(server: Server | NetServer | H1Server, host: string): Promise<number> {
+  if (server instanceof H1Server) return server.listen(0, host);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, host, () => {
@@ -112,7 +116,8 @@ function listen(server: Server | NetServer, host: string): Promise<number> {
   });
 }
 
-async function closeServer(server: Server | NetServer, drainMs: number): Promise<void> {
+async function closeServer(server: Server | NetServer | H1Server, drainMs: number): Promise<void> {
+  if (server instanceof H1Server) return server.close(drainMs);
   if (!server.listening) return;
   const done = new Promise<void>((r) => server.close(() => r()));
   if ('closeIdleConnections' in server) server.closeIdleConnections();
@@ -128,6 +133,23 @@ const BAD_INBOUND_PATH = {
   message: "request path refused: dot segments, empty segments, encoded '.', '/', '\\' and control characters are not allowed",
 };
 
+function tunnelRefusal(what: string): { code: string; status: number; message: string } {
+  return { code: 'CM_ERR_METHOD_NOT_ALLOWED', status: 405, message: `crossmesh: ${what} does not tunnel (CONNECT); send plain http:// requests` };
+}
+
+/** Status label of a finished request ('aborted' when nothing was answered); strings made once. */
+const STATUS_LABELS = new Map<number, string>();
+function statusLabel(status: number): string {
+  if (status === 0) return 'aborted';
+  let l = STATUS_LABELS.get(status);
+  if (l === undefined) STATUS_LABELS.set(status, (l = String(status)));
+  return l;
+}
+
+function setDestination(req: unknown, cluster: string): void {
+  if (req instanceof InboundRequest) req.destination = cluster;
+}
+
 export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar> {
   const host = '127.0.0.1';
   const identity: SidecarIdentity = { ...opts.identity, instanceId: opts.identity.instanceId ?? newInstanceId() };
@@ -135,49 +157,51 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const ownsClient = !(opts.api instanceof ApiClient);
   const client = opts.api instanceof ApiClient ? opts.api : new ApiClient(opts.api);
   const metrics = new RequestMetrics('crossmesh_sidecar', { cluster: identity.clusterName, namespace: identity.namespace, app_id: identity.appId }, { processMetrics: opts.processMetrics });
-  const router = (opts.createRouter ?? createOutboundRouter)({ identity, client, onTarget: RequestMetrics.setDestination });
+  const router = (opts.createRouter ?? createOutboundRouter)({ identity, client, onTarget: setDestination });
   if (router instanceof MeshOutboundRouter) {
     const mesh = router;
     metrics.counterFrom('crossmesh_sidecar_retries_total', 'Outbound attempts retried on another endpoint or cluster', () => mesh.stats.retries);
     metrics.counterFrom('crossmesh_sidecar_ejections_total', 'Outbound targets ejected by outlier detection', () => mesh.outliers.ejectionsTotal);
   }
-  const servers: Array<Server | NetServer> = [];
+  const servers: Array<Server | NetServer | H1Server> = [];
+  const appPools = new UpstreamRegistry();
   let ready = false;
 
-  const outbound = createServer((req, res) => {
-    metrics.track(res, 'outbound', identity.clusterName);
-    router.handle(req, res);
+  const own = identity.clusterName;
+  const outbound = new H1Server({
+    onRequest: (req) => router.handle(req),
+    onFinish: (req) => metrics.record('outbound', own, req.destination, statusLabel(req.status), (performance.now() - req.startedAt) / 1000),
+    refuseTunnel: tunnelRefusal('the sidecar (outbound proxy)'),
   });
-  refuseConnect(outbound, 'the sidecar (outbound proxy)');
   servers.push(outbound);
 
-  let inbound: Server | undefined;
+  let inbound: H1Server | undefined;
   const appPort = opts.servicePort !== undefined ? (opts.appPort ?? (await freePort(host))) : undefined;
   if (appPort !== undefined) {
-    const origin = `http://${host}:${appPort}`;
     const responseHeaders = ['x-crossmesh-served-by', `${identity.clusterName}/${pod}`];
     const label = `app ${identity.namespace}/${identity.appId} at ${host}:${appPort}`;
+    const app: Upstream = { key: `${host}:${appPort}`, target: { host, port: appPort }, label };
     // APP_API_TOKEN: the app can check that calls come through its sidecar (Dapr's app token).
     const appToken = opts.appApiToken ?? process.env.APP_API_TOKEN;
     const appTokenHeader = appToken ? ['dapr-api-token', appToken] : undefined;
-    inbound = createServer((req: IncomingMessage, res: ServerResponse) => {
-      const source = req.headers[SOURCE_CLUSTER_HEADER];
-      metrics.track(res, 'inbound', typeof source === 'string' ? source : identity.clusterName, identity.clusterName);
-      let path = req.url ?? '/';
-      if (path.charCodeAt(0) !== 47 /* / */) {
-        // Absolute-form (a client that treats us as a proxy): keep path and query only, as sent
-        // (no URL parsing: it would resolve dot segments before the check below).
-        const m = /^https?:\/\/[^/?#]*/i.exec(path);
-        path = m === null ? '' : path.slice(m[0].length);
-        if (path === '' || path.charCodeAt(0) === 63 /* ? */) path = '/' + path;
-      }
-      const q = path.indexOf('?');
-      if (!isSafePath(q < 0 ? path : path.slice(0, q))) {
-        return sendError(res, BAD_INBOUND_PATH, responseHeaders);
-      }
-      void forward(req, res, { origin, path, responseHeaders, label, extraHeaders: appTokenHeader });
+    inbound = new H1Server({
+      onRequest: (req: InboundRequest) => {
+        req.source = req.header(SOURCE_CLUSTER_HEADER) ?? own;
+        let path = req.url;
+        if (path.charCodeAt(0) !== 47 /* / */) {
+          // Absolute-form (a client that treats us as a proxy): keep path and query only, as sent
+          // (no URL parsing: it would resolve dot segments before the check below).
+          const m = /^https?:\/\/[^/?#]*/i.exec(path);
+          path = m === null ? '' : path.slice(m[0].length);
+          if (path === '' || path.charCodeAt(0) === 63 /* ? */) path = '/' + path;
+        }
+        const q = path.indexOf('?');
+        if (!isSafePath(q < 0 ? path : path.slice(0, q))) return req.fail(BAD_INBOUND_PATH, responseHeaders);
+        void proxy(req, appPools, app, { path, responseHeaders, extraHeaders: appTokenHeader });
+      },
+      onFinish: (req) => metrics.record('inbound', req.source || own, own, statusLabel(req.status), (performance.now() - req.startedAt) / 1000),
+      refuseTunnel: tunnelRefusal('the sidecar inbound listener'),
     });
-    refuseConnect(inbound, 'the sidecar inbound listener');
     servers.push(inbound);
   }
 
@@ -203,6 +227,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       ready = false;
       await registration?.close(true);
       await Promise.all(servers.map((s) => closeServer(s, 2000)));
+      await appPools.close(500);
       await components.close();
       await router.close().catch((err) => log.warn(`${pod}: closing the outbound router: ${toCrossmeshError(err).message}`));
       if (ownsClient) await client.close();

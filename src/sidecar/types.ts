@@ -1,5 +1,6 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ApiClient } from '../client/api-client.js';
+import type { InboundRequest } from '../proxy/h1/server.js';
+import type { Downstream } from '../proxy/h1/types.js';
 
 /** Who a sidecar serves: fixed for the sidecar's life. */
 export interface SidecarIdentity {
@@ -19,7 +20,7 @@ export interface OutboundRouter {
   /** Starts following the cluster API; resolves once the caches synced (or rejects after a timeout). */
   start(): Promise<void>;
   /** Handles one request that reached the outbound listener (absolute-form or Host routing). */
-  handle(req: IncomingMessage, res: ServerResponse): void;
+  handle(req: InboundRequest): void;
   close(): Promise<void>;
 }
 
@@ -28,5 +29,5 @@ export interface OutboundRouterOptions {
   /** Client of the sidecar's own cluster API. */
   client: ApiClient;
   /** Told which cluster each attempt goes to (metrics: destination cluster). */
-  onTarget?: (res: ServerResponse, cluster: string) => void;
+  onTarget?: (req: Downstream, cluster: string) => void;
 }

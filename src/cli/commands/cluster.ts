@@ -8,6 +8,7 @@ export interface ClusterCommandOptions {
   name: string;
   apiPort: number;
   gatewayPort: number;
+  meshPort: number;
   dataDir: string;
   host: string;
 }
@@ -19,21 +20,22 @@ export interface ClusterCommandOptions {
  */
 export async function runClusterProcess(opts: ClusterCommandOptions): Promise<void> {
   const dataDir = resolve(opts.dataDir);
-  const cluster = await startCluster({ name: opts.name, dataDir, host: opts.host, apiPort: opts.apiPort, gatewayPort: opts.gatewayPort });
+  const cluster = await startCluster({ name: opts.name, dataDir, host: opts.host, apiPort: opts.apiPort, gatewayPort: opts.gatewayPort, meshPort: opts.meshPort });
   const record: ClusterRecord = {
     name: opts.name,
     pid: process.pid,
     apiUrl: cluster.apiUrl,
     apiPort: cluster.apiPort,
     gatewayPort: cluster.gatewayPort,
+    meshPort: cluster.meshPort,
     host: opts.host,
     startedAt: new Date().toISOString(),
   };
   const file = join(dataDir, 'cluster.json');
   // ports.json outlives the process: a restart reuses the ports, so kubeconfigs stay valid.
-  writeAtomic(join(dataDir, 'ports.json'), { apiPort: cluster.apiPort, gatewayPort: cluster.gatewayPort });
+  writeAtomic(join(dataDir, 'ports.json'), { apiPort: cluster.apiPort, gatewayPort: cluster.gatewayPort, meshPort: cluster.meshPort });
   writeAtomic(file, record);
-  log.info(`cluster ${opts.name} ready: api ${cluster.apiUrl}, gateway port ${cluster.gatewayPort}, data ${dataDir}`);
+  log.info(`cluster ${opts.name} ready: api ${cluster.apiUrl}, gateway port ${cluster.gatewayPort}, mesh port ${cluster.meshPort}, data ${dataDir}`);
 
   let stopping = false;
   const stop = async (signal: string) => {

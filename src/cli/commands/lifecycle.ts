@@ -69,7 +69,7 @@ export async function joinMembers(controlPlane: string, members: ClusterState[])
         apiVersion: 'flomesh.io/v1alpha1',
         kind: 'Cluster',
         metadata: { name: m.name },
-        spec: { gatewayHost: m.record!.host === '0.0.0.0' ? '127.0.0.1' : m.record!.host, gatewayPort: m.record!.gatewayPort, kubeconfig: renderKubeconfig(ep) },
+        spec: { gatewayHost: m.record!.host === '0.0.0.0' ? '127.0.0.1' : m.record!.host, gatewayPort: m.record!.gatewayPort, ...(m.record!.meshPort ? { meshPort: m.record!.meshPort } : {}), kubeconfig: renderKubeconfig(ep) },
       });
       const before = await cp.get(kind, m.name);
       const after = await cp.apply(kind, obj);
@@ -96,8 +96,10 @@ export async function up(opts: UpOptions, onProgress: (msg: string) => void = ()
       const previous = readClusterPorts(name);
       const apiPort = previous?.apiPort ?? (opts.apiPort === 0 ? 0 : opts.apiPort + i);
       const gatewayPort = previous?.gatewayPort ?? (opts.gatewayPort === 0 ? 0 : opts.gatewayPort + i);
+      // The mesh port is any free one the first time, then kept (ports.json) like the others.
+      const meshPort = previous?.meshPort ?? 0;
       onProgress(`starting ${name}...`);
-      const record = await spawnCluster(name, apiPort, gatewayPort, opts.host, opts.timeoutMs ?? 15_000);
+      const record = await spawnCluster(name, apiPort, gatewayPort, meshPort, opts.host, opts.timeoutMs ?? 15_000);
       return { name, record, state: 'started' as const };
     })());
   });
@@ -115,13 +117,13 @@ export async function up(opts: UpOptions, onProgress: (msg: string) => void = ()
   return results;
 }
 
-async function spawnCluster(name: string, apiPort: number, gatewayPort: number, host: string, timeoutMs: number): Promise<ClusterRecord> {
+async function spawnCluster(name: string, apiPort: number, gatewayPort: number, meshPort: number, host: string, timeoutMs: number): Promise<ClusterRecord> {
   const dir = clusterDir(name);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   rmSync(join(dir, 'cluster.json'), { force: true });
   const logFile = join(dir, 'cluster.log');
   const out = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [BIN, 'cluster', '--name', name, '--api-port', String(apiPort), '--gateway-port', String(gatewayPort), '--host', host, '--data-dir', dir], {
+  const child = spawn(process.execPath, [BIN, 'cluster', '--name', name, '--api-port', String(apiPort), '--gateway-port', String(gatewayPort), '--mesh-port', String(meshPort), '--host', host, '--data-dir', dir], {
     detached: true,
     stdio: ['ignore', out, out],
     env: process.env,

@@ -59,7 +59,7 @@ export class NodeDownstream implements Downstream {
   }
 
   get gone(): boolean {
-    return this.res.destroyed;
+    return this.res.destroyed || this.req.socket.destroyed;
   }
 
   setObserver(o: DownstreamObserver | null): void {
@@ -83,7 +83,6 @@ export class NodeDownstream implements Downstream {
     this.req.off('data', this.onData);
     this.req.off('end', this.onEnd);
     this.req.off('error', this.onAborted);
-    this.res.off('drain', this.onDrain);
     // Drop what is left of a body nobody reads any more, so the connection can be reused.
     if (!this.req.readableEnded) this.req.resume();
   }

@@ -256,7 +256,7 @@ export class UpstreamPool {
   /** Gives `user` a connection: a pooled one at once (most recently used first), else a new one. */
   acquire(user: ConnectionUser): void {
     if (this.closed) {
-      user.onConnectFailed(new CrossmeshError('CM_ERR_UNAVAILABLE', `the proxy is shutting down; upstream ${this.label} takes no new requests`));
+      user.onConnectFailed(new CrossmeshError('CM_ERR_SHUTTING_DOWN', `the request to ${this.label} was not sent: this proxy is shutting down (its connection pools are closed); retry it on another instance`));
       return;
     }
     const c = this.idle.pop();
@@ -274,7 +274,15 @@ export class UpstreamPool {
     this.all.delete(c);
     const i = this.idle.indexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
+    if (this.all.size === 0 && this.drained !== undefined) {
+      const d = this.drained;
+      this.drained = undefined;
+      d();
+    }
   }
+
+  /** Set while close() waits for the last connection to go. */
+  private drained: (() => void) | undefined;
 
   get size(): number {
     return this.all.size;
@@ -292,17 +300,11 @@ export class UpstreamPool {
     return new Promise((resolve) => {
       const t = setTimeout(() => {
         for (const c of this.all) c.destroy();
-        resolve();
       }, graceMs);
-      t.unref();
-      const check = setInterval(() => {
-        if (this.all.size === 0) {
-          clearInterval(check);
-          clearTimeout(t);
-          resolve();
-        }
-      }, 20);
-      check.unref();
+      this.drained = () => {
+        clearTimeout(t);
+        resolve();
+      };
     });
   }
 }
@@ -320,6 +322,11 @@ export class UpstreamRegistry {
       this.pools.set(key, p);
     }
     return p;
+  }
+
+  /** Pools open now. */
+  get size(): number {
+    return this.pools.size;
   }
 
   peek(key: string): UpstreamPool | undefined {
