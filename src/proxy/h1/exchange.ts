@@ -99,23 +99,23 @@ export class Exchange implements ConnectionUser, BodySink, DownstreamObserver {
   onConnection(conn: UpstreamConnection): void {
     if (this.done) return conn.release();
     this.conn = conn;
-    conn.setTimeout(this.opts.timeoutMs);
+    conn.busy(this.opts.timeoutMs);
     const down = this.down;
     const req = this.req;
     const h = req.headers;
     let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
     for (let i = 0; i < h.length; i += 2) head += `${h[i]}: ${h[i + 1]}\r\n`;
-    const sock = conn.socket;
-    sock.cork();
+    const out = conn.out;
+    out.hold();
     if (down.hasBody) {
       this.chunkedBody = down.chunked;
-      sock.write(down.chunked ? `${head}transfer-encoding: chunked\r\n\r\n` : `${head}\r\n`, 'latin1');
+      out.write(down.chunked ? `${head}transfer-encoding: chunked\r\n\r\n` : `${head}\r\n`);
       down.attachBody(this);
     } else {
       this.requestDone = true;
-      sock.write(`${head}\r\n`, 'latin1');
+      out.write(`${head}\r\n`);
     }
-    sock.uncork();
+    out.release();
   }
 
   onConnectFailed(err: CrossmeshError): void {
@@ -208,17 +208,17 @@ export class Exchange implements ConnectionUser, BodySink, DownstreamObserver {
   onRequestBody(chunk: Buffer): void {
     const conn = this.conn;
     if (conn === null || this.done) return;
-    const sock = conn.socket;
+    const out = conn.out;
     let ok: boolean;
     if (this.chunkedBody) {
       if (chunk.length === 0) return;
-      sock.cork();
-      sock.write(chunk.length.toString(16) + CRLF, 'latin1');
-      sock.write(chunk);
-      ok = sock.write(CRLF, 'latin1');
-      sock.uncork();
+      out.hold();
+      out.write(chunk.length.toString(16) + CRLF);
+      out.write(chunk);
+      ok = out.write(CRLF);
+      out.release();
     } else {
-      ok = sock.write(chunk);
+      ok = out.write(chunk);
     }
     if (!ok) this.down.pauseBody();
   }
@@ -227,11 +227,11 @@ export class Exchange implements ConnectionUser, BodySink, DownstreamObserver {
     const conn = this.conn;
     if (conn === null || this.done) return;
     if (this.chunkedBody) {
-      if (trailers === undefined) conn.socket.write(LAST_CHUNK, 'latin1');
+      if (trailers === undefined) conn.out.write(LAST_CHUNK);
       else {
         let t = '0\r\n';
         for (let i = 0; i < trailers.length; i += 2) t += `${trailers[i]}: ${trailers[i + 1]}\r\n`;
-        conn.socket.write(t + CRLF, 'latin1');
+        conn.out.write(t + CRLF);
       }
     }
     this.requestDone = true;

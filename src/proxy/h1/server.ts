@@ -14,6 +14,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { H1Parser, isParseError, METHODS, REQUEST, type ParseError, type ParserEvents } from './llhttp.js';
 import { answerError, reasonPhrase } from './exchange.js';
 import { Framing, type BodySink, type Downstream, type DownstreamObserver } from './types.js';
+import { WriteBatch } from './batch.js';
 
 export interface H1ServerOptions {
   /** Called with each request when it is its connection's turn. */
@@ -156,7 +157,7 @@ export class InboundRequest implements Downstream {
     if (this.bodyDone) sink.onRequestEnd(this.trailers);
     else if (this.expectContinue && !this.responseStarted) {
       this.expectContinue = false;
-      this.conn.socket.write(CONTINUE, 'latin1');
+      this.conn.out.write(CONTINUE);
     }
   }
 
@@ -182,7 +183,7 @@ export class InboundRequest implements Downstream {
     if (this.gone || this.responseStarted || this.versionMinor === 0) return;
     let head = `HTTP/1.1 ${status} ${reason}\r\n`;
     for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
-    this.conn.socket.write(head + '\r\n', 'latin1');
+    this.conn.out.write(head + '\r\n');
   }
 
   writeHead(status: number, reason: string, headers: readonly string[], framing: Framing): void {
@@ -204,19 +205,22 @@ export class InboundRequest implements Downstream {
       this.closeAfter = true;
       head += 'connection: close\r\n';
     } else if (this.versionMinor === 0) head += 'connection: keep-alive\r\n';
-    this.conn.socket.write(head + '\r\n', 'latin1');
+    this.conn.out.write(head + '\r\n');
   }
 
   writeBody(chunk: Buffer): boolean {
     if (this.gone) return true;
-    const s = this.conn.socket;
+    const out = this.conn.out;
     if (this.framing === Framing.Chunked) {
       if (chunk.length === 0) return true;
-      s.write(chunk.length.toString(16) + '\r\n', 'latin1');
-      s.write(chunk);
-      return s.write('\r\n', 'latin1');
+      out.hold();
+      out.write(chunk.length.toString(16) + '\r\n');
+      out.write(chunk);
+      const ok = out.write('\r\n');
+      out.release();
+      return ok;
     }
-    return s.write(chunk);
+    return out.write(chunk);
   }
 
   endBody(trailers?: readonly string[]): void {
@@ -224,18 +228,18 @@ export class InboundRequest implements Downstream {
     if (this.framing === Framing.Chunked) {
       let t = '0\r\n';
       if (trailers !== undefined) for (let i = 0; i < trailers.length; i += 2) t += `${trailers[i]}: ${trailers[i + 1]}\r\n`;
-      this.conn.socket.write(t + '\r\n', 'latin1');
+      this.conn.out.write(t + '\r\n');
     }
     this.responseDone = true;
     this.conn.responseFinished(this);
   }
 
   cork(): void {
-    this.conn.socket.cork();
+    this.conn.out.hold();
   }
 
   uncork(): void {
-    this.conn.socket.uncork();
+    this.conn.out.release();
   }
 
   destroy(): void {
@@ -264,6 +268,7 @@ export class InboundRequest implements Downstream {
 
 export class ServerConnection implements ParserEvents {
   readonly socket: Socket;
+  readonly out: WriteBatch;
   readonly remoteAddress: string;
   private readonly parser: H1Parser;
   /** Requests parsed and not yet finished, oldest (the one being served) first. */
@@ -280,6 +285,7 @@ export class ServerConnection implements ParserEvents {
 
   constructor(socket: Socket, private readonly server: H1Server) {
     this.socket = socket;
+    this.out = new WriteBatch(socket);
     this.remoteAddress = socket.remoteAddress ?? '';
     socket.setNoDelay(true);
     this.parser = new H1Parser(REQUEST, this);
@@ -349,7 +355,6 @@ export class ServerConnection implements ParserEvents {
     const req = this.queue[0];
     if (req === undefined) return;
     this.activeStarted = true;
-    this.socket.setTimeout(0);
     const s = this.server;
     if (req.method === 'CONNECT' || (req.closeAfter && req.header('upgrade') !== undefined)) {
       req.closeAfter = true;
@@ -365,7 +370,7 @@ export class ServerConnection implements ParserEvents {
     if (req.closeAfter) {
       this.finishRequest(req);
       this.closing = true;
-      this.socket.end();
+      this.out.end();
       return;
     }
     if (req.bodyDone) this.requestFinished(req);
@@ -378,7 +383,6 @@ export class ServerConnection implements ParserEvents {
     this.activeStarted = false;
     this.updateReading();
     if (this.parseError !== null && this.queue.length === 0) return this.onParseError(this.parseError);
-    if (this.queue.length === 0) this.socket.setTimeout(this.server.keepAliveTimeoutMs);
     this.startNext();
   }
 
@@ -412,11 +416,14 @@ export class ServerConnection implements ParserEvents {
     if (this.dead) return;
     this.closing = true;
     this.dead = true;
-    this.socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\n\r\n`, 'latin1');
+    this.out.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\n\r\n`);
     this.socket.setTimeout(2000);
   }
 
   private onTimeout(): void {
+    // One timer for the connection's life (no per-request timer work): it fires after the
+    // keep-alive timeout without a byte either way. A request waiting on its upstream keeps the
+    // connection (the upstream's timeout bounds the wait); re-arm and look again later.
     if (this.queue.length > 0 && this.activeStarted) {
       this.socket.setTimeout(this.server.keepAliveTimeoutMs);
       return;
@@ -429,7 +436,7 @@ export class ServerConnection implements ParserEvents {
     this.closing = true;
     const r = this.parser.finish();
     if (isParseError(r) && this.parsing !== null) this.parsing.abortBody();
-    if (this.queue.length === 0) this.socket.end();
+    if (this.queue.length === 0) this.out.end();
     else for (const q of this.queue) q.closeAfter = true;
   }
 

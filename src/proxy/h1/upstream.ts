@@ -11,6 +11,7 @@
 import { connect, type Socket } from 'node:net';
 import { CrossmeshError } from '../../errors.js';
 import { H1Parser, isParseError, RESPONSE, type ParserEvents } from './llhttp.js';
+import { WriteBatch } from './batch.js';
 
 /** How long an unused pooled connection is kept (below node:http's 5 s keep-alive timeout). */
 export const IDLE_TIMEOUT_MS = 4000;
@@ -49,8 +50,14 @@ const enum State { Connecting, Handshake, Busy, Idle, Closed }
 
 export class UpstreamConnection implements ParserEvents {
   readonly socket: Socket;
+  readonly out: WriteBatch;
   private readonly parser: H1Parser;
   private state = State.Connecting;
+  /** The socket's inactivity timer period (ms): set once per connection, not per request. */
+  private period = 0;
+  /** The current exchange's response timeout, and the quiet time counted towards it. */
+  private limitMs = 0;
+  private quietMs = 0;
   user: ConnectionUser | null;
   private error: Error | undefined;
   /** Bytes of a refused tunnel's body (for its message). */
@@ -64,6 +71,7 @@ export class UpstreamConnection implements ParserEvents {
     this.parser = new H1Parser(RESPONSE, this);
     const s = connect({ host: t.host, port: t.port, noDelay: true });
     this.socket = s;
+    this.out = new WriteBatch(s);
     s.setTimeout(CONNECT_TIMEOUT_MS);
     s.on('connect', () => this.onConnect());
     s.on('data', (d: Buffer) => this.onData(d));
@@ -82,12 +90,12 @@ export class UpstreamConnection implements ParserEvents {
     const tunnel = this.pool.target.tunnel;
     if (tunnel === undefined) return this.ready();
     this.state = State.Handshake;
-    this.socket.write(`CONNECT ${tunnel.authority} HTTP/1.1\r\nhost: ${tunnel.authority}\r\n${tunnel.headerLines}\r\n`, 'latin1');
+    this.out.write(`CONNECT ${tunnel.authority} HTTP/1.1\r\nhost: ${tunnel.authority}\r\n${tunnel.headerLines}\r\n`);
   }
 
   private ready(): void {
     this.state = State.Busy;
-    this.socket.setTimeout(0);
+    this.period = 0;
     const u = this.user;
     if (u !== null) u.onConnection(this);
     else this.pool.release(this);
@@ -97,12 +105,22 @@ export class UpstreamConnection implements ParserEvents {
   take(user: ConnectionUser): void {
     this.state = State.Busy;
     this.user = user;
-    this.socket.setTimeout(0);
     user.onConnection(this);
   }
 
-  setTimeout(ms: number): void {
-    this.socket.setTimeout(ms);
+  /**
+   * An exchange starts: its response must come within `timeoutMs` of quiet. The socket timer
+   * runs at a period that divides `timeoutMs` and is at most the idle timeout, so the same timer
+   * serves the idle pool; it is set only when the period changes (not per request).
+   */
+  busy(timeoutMs: number): void {
+    this.limitMs = timeoutMs;
+    this.quietMs = 0;
+    const period = timeoutMs / Math.ceil(timeoutMs / IDLE_TIMEOUT_MS);
+    if (period !== this.period) {
+      this.period = period;
+      this.socket.setTimeout(period);
+    }
   }
 
   private onData(d: Buffer): void {
@@ -112,6 +130,7 @@ export class UpstreamConnection implements ParserEvents {
       return;
     }
     const u = this.user;
+    this.quietMs = 0;
     u?.onReadStart();
     const r = this.parser.execute(d);
     u?.onReadEnd();
@@ -171,7 +190,13 @@ export class UpstreamConnection implements ParserEvents {
   }
 
   private onTimeout(): void {
-    if (this.state === State.Busy && this.user !== null) return this.user.onUpstreamTimeout();
+    if (this.state === State.Busy && this.user !== null) {
+      this.quietMs += this.period;
+      if (this.quietMs + 1 >= this.limitMs) return this.user.onUpstreamTimeout();
+      // Not yet: the timer does not re-arm by itself without traffic.
+      this.socket.setTimeout(this.period);
+      return;
+    }
     if (this.state === State.Connecting || this.state === State.Handshake) {
       return this.failConnect(new CrossmeshError('CM_ERR_TIMEOUT', `upstream ${this.pool.label} did not accept the connection in time; the request failed before any byte was sent`));
     }
@@ -211,7 +236,11 @@ export class UpstreamConnection implements ParserEvents {
 
   markIdle(): void {
     this.state = State.Idle;
-    this.socket.setTimeout(IDLE_TIMEOUT_MS);
+    // Idle on the same timer: it fires after one period of quiet.
+    if (this.period === 0) {
+      this.period = IDLE_TIMEOUT_MS;
+      this.socket.setTimeout(IDLE_TIMEOUT_MS);
+    }
   }
 
   destroy(): void {
