@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const dir = process.env.CROSSMESH_BENCH_PROFILE_DIR;
-const role = process.argv[2] === 'cluster' || process.argv[2] === 'sidecar' ? process.argv[2] : undefined;
+const role = process.argv[2] === 'cluster' || process.argv[2] === 'sidecar' ? process.argv[2] : /crossmesh-sidecar\.js$/.test(process.argv[1] ?? '') ? 'sidecar' : undefined;
 if (dir && role) {
   const session = new Session();
   session.connect();
@@ -17,9 +17,15 @@ if (dir && role) {
   session.post('Profiler.setSamplingInterval', { interval: 200 });
   session.post('Profiler.start');
   const name = role === 'cluster' ? `cluster-${process.argv[process.argv.indexOf('--name') + 1]}` : `sidecar-${(/apps\/([^/]+)\/[^/]+\/([^/]+)\//.exec(process.argv.join(' ')) ?? []).slice(1).join('-')}`;
-  process.on('exit', () => {
+  let written = false;
+  const dump = () => {
+    if (written) return;
+    written = true;
     session.post('Profiler.stop', (err, res) => {
       if (!err) writeFileSync(join(dir, `${name}-${process.pid}.cpuprofile`), JSON.stringify(res.profile));
     });
-  });
+  };
+  // On SIGTERM first (a sidecar's shutdown may end in a kill before 'exit'), and on exit.
+  process.prependListener('SIGTERM', dump);
+  process.on('exit', dump);
 }

@@ -27,10 +27,8 @@ export interface ForwardResult {
 
 export interface ExchangeRequest {
   method: string;
-  /** Origin-form target sent upstream. */
-  path: string;
-  /** Upstream headers, flat, already cleaned (upstreamRequestHeaders); no framing headers. */
-  headers: readonly string[];
+  /** The whole upstream request head (buildRequestHead: cleaned headers, framing, blank line). */
+  head: string;
 }
 
 export interface ExchangeOptions {
@@ -101,19 +99,14 @@ export class Exchange implements ConnectionUser, BodySink, DownstreamObserver {
     this.conn = conn;
     conn.busy(this.opts.timeoutMs);
     const down = this.down;
-    const req = this.req;
-    const h = req.headers;
-    let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
-    for (let i = 0; i < h.length; i += 2) head += `${h[i]}: ${h[i + 1]}\r\n`;
     const out = conn.out;
     out.hold();
+    out.write(this.req.head);
     if (down.hasBody) {
       this.chunkedBody = down.chunked;
-      out.write(down.chunked ? `${head}transfer-encoding: chunked\r\n\r\n` : `${head}\r\n`);
       down.attachBody(this);
     } else {
       this.requestDone = true;
-      out.write(`${head}\r\n`);
     }
     out.release();
   }

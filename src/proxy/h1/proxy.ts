@@ -4,7 +4,7 @@
  * the raw header list, then an Exchange over a pooled connection of the target.
  */
 import { CrossmeshError } from '../../errors.js';
-import { upstreamRequestHeaders } from '../headers.js';
+import { buildRequestHead } from '../headers.js';
 import { answerError, Exchange, type ForwardResult } from './exchange.js';
 import type { Downstream } from './types.js';
 import type { UpstreamRegistry, UpstreamTarget } from './upstream.js';
@@ -37,22 +37,25 @@ export interface ProxyOptions {
 export const DEFAULT_TIMEOUT_MS = 30_000;
 
 export function proxy(down: Downstream, registry: UpstreamRegistry, up: Upstream, opts: ProxyOptions): Promise<ForwardResult> {
-  let headers: string[];
+  let head: string;
   try {
-    headers = upstreamRequestHeaders({
+    head = buildRequestHead({
+      method: down.method,
+      path: opts.path,
       rawHeaders: down.rawHeaders as string[],
       clientIp: down.clientIp,
       proto: down.proto,
       extra: opts.extraHeaders,
       drop: opts.dropHeaders,
-    }).headers;
+      defaultHost: `${up.target.host}:${up.target.port}`,
+      chunked: down.hasBody && down.chunked,
+    });
   } catch (err) {
     const error = err instanceof CrossmeshError ? err : new CrossmeshError('CM_ERR_BAD_REQUEST', String(err), { cause: err });
     if (opts.respondOnError !== false) answerError(down, error, opts.responseHeaders);
     return Promise.resolve({ status: error.status, error, failedBeforeSend: true, responseStarted: opts.respondOnError !== false });
   }
-  if (!hasHost(headers)) headers.push('host', `${up.target.host}:${up.target.port}`);
-  const ex = new Exchange(down, { method: down.method, path: opts.path, headers }, {
+  const ex = new Exchange(down, { method: down.method, head }, {
     timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     label: up.label,
     responseHeaders: opts.responseHeaders,
@@ -61,9 +64,4 @@ export function proxy(down: Downstream, registry: UpstreamRegistry, up: Upstream
     signal: opts.signal,
   });
   return ex.start(registry.get(up.key, up.target, up.label));
-}
-
-function hasHost(flat: readonly string[]): boolean {
-  for (let i = 0; i < flat.length; i += 2) if (flat[i] === 'host') return true;
-  return false;
 }
