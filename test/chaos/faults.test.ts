@@ -142,7 +142,7 @@ spec:
 
   it('1. ActiveActive cluster-1 + cluster-3, cluster-3\'s cluster process SIGKILLed under load: no failed GET, traffic on cluster-1 within 1 s, back on cluster-3 within 5 s of its restart', async () => {
     await apply('cluster-2', gtp('ActiveActive', ['cluster-1', 'cluster-3']));
-    await routeIs(/cluster-1 via gateway/, /cluster-3 via gateway/);
+    await routeIs(/cluster-1 via tunnel/, /cluster-3 via tunnel/);
     await eventually(async () => (await get()).cluster === 'cluster-3' && (await get()).cluster === 'cluster-1', 5000, 'both answer');
     const slowMs = await baselineSlowMs();
     let killAt = 0;
@@ -256,7 +256,7 @@ ${EXPORT('extra')}`;
     assert.equal(res.failed.length, 0, JSON.stringify(res.failed.slice(0, 3)));
     // The sidecar's API is back: a new policy reaches it.
     await apply('cluster-2', gtp('ActiveActive', ['cluster-1']));
-    await routeIs(/cluster-1 via gateway/);
+    await routeIs(/cluster-1 via tunnel/);
     await eventually(async () => {
       const seen = new Set<string | undefined>();
       for (let i = 0; i < 6; i++) seen.add((await get()).cluster);
