@@ -10,6 +10,8 @@ import { createRequire } from 'node:module';
 
 export interface NativeParser {
   initialize(kind: number, resource: object, maxHeaderSize: number, lenient: number): void;
+  consume(handle: unknown): void;
+  unconsume(): void;
   execute(data: Buffer): number | ParseError;
   finish(): number | ParseError | undefined;
   close(): void;
@@ -60,6 +62,7 @@ export const K_ON_HEADERS = HTTPParser.kOnHeaders;
 export const K_ON_HEADERS_COMPLETE = HTTPParser.kOnHeadersComplete;
 export const K_ON_BODY = HTTPParser.kOnBody;
 export const K_ON_MESSAGE_COMPLETE = HTTPParser.kOnMessageComplete;
+export const K_ON_EXECUTE = HTTPParser.kOnExecute;
 /** Strict parsing: no lenient flags (the node:http default without --insecure-http-parser). */
 export const STRICT = HTTPParser.kLenientNone;
 /** node:http's default limit on the size of a head (bytes). */
@@ -122,6 +125,27 @@ export class H1Parser {
     return t;
   }
 
+  /**
+   * Lets the parser read the socket's handle directly, as node:http does for its server
+   * sockets: the bytes go from libuv into llhttp without a JS Buffer, a Readable push and a
+   * 'data' event per read. `afterRead` runs after each read's bytes were parsed (with the
+   * bytes parsed, or the parse error). Pausing the socket stops the handle's reads. Returns
+   * false (nothing changed) when the socket has no such handle; use execute() then.
+   */
+  consume(socket: import('node:net').Socket, afterRead: (ret: number | ParseError) => void): boolean {
+    const handle = (socket as unknown as { _handle?: { isStreamBase?: boolean; _consumed?: boolean; reading?: boolean; readStop(): void; readStart(): void } })._handle;
+    if (handle === undefined || handle === null || handle.isStreamBase !== true || handle._consumed === true || typeof this.native.consume !== 'function') return false;
+    this.native[K_ON_EXECUTE] = afterRead;
+    handle._consumed = true;
+    this.native.consume(handle);
+    this.consumed = handle;
+    socket.on('pause', onSocketPause);
+    socket.on('resume', onSocketResume);
+    return true;
+  }
+
+  private consumed: object | undefined;
+
   execute(data: Buffer): number | ParseError {
     return this.native.execute(data);
   }
@@ -139,7 +163,28 @@ export class H1Parser {
   }
 
   close(): void {
+    if (this.consumed !== undefined) {
+      this.consumed = undefined;
+      this.native.unconsume();
+    }
     this.native.close();
+  }
+}
+
+// A consumed handle is read by the parser, not by the Readable: pause/resume must stop/start it.
+function onSocketPause(this: { _handle?: { reading?: boolean; readStop(): void } | null }): void {
+  const h = this._handle;
+  if (h && h.reading) {
+    h.reading = false;
+    h.readStop();
+  }
+}
+
+function onSocketResume(this: { isPaused(): boolean; _handle?: { reading?: boolean; readStart(): void } | null }): void {
+  const h = this._handle;
+  if (h && !h.reading && !this.isPaused()) {
+    h.reading = true;
+    h.readStart();
   }
 }
 

@@ -290,7 +290,7 @@ export class ServerConnection implements ParserEvents {
     socket.setNoDelay(true);
     this.parser = new H1Parser(REQUEST, this);
     socket.setTimeout(server.keepAliveTimeoutMs);
-    socket.on('data', (d: Buffer) => this.onData(d));
+    if (!this.parser.consume(socket, (ret) => this.afterRead(ret))) socket.on('data', (d: Buffer) => this.afterRead(this.parser.execute(d)));
     socket.on('drain', () => this.queue[0]?.notifyDrain());
     socket.on('timeout', () => this.onTimeout());
     socket.on('error', () => undefined);
@@ -298,9 +298,9 @@ export class ServerConnection implements ParserEvents {
     socket.on('end', () => this.onEnd());
   }
 
-  private onData(d: Buffer): void {
+  /** After each read's bytes were parsed: hand over the next request, or deal with a parse error. */
+  private afterRead(r: number | ParseError): void {
     if (this.parseError !== null || this.dead) return;
-    const r = this.parser.execute(d);
     if (isParseError(r)) {
       this.parseError = r;
       const p = this.parsing;

@@ -10,7 +10,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { CrossmeshError } from '../../errors.js';
-import { H1Parser, isParseError, RESPONSE, type ParserEvents } from './llhttp.js';
+import { H1Parser, isParseError, RESPONSE, type ParseError, type ParserEvents } from './llhttp.js';
 import { WriteBatch } from './batch.js';
 
 /** How long an unused pooled connection is kept (below node:http's 5 s keep-alive timeout). */
@@ -74,7 +74,7 @@ export class UpstreamConnection implements ParserEvents {
     this.out = new WriteBatch(s);
     s.setTimeout(CONNECT_TIMEOUT_MS);
     s.on('connect', () => this.onConnect());
-    s.on('data', (d: Buffer) => this.onData(d));
+    s.on('data', this.onData);
     s.on('drain', () => this.user?.onUpstreamDrain());
     s.on('end', () => this.onEnd());
     s.on('error', (err) => { this.error ??= err; });
@@ -88,7 +88,10 @@ export class UpstreamConnection implements ParserEvents {
 
   private onConnect(): void {
     const tunnel = this.pool.target.tunnel;
-    if (tunnel === undefined) return this.ready();
+    if (tunnel === undefined) {
+      this.consume();
+      return this.ready();
+    }
     this.state = State.Handshake;
     this.out.write(`CONNECT ${tunnel.authority} HTTP/1.1\r\nhost: ${tunnel.authority}\r\n${tunnel.headerLines}\r\n`);
   }
@@ -123,30 +126,55 @@ export class UpstreamConnection implements ParserEvents {
     }
   }
 
-  private onData(d: Buffer): void {
-    if (this.state === State.Idle || this.state === State.Closed || this.user === null && this.state !== State.Handshake) {
+  /** From here on the parser reads the socket's handle itself (no 'data' events; see H1Parser.consume). */
+  private consume(): void {
+    if (this.parser.consume(this.socket, this.afterRead)) this.socket.off('data', this.onData);
+  }
+
+  /** Until consume(): bytes as 'data' events (the CONNECT handshake always comes this way). */
+  private readonly onData = (d: Buffer): void => {
+    if (this.state !== State.Handshake && (this.state === State.Idle || this.state === State.Closed || this.user === null)) {
       // Bytes nobody asked for: the connection is out of step; drop it.
       this.destroy();
       return;
     }
-    const u = this.user;
-    this.quietMs = 0;
-    u?.onReadStart();
     const r = this.parser.execute(d);
+    this.afterRead(r);
+    if (this.tunnelUp && !isParseError(r)) {
+      this.tunnelUp = false;
+      this.parser.reset(RESPONSE);
+      // Nothing may come through the tunnel before we send a request.
+      if (r < d.length) return this.failConnect(new CrossmeshError('CM_ERR_BAD_GATEWAY', `upstream ${this.pool.label} sent bytes before any request; the request failed before any byte was sent`));
+      this.consume();
+      this.ready();
+    }
+  };
+
+  /** The exchange that got callbacks during this read (it batches its writes to the client until the read is done). */
+  private reading: ConnectionUser | null = null;
+
+  private enterRead(): void {
+    if (this.reading === null && this.user !== null) {
+      this.reading = this.user;
+      this.reading.onReadStart();
+    }
+  }
+
+  private readonly afterRead = (r: number | ParseError): void => {
+    this.quietMs = 0;
+    const u = this.reading;
+    this.reading = null;
     u?.onReadEnd();
     if (isParseError(r)) {
       this.error = new CrossmeshError('CM_ERR_BAD_GATEWAY', `malformed HTTP response (${r.code}: ${r.reason ?? r.message})`);
       this.destroy();
       return;
     }
-    if (this.tunnelUp) {
-      this.tunnelUp = false;
-      this.parser.reset(RESPONSE);
-      // Nothing may come through the tunnel before we send a request.
-      if (r < d.length) return this.failConnect(new CrossmeshError('CM_ERR_BAD_GATEWAY', `upstream ${this.pool.label} sent bytes before any request; the request failed before any byte was sent`));
-      this.ready();
-    }
-  }
+    // A response nobody asked for (an upstream talking out of turn): the connection is out of step.
+    if (this.outOfStep) this.destroy();
+  };
+
+  private outOfStep = false;
 
   private tunnelUp = false;
 
@@ -160,7 +188,12 @@ export class UpstreamConnection implements ParserEvents {
       this.refusal = { status, body: '' };
       return 0;
     }
-    return this.user === null ? 0 : this.user.onHead(versionMinor, headers, method, url, status, reason, upgrade, keepAlive);
+    if (this.user === null) {
+      this.outOfStep = true;
+      return 0;
+    }
+    this.enterRead();
+    return this.user.onHead(versionMinor, headers, method, url, status, reason, upgrade, keepAlive);
   }
 
   onBody(chunk: Buffer): void {
@@ -168,7 +201,9 @@ export class UpstreamConnection implements ParserEvents {
       if (this.refusal.body.length < MAX_REFUSAL_BODY) this.refusal.body += chunk.toString('utf8', 0, Math.min(chunk.length, MAX_REFUSAL_BODY));
       return;
     }
-    this.user?.onBody(chunk);
+    if (this.user === null) return;
+    this.enterRead();
+    this.user.onBody(chunk);
   }
 
   onComplete(): void {
@@ -178,7 +213,9 @@ export class UpstreamConnection implements ParserEvents {
       this.failConnect(tunnelRefused(this.pool, r.status, r.body));
       return;
     }
-    this.user?.onComplete();
+    if (this.user === null) return;
+    this.enterRead();
+    this.user.onComplete();
   }
 
   private onEnd(): void {
