@@ -22,6 +22,8 @@ import type { RouteTable } from './routes.js';
 /** A tunnel that has not sent its CONNECT head within this long is closed. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 const CONNECT_TIMEOUT_MS = 5000;
+/** Read buffer of a tunnel's endpoint side. */
+const SPLICE_BUFFER = 64 * 1024;
 
 export interface TunnelListenerOptions {
   clusterName: string;
@@ -103,7 +105,22 @@ class Tunnel implements ParserEvents {
     this.endpoint = ep;
     ep.inflight++;
     const { host, port } = parseHostPort(ep.id);
-    const up = connect({ host, port, noDelay: true });
+    // The endpoint side reads into a reusable buffer (no Readable, no Buffer per read); a write
+    // to the client that could not finish at once keeps that memory, so the next read gets a new one.
+    const client = this.client;
+    let buf = Buffer.allocUnsafe(SPLICE_BUFFER);
+    const up = connect({
+      host, port, noDelay: true,
+      onread: {
+        buffer: () => buf,
+        callback: (n: number, b: Uint8Array) => {
+          client.write((b as Buffer).subarray(0, n));
+          if (client.writableLength === 0) return true;
+          buf = Buffer.allocUnsafe(SPLICE_BUFFER);
+          return !client.writableNeedDrain;
+        },
+      },
+    });
     this.upstream = up;
     up.setTimeout(CONNECT_TIMEOUT_MS);
     up.once('timeout', () => {
@@ -121,11 +138,17 @@ class Tunnel implements ParserEvents {
       o.count(this.source, 'established');
       this.client.write(ESTABLISHED, 'latin1');
       if (early !== undefined) up.write(early);
-      // Splice: pipe() handles backpressure both ways; either side closing closes the other.
-      this.client.pipe(up);
-      up.pipe(this.client);
-      this.client.resume();
-      up.once('close', () => this.client.destroy());
+      // Splice by hand (cheaper than pipe()): backpressure both ways, an end is passed on, either
+      // side closing closes the other.
+      client.on('data', (d: Buffer) => {
+        if (!up.write(d)) client.pause();
+      });
+      up.on('drain', () => client.resume());
+      client.on('drain', () => up.resume());
+      client.on('end', () => up.end());
+      up.on('end', () => client.end());
+      client.resume();
+      up.once('close', () => client.destroy());
     });
   }
 
