@@ -110,7 +110,7 @@ class Tunnel implements ParserEvents {
     const client = this.client;
     let buf = Buffer.allocUnsafe(SPLICE_BUFFER);
     const up = connect({
-      host, port, noDelay: true,
+      host, port, noDelay: true, allowHalfOpen: true,
       onread: {
         buffer: () => buf,
         callback: (n: number, b: Uint8Array) => {
@@ -188,7 +188,8 @@ export class TunnelListener {
         active: new Gauge({ name: 'crossmesh_gateway_tunnels_active', help: 'Mesh tunnels open now', registers: [opts.registry], collect() { this.set(sockets.size); } }),
       };
     }
-    this.server = createServer({ noDelay: true }, (socket) => {
+    // Half-open both ways: a FIN from one side is passed on, the other direction stays open.
+    this.server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
       this.sockets.add(socket);
       new Tunnel(socket, this);
     });

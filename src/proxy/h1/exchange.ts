@@ -47,6 +47,7 @@ export interface ExchangeOptions {
 }
 
 const CRLF = '\r\n';
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 const LAST_CHUNK = '0\r\n\r\n';
 const CLIENT_GONE = new CrossmeshError('CM_ERR_BAD_REQUEST', 'the client closed the connection before the response was complete');
 
@@ -73,7 +74,12 @@ export class Exchange implements ConnectionUser, BodySink, DownstreamObserver {
     this.result = new Promise((r) => { this.resolve = r; });
   }
 
+  private pool: UpstreamPool | undefined;
+  /** A reused connection that turned out dead was replaced once already. */
+  private replacedStale = false;
+
   start(pool: UpstreamPool): Promise<ForwardResult> {
+    this.pool = pool;
     const down = this.down;
     if (down.gone) {
       this.finish({ status: 499, error: CLIENT_GONE, failedBeforeSend: true, responseStarted: false, clientGone: true });
@@ -122,7 +128,15 @@ export class Exchange implements ConnectionUser, BodySink, DownstreamObserver {
 
   onUpstreamClosed(err: Error | undefined): void {
     if (this.done) return;
+    const stale = this.conn !== null && !this.conn.fresh;
     this.conn = null;
+    // A pooled connection the upstream had closed (a keep-alive race, a restarted gateway): an
+    // idempotent bodyless request that got no answer byte is sent once more on a fresh one.
+    if (stale && !this.replacedStale && !this.responseHead && this.upstreamStatus === 0 && !this.down.hasBody && IDEMPOTENT.has(this.req.method) && this.pool !== undefined) {
+      this.replacedStale = true;
+      this.pool.acquireFresh(this);
+      return;
+    }
     const what = `upstream ${this.opts.label}`;
     if (this.responseHead) return this.cutOff(new CrossmeshError('CM_ERR_BAD_GATEWAY', `${what} closed the connection in the middle of the response`, { cause: err }));
     const code = (err as { code?: string } | undefined)?.code;

@@ -141,6 +141,9 @@ export class H1Parser {
     this.consumed = handle;
     socket.on('pause', onSocketPause);
     socket.on('resume', onSocketResume);
+    // The Readable itself must flow, or the end of input (which still comes through it) is
+    // never emitted and a peer's FIN would go unnoticed.
+    socket.resume();
     return true;
   }
 

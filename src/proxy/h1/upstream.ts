@@ -330,6 +330,12 @@ export class UpstreamPool {
     this.all.add(new UpstreamConnection(this, user));
   }
 
+  /** A new connection, never a pooled one (the retry after a pooled one turned out dead). */
+  acquireFresh(user: ConnectionUser): void {
+    if (this.closed) return this.acquire(user);
+    this.all.add(new UpstreamConnection(this, user));
+  }
+
   release(c: UpstreamConnection): void {
     if (this.closed) return c.destroy();
     c.markIdle();
