@@ -1,10 +1,10 @@
-import { Pool } from 'undici';
+import { Agent, request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { createRequire } from 'node:module';
 import type { KindInfo } from '../api/index.js';
 import type { KubeObject, WatchEvent } from '../api/types.js';
 import { CrossmeshError } from '../errors.js';
 import { errorFromStatus, resourcePath } from '../api/wire.js';
 import type { ApiEndpoint } from './kubeconfig.js';
-
 export interface ListResponse {
   items: KubeObject[];
   resourceVersion: string;
@@ -21,24 +21,48 @@ export interface WatchOptions {
   onOpen?: () => void;
 }
 
+/** Most sockets one client keeps open (a watch holds one for as long as it runs). */
+const MAX_SOCKETS = 8;
+const HEADERS_TIMEOUT_MS = 30_000;
+/** Idle keep-alive sockets are closed after this, or 1 s before the server's `Keep-Alive: timeout=` hint. */
+const IDLE_SOCKET_MS = 30_000;
+
+type Requester = (options: RequestOptions, cb: (res: IncomingMessage) => void) => ClientRequest;
+
 /**
- * Client of a crossmesh (Kubernetes-style) API: one keep-alive connection pool per server.
+ * Client of a crossmesh (Kubernetes-style) API: one keep-alive connection pool per server
+ * (node:http's Agent, at most 8 sockets; node:http is loaded by every process anyway, undici
+ * would add ~20 MB and ~100 ms of module loading and a WASM parser compile to each).
  * Every failure is a CrossmeshError: API refusals carry the server's code, and transport
  * failures are CM_ERR_UNAVAILABLE naming the server, so callers can tell "refused" from "away".
  */
 export class ApiClient {
-  private readonly pool: Pool;
+  private readonly agent: Agent;
   private readonly auth: string;
+  private readonly host: string;
+  private readonly port: number;
+  private readonly send: Requester;
+  private readonly connectTimeoutMs: number;
+  private readonly inflight = new Set<ClientRequest>();
+  private closed = false;
 
   constructor(readonly endpoint: ApiEndpoint, opts: { connectTimeoutMs?: number } = {}) {
-    this.pool = new Pool(endpoint.server, {
-      connections: 8,
-      connectTimeout: opts.connectTimeoutMs ?? 3000,
-      keepAliveTimeout: 30_000,
-      // Watches stay open for a long time with idle gaps between events.
-      bodyTimeout: 0,
-      headersTimeout: 30_000,
-    });
+    let url: URL;
+    try {
+      url = new URL(endpoint.server);
+    } catch (err) {
+      throw new CrossmeshError('CM_ERR_CONFIG', `cluster API ${endpoint.name}: server "${endpoint.server}" is not a URL`, { cause: err });
+    }
+    const tls = url.protocol === 'https:';
+    if (!tls && url.protocol !== 'http:') throw new CrossmeshError('CM_ERR_CONFIG', `cluster API ${endpoint.name}: server "${endpoint.server}" is neither http:// nor https://`);
+    // https only when asked for: node:https pulls in TLS.
+    const mod = tls ? (createRequire(import.meta.url)('node:https') as typeof import('node:https')) : undefined;
+    const agentOpts = { keepAlive: true, maxSockets: MAX_SOCKETS, timeout: IDLE_SOCKET_MS, scheduling: 'lifo' as const };
+    this.agent = mod ? new mod.Agent(agentOpts) : new Agent(agentOpts);
+    this.send = mod ? mod.request : httpRequest;
+    this.host = url.hostname.replace(/^\[|\]$/g, '');
+    this.port = Number(url.port) || (tls ? 443 : 80);
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 3000;
     this.auth = `Bearer ${endpoint.token}`;
   }
 
@@ -106,22 +130,24 @@ export class ApiClient {
   async watch(kind: KindInfo, opts: WatchOptions): Promise<void> {
     let path = `${resourcePath(kind, opts.namespace)}?watch=true&allowWatchBookmarks=true&resourceVersion=${encodeURIComponent(opts.resourceVersion)}`;
     if (opts.labelSelector) path += `&labelSelector=${encodeURIComponent(opts.labelSelector)}`;
-    let res;
+    if (opts.signal.aborted) return;
+    let res: IncomingMessage;
     try {
-      res = await this.pool.request({ method: 'GET', path, headers: { authorization: this.auth }, signal: opts.signal });
+      res = await this.open('GET', path, { authorization: this.auth }, undefined, opts.signal);
     } catch (err) {
       if (opts.signal.aborted) return;
       throw this.transportError(err);
     }
     if (res.statusCode !== 200) {
-      const body = await res.body.json().catch(() => undefined);
-      throw errorFromStatus(res.statusCode, body);
+      const text = await readText(res).catch(() => '');
+      throw errorFromStatus(res.statusCode ?? 500, parseJson(text));
     }
     opts.onOpen?.();
     let buffered = '';
+    res.setEncoding('utf8');
     try {
-      for await (const chunk of res.body) {
-        buffered += chunk.toString();
+      for await (const chunk of res as AsyncIterable<string>) {
+        buffered += chunk;
         let nl: number;
         while ((nl = buffered.indexOf('\n')) >= 0) {
           const line = buffered.slice(0, nl);
@@ -135,42 +161,100 @@ export class ApiClient {
           opts.onEvent(ev);
         }
       }
+      // A stream cut in the middle (server gone) ends like a normal end on node:http: tell them apart.
+      if (!res.complete && !opts.signal.aborted) throw new Error('the watch stream was cut off');
     } catch (err) {
       if (opts.signal.aborted) return;
       if (err instanceof CrossmeshError) throw err;
       throw this.transportError(err);
+    } finally {
+      if (!res.complete) res.destroy();
     }
   }
 
+  /** Closes every connection; requests in flight fail with CM_ERR_UNAVAILABLE. Idempotent. */
   async close(): Promise<void> {
-    await this.pool.destroy().catch(() => undefined);
+    this.closed = true;
+    for (const req of this.inflight) req.destroy(new Error('the client was closed'));
+    this.inflight.clear();
+    this.agent.destroy();
   }
 
   private async call(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<unknown> {
-    let res;
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const headers: Record<string, string | number> = payload === undefined
+      ? { authorization: this.auth, accept: 'application/json' }
+      : { authorization: this.auth, accept: 'application/json', 'content-type': contentType, 'content-length': payload.length };
+    let res: IncomingMessage;
+    let text: string;
     try {
-      res = await this.pool.request({
-        method: method as 'GET',
-        path,
-        headers: body === undefined ? { authorization: this.auth, accept: 'application/json' } : { authorization: this.auth, accept: 'application/json', 'content-type': contentType },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
+      try {
+        res = await this.open(method, path, headers, payload);
+      } catch (err) {
+        // A kept-alive socket the server closed just as we reused it: one retry for a read.
+        if (method !== 'GET' || !(err as { reusedSocket?: boolean }).reusedSocket || (err as NodeJS.ErrnoException).code !== 'ECONNRESET') throw err;
+        res = await this.open(method, path, headers, payload);
+      }
+      text = await readText(res);
     } catch (err) {
       throw this.transportError(err);
     }
-    const text = await res.body.text();
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    if (res.statusCode >= 400) throw errorFromStatus(res.statusCode, parsed ?? { message: text || `HTTP ${res.statusCode}` });
+    const parsed = parseJson(text);
+    const status = res.statusCode ?? 500;
+    if (status >= 400) throw errorFromStatus(status, parsed ?? { message: text || `HTTP ${status}` });
     return parsed;
+  }
+
+  /** Sends one request; resolves with the response head (connect and header timeouts applied). */
+  private open(method: string, path: string, headers: Record<string, string | number>, payload?: Buffer, signal?: AbortSignal): Promise<IncomingMessage> {
+    if (this.closed) return Promise.reject(new Error('the client was closed'));
+    return new Promise((resolve, reject) => {
+      const req = this.send({ agent: this.agent, host: this.host, port: this.port, method, path, headers, signal }, (res) => {
+        clearTimeout(headersTimer);
+        res.once('close', () => this.inflight.delete(req));
+        resolve(res);
+      });
+      this.inflight.add(req);
+      let settled = false;
+      const headersTimer = setTimeout(() => req.destroy(Object.assign(new Error(`no response headers within ${HEADERS_TIMEOUT_MS} ms`), { code: 'HEADERS_TIMEOUT' })), HEADERS_TIMEOUT_MS);
+      req.once('socket', (socket) => {
+        if (!socket.connecting) return;
+        const t = setTimeout(() => req.destroy(Object.assign(new Error(`connect timeout after ${this.connectTimeoutMs} ms`), { code: 'CONNECT_TIMEOUT' })), this.connectTimeoutMs);
+        socket.once('connect', () => clearTimeout(t));
+        socket.once('close', () => clearTimeout(t));
+      });
+      req.on('error', (err) => {
+        clearTimeout(headersTimer);
+        this.inflight.delete(req);
+        if (settled) return;
+        settled = true;
+        reject(Object.assign(err, { reusedSocket: req.reusedSocket }));
+      });
+      req.once('response', () => { settled = true; });
+      req.end(payload);
+    });
   }
 
   private transportError(err: unknown): CrossmeshError {
     const msg = err instanceof Error ? `${(err as NodeJS.ErrnoException).code ?? err.name}: ${err.message}` : String(err);
     return new CrossmeshError('CM_ERR_UNAVAILABLE', `cluster API ${this.endpoint.name} at ${this.endpoint.server} is unreachable (${msg})`);
+  }
+}
+
+function readText(res: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.once('end', () => (res.complete ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error('the response was cut off'))));
+    res.once('error', reject);
+    res.once('aborted', () => reject(Object.assign(new Error('the response was cut off'), { code: 'ECONNRESET' })));
+  });
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return text ? JSON.parse(text) : undefined;
+  } catch {
+    return undefined;
   }
 }
