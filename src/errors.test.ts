@@ -191,7 +191,7 @@ describe('error causes', () => {
         s.close(() => resolve(p));
       });
     });
-    const store = createStateStore('state.redis', { name: 'statestore', metadata: { redisHost: `127.0.0.1:${port}`, dialTimeout: '1s' }, dataDir: '/nonexistent' });
+    const store = await createStateStore('state.redis', { name: 'statestore', metadata: { redisHost: `127.0.0.1:${port}`, dialTimeout: '1s' }, dataDir: '/nonexistent' });
     const err = await store.init().then(() => undefined, (e: unknown) => e);
     await store.close();
     assert.ok(err instanceof CrossmeshError, String(err));
@@ -200,14 +200,8 @@ describe('error causes', () => {
     assert.match(formatError(err), /ECONNREFUSED/);
   });
 
-  it('bad redis metadata is CM_ERR_CONFIG wrapping the parse error', () => {
-    const err = (() => {
-      try {
-        createStateStore('state.redis', { name: 's', metadata: { redisHost: 'h:99999' }, dataDir: '/nonexistent' });
-      } catch (e) {
-        return e;
-      }
-    })();
+  it('bad redis metadata is CM_ERR_CONFIG wrapping the parse error', async () => {
+    const err = await createStateStore('state.redis', { name: 's', metadata: { redisHost: 'h:99999' }, dataDir: '/nonexistent' }).then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof CrossmeshError);
     assert.equal(err.code, 'CM_ERR_CONFIG');
     assert.match(err.message, /^state store s: metadata redisHost="h:99999" is not host:port; give e\.g\. "localhost:6379"/);

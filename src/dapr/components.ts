@@ -48,7 +48,7 @@ export interface ComponentRegistryOptions {
   /** Or follow caches the caller owns (not stopped by close()). One of client / caches is needed. */
   caches?: { components: ResourceCache; secrets: ResourceCache; resiliencies?: ResourceCache };
   /** Store factory; default src/state/factory.ts createStateStore. */
-  createStore?: (type: string, config: StoreConfig) => StateStore;
+  createStore?: (type: string, config: StoreConfig) => StateStore | Promise<StateStore>;
   /** Init timeout when the component has no spec.initTimeout (Dapr default 5 s). */
   defaultInitTimeoutMs?: number;
 }
@@ -111,7 +111,7 @@ export class ComponentRegistry extends EventEmitter<ComponentRegistryEvents> {
   private readonly entries = new Map<string, Entry>();
   private readonly caches: { components: ResourceCache; secrets: ResourceCache; resiliencies?: ResourceCache };
   private readonly ownsCaches: boolean;
-  private readonly createStore: (type: string, config: StoreConfig) => StateStore;
+  private readonly createStore: (type: string, config: StoreConfig) => StateStore | Promise<StateStore>;
   private resiliency: CompiledResiliency = compileResiliency([]);
   private scheduled = false;
   private closed = false;
@@ -331,7 +331,8 @@ export class ComponentRegistry extends EventEmitter<ComponentRegistryEvents> {
     let keyPrefix: string;
     try {
       keyPrefix = keyPrefixFor(metadataValue(metadata, 'keyPrefix'), { appId: this.opts.appId, namespace: this.opts.namespace, storeName: entry.name });
-      store = this.createStore(entry.type, { name: entry.name, metadata, dataDir: this.opts.dataDir });
+      // The factory imports the backend's module on first use (see src/state/factory.ts).
+      store = await this.createStore(entry.type, { name: entry.name, metadata, dataDir: this.opts.dataDir });
       const s = store;
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([

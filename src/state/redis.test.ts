@@ -22,7 +22,7 @@ function config(server: RedisServer, metadata: Record<string, string> = {}): Sto
 }
 
 async function open(cfg: StoreConfig): Promise<StateStore> {
-  const store = createStateStore('state.redis', cfg);
+  const store = await createStateStore('state.redis', cfg);
   await store.init();
   return store;
 }
@@ -133,27 +133,27 @@ describe('RedisStateStore specifics', () => {
 
   it('init: a wrong password is an authentication error naming the host', async () => {
     const server = await serverP;
-    const store = createStateStore('state.redis', config(server, { redisPassword: 'wrong' }));
+    const store = await createStateStore('state.redis', config(server, { redisPassword: 'wrong' }));
     await rejectsWith(store.init(), 'CM_ERR_CONFIG', new RegExp(`authentication to redis at ${server.address} failed.*redisPassword`));
-    const noPass = createStateStore('state.redis', { ...config(server), metadata: { redisHost: server.address } });
+    const noPass = await createStateStore('state.redis', { ...config(server), metadata: { redisHost: server.address } });
     await rejectsWith(noPass.init(), 'CM_ERR_CONFIG', /authentication/);
   });
 
   it('init: an unreachable host says so, within dialTimeout', async () => {
     const port = await freePort();
-    const store = createStateStore('state.redis', { name: 'statestore', metadata: { redisHost: `127.0.0.1:${port}`, dialTimeout: '1s' }, dataDir: '/x' });
+    const store = await createStateStore('state.redis', { name: 'statestore', metadata: { redisHost: `127.0.0.1:${port}`, dialTimeout: '1s' }, dataDir: '/x' });
     const t0 = Date.now();
     await rejectsWith(store.init(), 'CM_ERR_STORE_UNAVAILABLE', new RegExp(`cannot reach redis at 127\\.0\\.0\\.1:${port}.*ECONNREFUSED`));
     assert.ok(Date.now() - t0 < 3_000);
   });
 
-  it('bad metadata is CM_ERR_CONFIG; query is not supported', () => {
+  it('bad metadata is CM_ERR_CONFIG; query is not supported', async () => {
     for (const metadata of <Record<string, string>[]>[{ redisHost: 'a:b:c' }, { redisHost: 'h:99999' }, { enableTLS: 'maybe' }, { redisDB: '-1' }, { dialTimeout: 'x' }, { maxRetries: 'many' }]) {
-      assert.throws(() => createStateStore('state.redis', { name: 's', metadata, dataDir: '/x' }), (err: unknown) => err instanceof CrossmeshError && err.code === 'CM_ERR_CONFIG', JSON.stringify(metadata));
+      await assert.rejects(createStateStore('state.redis', { name: 's', metadata, dataDir: '/x' }), (err: unknown) => err instanceof CrossmeshError && err.code === 'CM_ERR_CONFIG', JSON.stringify(metadata));
     }
     assert.deepEqual(parseRedisHost('[::1]:7000'), { host: '::1', port: 7000 });
     assert.deepEqual(parseRedisHost(undefined), { host: 'localhost', port: 6379 });
-    const store = createStateStore('state.redis', { name: 's', metadata: {}, dataDir: '/x' });
+    const store = await createStateStore('state.redis', { name: 's', metadata: {}, dataDir: '/x' });
     assert.equal(store.features.query, false);
     assert.equal(store.query, undefined);
     void store.close();

@@ -137,9 +137,9 @@ describe('SqliteStateStore specifics', () => {
     }
   });
 
-  it('refuses bad metadata with CM_ERR_CONFIG', () => {
+  it('refuses bad metadata with CM_ERR_CONFIG', async () => {
     for (const metadata of <Record<string, string>[]>[{ tableName: 'x; DROP TABLE y' }, { tableName: '1abc' }, { timeout: 'soon' }, { ttlInSeconds: 'x' }]) {
-      assert.throws(() => createStateStore('state.sqlite', config('/tmp', metadata)), (err: unknown) => err instanceof CrossmeshError && err.code === 'CM_ERR_CONFIG' && /statestore/.test(err.message), JSON.stringify(metadata));
+      await assert.rejects(createStateStore('state.sqlite', config('/tmp', metadata)), (err: unknown) => err instanceof CrossmeshError && err.code === 'CM_ERR_CONFIG' && /statestore/.test(err.message), JSON.stringify(metadata));
     }
   });
 

@@ -8,7 +8,7 @@ import { createStateStore } from '../../src/state/factory.js';
 import { runCounters } from './state-counter.js';
 
 const [type, configJson, key, clients, times] = process.argv.slice(2);
-const store = createStateStore(type, JSON.parse(configJson));
+const store = await createStateStore(type, JSON.parse(configJson));
 await store.init();
 process.stdout.write('ready\n');
 await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
