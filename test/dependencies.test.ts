@@ -2,7 +2,8 @@
  * The import rules of src/ ("dependencies point one way"), checked on the TypeScript sources:
  * no import cycles, the client speaks the wire format without the server, the sidecar does not
  * reach into the CLI, product modules are not test scaffolding (that lives in test/support/),
- * and the CLI does not load the API server unless it runs a cluster.
+ * the CLI does not load the API server unless it runs a cluster, and the sidecar's entry point
+ * and the CLI's top level load only what they need (test/lean.test.ts checks real processes).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -37,6 +38,30 @@ function importsOf(file: string): Edge[] {
   for (const m of text.matchAll(/^[ \t]*import\s+'([^']+)'/gm)) add(m[1], false, false);
   for (const m of text.matchAll(/\bimport\(\s*'([^']+)'\s*\)/g)) add(m[1], false, true);
   return edges;
+}
+
+/** Packages a file imports statically (not type-only, not dynamic): `import ... from 'pkg'`. */
+function packagesOf(file: string): string[] {
+  const text = readFileSync(join(ROOT, file), 'utf8');
+  const out: string[] = [];
+  for (const m of text.matchAll(/^[ \t]*(import|export)\s+(type\s+)?[^;'"]*?\bfrom\s+'([^']+)'/gm)) {
+    if (!m[2] && !m[3].startsWith('.') && !m[3].startsWith('node:')) out.push(m[3]);
+  }
+  for (const m of text.matchAll(/^[ \t]*import\s+'([^'.][^']*)'/gm)) if (!m[1].startsWith('node:')) out.push(m[1]);
+  return out;
+}
+
+/** Files reached from `entry` by static, non-type imports, and the packages they import. */
+function staticClosure(entry: string): { files: string[]; packages: string[] } {
+  const seen = new Set<string>();
+  const todo = [entry];
+  while (todo.length) {
+    const f = todo.pop()!;
+    if (seen.has(f)) continue;
+    seen.add(f);
+    for (const e of GRAPH.get(f) ?? []) if (!e.typeOnly && !e.dynamic) todo.push(e.to);
+  }
+  return { files: [...seen].sort(), packages: [...new Set([...seen].flatMap(packagesOf))].sort() };
 }
 
 const SRC = sources(join(ROOT, 'src'));
@@ -105,6 +130,20 @@ describe('dependency rules of src/', () => {
     }
     const loaded = [...seen].filter((f) => f.startsWith('src/apiserver/') || f === 'src/cluster/cluster.ts');
     assert.deepEqual(loaded, []);
+  });
+
+  it('the sidecar entry point (src/sidecar/main.ts) loads no CLI, API server, store, schemas, state backend', () => {
+    const { files, packages } = staticClosure('src/sidecar/main.ts');
+    const bad = files.filter((f) => /^src\/(cli|apiserver|store|cluster|multicluster|export|gateway)\//.test(f) || ['src/api/validation.ts', 'src/api/schemas.ts', 'src/state/sqlite.ts', 'src/state/redis.ts'].includes(f));
+    assert.deepEqual(bad, []);
+    // prom-client: the sidecar's metrics (src/metrics/requests.ts).
+    assert.deepEqual(packages, ['prom-client']);
+  });
+
+  it('the CLI\'s top level (src/cli/main.ts) loads commander and no command module', () => {
+    const { files, packages } = staticClosure('src/cli/main.ts');
+    assert.deepEqual(packages, ['commander']);
+    assert.deepEqual(files.filter((f) => f.startsWith('src/cli/commands/') || f.startsWith('src/client/') || f.startsWith('src/api/')), []);
   });
 
   it('VERSION (src/version.ts) is the version in package.json', async () => {

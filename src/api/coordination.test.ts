@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { kindFor, resolveKindName, toMicroTime, validateObject, type LeaseObject } from './index.js';
+import { kindFor, resolveKindName, toMicroTime, validateObject, type LeaseObject } from './validation.js';
 import { invalid } from '../../test/support/api-asserts.js';
 
 const lease = (spec: unknown, name = 'nodeapp-k3f9x') => ({

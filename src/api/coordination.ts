@@ -31,7 +31,5 @@ export interface LeaseObject extends KubeObject {
   spec: LeaseSpec;
 }
 
-/** `Date` → Kubernetes MicroTime (micro-second precision, UTC). */
-export function toMicroTime(d: Date = new Date()): string {
-  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
-}
+// toMicroTime lives in time.ts (no zod), re-exported here.
+export { toMicroTime } from './time.js';

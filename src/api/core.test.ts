@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { validateObject, type SecretObject, type ServiceObject } from './index.js';
+import { validateObject, type SecretObject, type ServiceObject } from './validation.js';
 import { invalid } from '../../test/support/api-asserts.js';
 
 const svc = (spec: unknown, name = 'nodeapp') => ({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'dapr-test' }, spec });

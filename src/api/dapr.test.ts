@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { validateObject, type ComponentObject, type ResiliencyObject } from './index.js';
+import { validateObject, type ComponentObject, type ResiliencyObject } from './validation.js';
 import { invalid } from '../../test/support/api-asserts.js';
 
 const comp = (spec: unknown, extra: object = {}) => ({ apiVersion: 'dapr.io/v1alpha1', kind: 'Component', metadata: { name: 'statestore', namespace: 'dapr-test' }, spec, ...extra });

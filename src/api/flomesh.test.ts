@@ -7,7 +7,7 @@ import {
   type GlobalTrafficPolicyObject,
   type ServiceExportObject,
   type ServiceImportObject,
-} from './index.js';
+} from './validation.js';
 import { invalid, throwsCm } from '../../test/support/api-asserts.js';
 
 const KUBECONFIG = `apiVersion: v1

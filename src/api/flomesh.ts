@@ -53,12 +53,8 @@ export const clusterSpecSchema = z
 
 export const clusterSchema = objectSchema('subdomain', { spec: clusterSpecSchema });
 
-/** `region/zone/group/name`, with 'default' for unset parts, as FSM computes it. */
-export function clusterKeyOf(cluster: KubeObject): string {
-  const spec = isPlainObject(cluster.spec) ? cluster.spec : {};
-  const part = (v: unknown) => (typeof v === 'string' && v !== '' ? v : 'default');
-  return `${part(spec.region)}/${part(spec.zone)}/${part(spec.group)}/${cluster.metadata.name}`;
-}
+// clusterKeyOf lives in names.ts (no zod), re-exported here.
+export { clusterKeyOf } from './names.js';
 
 // ---- ServiceExport ---------------------------------------------------------------------
 

@@ -1,16 +1,16 @@
 /**
- * crossmesh's resource model: one zod schema per kind (types, validation and defaults),
- * the kind registry, object validation and manifest parsing. Everything else imports the
- * API from here.
+ * crossmesh's resource model, the light part: types, the kind registry, names, durations. Loads
+ * neither zod nor yaml, so the sidecar and the CLI's read commands can use it. Validation
+ * (the zod schemas, validateObject) and manifest parsing (yaml) are in validation.ts, which
+ * re-exports everything here too: import from there when you validate or parse.
  */
 export type { KubeObject, ObjectMeta, Condition, WatchEvent, WatchEventType } from './types.js';
 export { KINDS, kindFor, kindForResource, resolveKindName, type KindInfo } from './kinds.js';
-export { validateObject, formatPath } from './validate.js';
-export { parseManifests, type ParsedDocument, type ManifestProblem } from './manifest.js';
 export { parseGoDuration } from './duration.js';
 export { isValidDnsLabel, isValidDnsSubdomain, isClusterKey } from './names.js';
-export { clusterKeyOf } from './flomesh.js';
-export { toMicroTime, type LeaseSpec, type LeaseObject } from './coordination.js';
+export { clusterKeyOf } from './names.js';
+export { toMicroTime } from './time.js';
+export type { LeaseSpec, LeaseObject } from './coordination.js';
 export type {
   ServicePort,
   ServiceSpec,

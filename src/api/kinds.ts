@@ -3,21 +3,12 @@
  * the lookups the API server (REST paths), the CLI (`get svc`) and manifests (apiVersion +
  * kind) use. Kubernetes workload kinds are recognised on purpose, to refuse them with a
  * pointer to `crossmesh run` instead of a bare "unknown kind".
+ *
+ * Names only, no schemas: the sidecar and the CLI's read commands look kinds up here without
+ * loading zod, yaml and the schemas (~15 MB, ~50 ms); a kind's schema and cross-field check are
+ * in schemas.ts (`schemaFor`, `checkFor`), which validate.ts loads.
  */
-import type { z } from 'zod';
 import { CrossmeshError } from '../errors.js';
-import { checkComponent, checkResiliency, componentSchema, resiliencySchema } from './dapr.js';
-import { leaseSchema } from './coordination.js';
-import { checkService, endpointsSchema, namespaceSchema, secretSchema, serviceAccountSchema, serviceSchema } from './core.js';
-import {
-  checkGtp,
-  checkServiceExport,
-  clusterSchema,
-  globalTrafficPolicySchema,
-  serviceExportSchema,
-  serviceImportSchema,
-} from './flomesh.js';
-import type { Check } from './meta.js';
 
 export interface KindInfo {
   kind: string;
@@ -33,48 +24,33 @@ export interface KindInfo {
   /** `${group||'core'}/${plural}`: the same for every alias group, so both names hit one collection. */
   storageKey: string;
   hasStatus: boolean;
-  /** Validates a whole object of this kind and applies defaults. */
-  schema: z.ZodTypeAny;
 }
 
 const FLOMESH_ALIASES = ['multicluster.flomesh.io'];
 
-/** Cross-field checks per kind, kept off KindInfo so the public shape stays exactly as agreed. */
-const CHECKS = new Map<string, Check>();
-
-function def(
-  info: Omit<KindInfo, 'storageKey' | 'singular' | 'groupAliases'> & { groupAliases?: string[]; check?: Check },
-): KindInfo {
-  const { check, ...rest } = info;
-  const k: KindInfo = {
-    ...rest,
+function def(info: Omit<KindInfo, 'storageKey' | 'singular' | 'groupAliases'> & { groupAliases?: string[] }): KindInfo {
+  return Object.freeze({
+    ...info,
     groupAliases: info.groupAliases ?? [],
     singular: info.kind.toLowerCase(),
     storageKey: `${info.group || 'core'}/${info.plural}`,
-  };
-  if (check) CHECKS.set(k.storageKey, check);
-  return Object.freeze(k);
+  });
 }
 
 export const KINDS: readonly KindInfo[] = Object.freeze([
-  def({ kind: 'Namespace', group: '', version: 'v1', plural: 'namespaces', shortNames: ['ns'], namespaced: false, hasStatus: true, schema: namespaceSchema }),
-  def({ kind: 'Service', group: '', version: 'v1', plural: 'services', shortNames: ['svc'], namespaced: true, hasStatus: true, schema: serviceSchema, check: checkService }),
-  def({ kind: 'Endpoints', group: '', version: 'v1', plural: 'endpoints', shortNames: ['ep'], namespaced: true, hasStatus: false, schema: endpointsSchema }),
-  def({ kind: 'Secret', group: '', version: 'v1', plural: 'secrets', shortNames: [], namespaced: true, hasStatus: false, schema: secretSchema }),
-  def({ kind: 'ServiceAccount', group: '', version: 'v1', plural: 'serviceaccounts', shortNames: ['sa'], namespaced: true, hasStatus: false, schema: serviceAccountSchema }),
-  def({ kind: 'Cluster', group: 'flomesh.io', groupAliases: FLOMESH_ALIASES, version: 'v1alpha1', plural: 'clusters', shortNames: [], namespaced: false, hasStatus: true, schema: clusterSchema }),
-  def({ kind: 'ServiceExport', group: 'flomesh.io', groupAliases: FLOMESH_ALIASES, version: 'v1alpha1', plural: 'serviceexports', shortNames: ['sexp'], namespaced: true, hasStatus: true, schema: serviceExportSchema, check: checkServiceExport }),
-  def({ kind: 'ServiceImport', group: 'flomesh.io', groupAliases: FLOMESH_ALIASES, version: 'v1alpha1', plural: 'serviceimports', shortNames: ['simp'], namespaced: true, hasStatus: true, schema: serviceImportSchema }),
-  def({ kind: 'GlobalTrafficPolicy', group: 'flomesh.io', groupAliases: FLOMESH_ALIASES, version: 'v1alpha1', plural: 'globaltrafficpolicies', shortNames: ['gtp'], namespaced: true, hasStatus: true, schema: globalTrafficPolicySchema, check: checkGtp }),
-  def({ kind: 'Component', group: 'dapr.io', version: 'v1alpha1', plural: 'components', shortNames: [], namespaced: true, hasStatus: false, schema: componentSchema, check: checkComponent }),
-  def({ kind: 'Lease', group: 'coordination.k8s.io', version: 'v1', plural: 'leases', shortNames: [], namespaced: true, hasStatus: false, schema: leaseSchema }),
-  def({ kind: 'Resiliency', group: 'dapr.io', version: 'v1alpha1', plural: 'resiliencies', shortNames: [], namespaced: true, hasStatus: false, schema: resiliencySchema, check: checkResiliency }),
+  def({ kind: 'Namespace', group: '', version: 'v1', plural: 'namespaces', shortNames: ['ns'], namespaced: false, hasStatus: true }),
+  def({ kind: 'Service', group: '', version: 'v1', plural: 'services', shortNames: ['svc'], namespaced: true, hasStatus: true }),
+  def({ kind: 'Endpoints', group: '', version: 'v1', plural: 'endpoints', shortNames: ['ep'], namespaced: true, hasStatus: false }),
+  def({ kind: 'Secret', group: '', version: 'v1', plural: 'secrets', shortNames: [], namespaced: true, hasStatus: false }),
+  def({ kind: 'ServiceAccount', group: '', version: 'v1', plural: 'serviceaccounts', shortNames: ['sa'], namespaced: true, hasStatus: false }),
+  def({ kind: 'Cluster', group: 'flomesh.io', groupAliases: FLOMESH_ALIASES, version: 'v1alpha1', plural: 'clusters', shortNames: [], namespaced: false, hasStatus: true }),
+  def({ kind: 'ServiceExport', group: 'flomesh.io', groupAliases: FLOMESH_ALIASES, version: 'v1alpha1', plural: 'serviceexports', shortNames: ['sexp'], namespaced: true, hasStatus: true }),
+  def({ kind: 'ServiceImport', group: 'flomesh.io', groupAliases: FLOMESH_ALIASES, version: 'v1alpha1', plural: 'serviceimports', shortNames: ['simp'], namespaced: true, hasStatus: true }),
+  def({ kind: 'GlobalTrafficPolicy', group: 'flomesh.io', groupAliases: FLOMESH_ALIASES, version: 'v1alpha1', plural: 'globaltrafficpolicies', shortNames: ['gtp'], namespaced: true, hasStatus: true }),
+  def({ kind: 'Component', group: 'dapr.io', version: 'v1alpha1', plural: 'components', shortNames: [], namespaced: true, hasStatus: false }),
+  def({ kind: 'Lease', group: 'coordination.k8s.io', version: 'v1', plural: 'leases', shortNames: [], namespaced: true, hasStatus: false }),
+  def({ kind: 'Resiliency', group: 'dapr.io', version: 'v1alpha1', plural: 'resiliencies', shortNames: [], namespaced: true, hasStatus: false }),
 ]);
-
-/** The cross-field check of a kind, if it has one (validate.ts runs it on raw input too). */
-export function checkFor(info: KindInfo): Check | undefined {
-  return CHECKS.get(info.storageKey);
-}
 
 function apiVersionsOf(k: KindInfo): string[] {
   return [k.group, ...k.groupAliases].map((g) => (g ? `${g}/${k.version}` : k.version));

@@ -11,7 +11,7 @@ import { stringify } from 'yaml';
 import { ApiClient } from '../client/api-client.js';
 import { startCluster, type RunningCluster } from '../cluster/cluster.js';
 import { CrossmeshError } from '../errors.js';
-import { kindFor, parseManifests, validateObject, type KubeObject } from './index.js';
+import { kindFor, parseManifests, validateObject, type KubeObject } from './validation.js';
 
 const NS = 'props';
 const label = fc.stringMatching(/^[a-z]([a-z0-9-]{0,20}[a-z0-9])?$/);

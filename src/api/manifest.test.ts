@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import type { ManifestProblem } from './index.js';
-import { clusterKeyOf, parseManifests, type ClusterObject, type ServiceObject } from './index.js';
+import type { ManifestProblem } from './validation.js';
+import { clusterKeyOf, parseManifests, type ClusterObject, type ServiceObject } from './validation.js';
 import { throwsCm } from '../../test/support/api-asserts.js';
 
 const SEEDS = '/work/shared/reference/seed-manifests';
@@ -206,7 +206,7 @@ test('a document that is not a mapping is refused', () => {
 });
 
 test('validation is idempotent: a normalized object validates to itself', async () => {
-  const { validateObject } = await import('./index.js');
+  const { validateObject } = await import('./validation.js');
   const text = [seed('03-statestore.yaml'), seed('06-serviceexport.yaml'), seed('07-globaltrafficpolicy.yaml'), seed('04-nodeapp.yaml').split(/^---$/m)[0]].join('\n---\n');
   for (const d of parseManifests(text, { file: 'all.yaml', defaultNamespace: 'dapr-test' })) {
     assert.deepEqual(validateObject(d.object), d.object);

@@ -4,6 +4,7 @@
  * server too — crossmesh's controllers are meant to run against one later.
  */
 import { isIP, isIPv4 } from 'node:net';
+import type { KubeObject } from './types.js';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -60,3 +61,10 @@ export function isClusterKey(s: unknown): boolean {
   return parts.length === 4 && parts.every((p) => p !== '' && !/\s/.test(p));
 }
 export const CLUSTER_KEY_RULE = 'must be region/zone/group/cluster, e.g. "default/default/default/cluster-1"';
+
+/** `region/zone/group/name`, with 'default' for unset parts, as FSM computes it. */
+export function clusterKeyOf(cluster: KubeObject): string {
+  const spec = typeof cluster.spec === 'object' && cluster.spec !== null && !Array.isArray(cluster.spec) ? (cluster.spec as Record<string, unknown>) : {};
+  const part = (v: unknown) => (typeof v === 'string' && v !== '' ? v : 'default');
+  return `${part(spec.region)}/${part(spec.zone)}/${part(spec.group)}/${cluster.metadata.name}`;
+}

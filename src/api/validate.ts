@@ -5,7 +5,8 @@
  */
 import { z } from 'zod';
 import { CrossmeshError, type ErrorDetails, type FieldProblem } from '../errors.js';
-import { checkFor, kindFor, type KindInfo } from './kinds.js';
+import { kindFor, type KindInfo } from './kinds.js';
+import { checkFor, schemaFor } from './schemas.js';
 import { isPlainObject, type PathSeg } from './meta.js';
 import type { KubeObject } from './types.js';
 
@@ -104,7 +105,7 @@ export function checkObject(obj: Record<string, any>): CheckResult {
   const info = kindFor(obj.apiVersion, obj.kind);
   // Parse a deep copy: passthrough fields would otherwise be shared with the caller's object.
   const input = structuredClone(obj);
-  const res = info.schema.safeParse(input, { errorMap });
+  const res = schemaFor(info).safeParse(input, { errorMap });
   if (res.success) {
     const value = res.data as KubeObject;
     // Cluster-scoped kinds have no namespace; Kubernetes drops one silently, so do we.

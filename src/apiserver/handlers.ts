@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseYaml } from 'yaml';
-import { validateObject, KINDS, type KindInfo } from '../api/index.js';
+import { validateObject, KINDS, type KindInfo } from '../api/validation.js';
 import type { KubeObject } from '../api/types.js';
 import type { ResourceStore, ObjectRef } from '../store/types.js';
 import { CrossmeshError } from '../errors.js';

@@ -1,7 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ApiEndpoint } from '../client/kubeconfig.js';
-import { clusterDir, clustersDir, crossmeshHome } from '../util/home.js';
+import { clusterDir, clustersDir, contextEndpoint, crossmeshHome, readConfig, type CliConfig } from '../util/home.js';
 
 // The layout of the home and its path helpers are in src/util/home.ts (the sidecar needs them too).
 export { clusterDir, clustersDir, crossmeshHome };
@@ -46,18 +45,8 @@ export function listClusterNames(home = crossmeshHome()): string[] {
   return readdirSync(dir).filter((n) => existsSync(join(dir, n, 'cluster.json')) || existsSync(join(dir, n, 'token'))).sort();
 }
 
-export interface CliConfig {
-  currentContext?: string;
-  contexts: Record<string, { server: string; token: string }>;
-}
-
-export function readConfig(home = crossmeshHome()): CliConfig {
-  const file = join(home, 'config.json');
-  if (!existsSync(file)) return { contexts: {} };
-  const cfg = JSON.parse(readFileSync(file, 'utf8')) as CliConfig;
-  cfg.contexts ??= {};
-  return cfg;
-}
+// config.json is read by the sidecar too (its cluster's endpoint): reader in util/home.ts.
+export { contextEndpoint, readConfig, type CliConfig };
 
 /** Atomic write (temp + rename), mode 0600: the file holds API tokens. */
 export function writeConfig(cfg: CliConfig, home = crossmeshHome()): void {
@@ -66,11 +55,6 @@ export function writeConfig(cfg: CliConfig, home = crossmeshHome()): void {
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, JSON.stringify(cfg, null, 2) + '\n', { mode: 0o600 });
   renameSync(tmp, file);
-}
-
-export function contextEndpoint(cfg: CliConfig, name: string): ApiEndpoint | undefined {
-  const c = cfg.contexts[name];
-  return c ? { name, server: c.server, token: c.token } : undefined;
 }
 
 /**

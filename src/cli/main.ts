@@ -1,14 +1,20 @@
 import { Command, Option, InvalidArgumentError } from 'commander';
 import { CrossmeshError, isCrossmeshError } from '../errors.js';
-import { renderKubeconfig } from '../client/kubeconfig.js';
-import { CONTROL_PLANE, DEFAULT_CLUSTERS, clusterTable, down, joinMembers, status, up } from './commands/lifecycle.js';
-import { appsTable, componentsReport, execApp, listApps, runApp, sidecarFromConfig, stopApp } from './commands/apps.js';
-import { applyFile, createNamespace, createSecret, deleteByName, deleteFile, get } from './commands/resources.js';
-import { readConfig, writeConfig } from './home.js';
-import { explainRoute } from './commands/route.js';
-import { runDemo } from './commands/demo.js';
-import { clientFor, endpointFor, selectedClusterName } from './target.js';
+import { CONTROL_PLANE, DEFAULT_CLUSTERS } from './defaults.js';
 import { VERSION } from '../version.js';
+
+// Every command loads its modules in its action (`--help` loads none of them; `get` loads no
+// zod schema and no YAML unless -o yaml): a CLI run pays only for what it runs.
+const lifecycle = () => import('./commands/lifecycle.js');
+const apps = () => import('./commands/apps.js');
+const resources = () => import('./commands/resources.js');
+const target = () => import('./target.js');
+
+/** The API client of the selected cluster, and the command's module, loaded side by side. */
+async function withClient<T>(flag: string | undefined, fn: (client: import('../client/api-client.js').ApiClient) => Promise<T>): Promise<T> {
+  const client = (await target()).clientFor(flag);
+  try { return await fn(client); } finally { await client.close(); }
+}
 
 function port(value: string): number {
   const n = Number(value);
@@ -58,6 +64,7 @@ export function buildProgram(): Command {
     .action(async (o) => {
       const names = String(o.clusters).split(',').map((s) => s.trim()).filter(Boolean);
       if (names.length === 0) throw new CrossmeshError('CM_ERR_USAGE', '--clusters: give at least one name');
+      const { clusterTable, joinMembers, up } = await lifecycle();
       const states = await up({ clusters: names, apiPort: o.apiPort, gatewayPort: o.gatewayPort, host: o.host }, (m) => process.stderr.write(m + '\n'));
       out(clusterTable(states));
       if (o.join && names.includes(CONTROL_PLANE)) {
@@ -70,7 +77,7 @@ export function buildProgram(): Command {
     .description('stop every cluster and app started under this CROSSMESH_HOME')
     .option('--purge', 'also delete their data (stores, tokens, contexts)', false)
     .action(async (o) => {
-      const stopped = await down({ purge: o.purge });
+      const stopped = await (await lifecycle()).down({ purge: o.purge });
       out(stopped.length ? stopped.map((n) => `stopped ${n}`) : ['nothing was running']);
       if (o.purge) out(['purged cluster data']);
     });
@@ -78,11 +85,12 @@ export function buildProgram(): Command {
   program.command('status')
     .description('show the clusters of this CROSSMESH_HOME and whether they run')
     .action(async () => {
-      const states = await status();
+      const [{ clusterTable, status }, { appsTable, componentsReport, listApps }] = await Promise.all([lifecycle(), apps()]);
+      // The clusters' health and the sidecars' component reports are asked for at once.
+      const entries = listApps();
+      const [states, components] = await Promise.all([status(), componentsReport(entries)]);
       out(states.length ? clusterTable(states) : 'no clusters; start them with `crossmesh up`\n');
-      const apps = listApps();
-      if (apps.length) out('\n' + appsTable(apps));
-      const components = await componentsReport(apps);
+      if (entries.length) out('\n' + appsTable(entries));
       if (components) out('\n' + components);
     });
 
@@ -95,7 +103,7 @@ export function buildProgram(): Command {
     .argument('[command...]', 'the app\'s command and arguments, after --')
     .action(async (command: string[], o) => {
       if (o.appPort === 0) throw new CrossmeshError('CM_ERR_USAGE', '--app-port: give the service port callers use (1-65535)');
-      process.exitCode = await runApp({ cluster: cluster(), namespace: o.namespace, appId: o.appId, appPort: o.appPort, detach: o.detach, command }, (l) => out([l]));
+      process.exitCode = await (await apps()).runApp({ cluster: cluster(), namespace: o.namespace, appId: o.appId, appPort: o.appPort, detach: o.detach, command }, (l) => out([l]));
     });
 
   program.command('exec')
@@ -105,7 +113,7 @@ export function buildProgram(): Command {
     .option('--instance <id>', 'which instance (default: the first running one)')
     .argument('[command...]', 'command and arguments, after --')
     .action(async (command: string[], o) => {
-      process.exitCode = await execApp({ cluster: cluster(), namespace: o.namespace, appId: o.appId, instance: o.instance, command });
+      process.exitCode = await (await apps()).execApp({ cluster: cluster(), namespace: o.namespace, appId: o.appId, instance: o.instance, command });
     });
 
   program.command('stop')
@@ -113,20 +121,21 @@ export function buildProgram(): Command {
     .requiredOption('-n, --namespace <ns>', 'namespace of the app')
     .requiredOption('--app-id <id>', 'app id')
     .action(async (o) => {
-      out(await stopApp({ cluster: cluster(), namespace: o.namespace, appId: o.appId }));
+      out(await (await apps()).stopApp({ cluster: cluster(), namespace: o.namespace, appId: o.appId }));
     });
 
   program.command('sidecar', { hidden: true })
     .description('run one sidecar and its app in the foreground (what `run --detach` starts)')
     .requiredOption('--config <file>', 'JSON config written by `crossmesh run`')
     .action(async (o) => {
-      process.exitCode = await sidecarFromConfig(o.config);
+      process.exitCode = await (await apps()).sidecarFromConfig(o.config);
     });
 
   program.command('ctx')
     .description('show or set the current cluster (like kubectx)')
     .argument('[name]', 'cluster to make current')
     .action(async (name?: string) => {
+      const [{ readConfig, writeConfig }, { endpointFor }] = await Promise.all([import('./home.js'), target()]);
       const cfg = readConfig();
       if (!name) {
         out(Object.keys(cfg.contexts).map((n) => (n === cfg.currentContext ? `* ${n}` : `  ${n}`)));
@@ -143,8 +152,8 @@ export function buildProgram(): Command {
     .requiredOption('-f, --filename <file>', 'manifest file, or - for stdin')
     .option('-n, --namespace <ns>', 'namespace for documents that name none', 'default')
     .action(async (o) => {
-      const client = clientFor(cluster());
-      try { out(await applyFile(client, o.filename, o.namespace)); } finally { await client.close(); }
+      const { applyFile } = await resources();
+      out(await withClient(cluster(), (client) => applyFile(client, o.filename, o.namespace)));
     });
 
   program.command('get')
@@ -155,8 +164,8 @@ export function buildProgram(): Command {
     .option('-A, --all-namespaces', 'across all namespaces', false)
     .addOption(new Option('-o, --output <format>', 'output format').choices(['yaml', 'json', 'wide', 'name']))
     .action(async (kind: string, name: string | undefined, o) => {
-      const client = clientFor(cluster());
-      try { out(await get(client, kind, name, { namespace: o.namespace, allNamespaces: o.allNamespaces, output: o.output })); } finally { await client.close(); }
+      const { get } = await resources();
+      out(await withClient(cluster(), (client) => get(client, kind, name, { namespace: o.namespace, allNamespaces: o.allNamespaces, output: o.output })));
     });
 
   program.command('delete')
@@ -166,12 +175,9 @@ export function buildProgram(): Command {
     .option('-f, --filename <file>', 'manifest file, or - for stdin')
     .option('-n, --namespace <ns>', 'namespace', 'default')
     .action(async (kind: string | undefined, names: string[], o) => {
-      const client = clientFor(cluster());
-      try {
-        if (o.filename) out(await deleteFile(client, o.filename, o.namespace));
-        else if (kind && names.length) out(await deleteByName(client, kind, names, o.namespace));
-        else throw new CrossmeshError('CM_ERR_USAGE', 'delete: give -f FILE, or KIND NAME...');
-      } finally { await client.close(); }
+      if (!o.filename && !(kind && names.length)) throw new CrossmeshError('CM_ERR_USAGE', 'delete: give -f FILE, or KIND NAME...');
+      const { deleteByName, deleteFile } = await resources();
+      out(await withClient(cluster(), (client) => (o.filename ? deleteFile(client, o.filename, o.namespace) : deleteByName(client, kind!, names, o.namespace))));
     });
 
   const create = program.command('create').description('create a namespace or a secret');
@@ -179,8 +185,8 @@ export function buildProgram(): Command {
     .alias('ns')
     .argument('<name>')
     .action(async (name: string) => {
-      const client = clientFor(cluster());
-      try { out([await createNamespace(client, name)]); } finally { await client.close(); }
+      const { createNamespace } = await resources();
+      out([await withClient(cluster(), (client) => createNamespace(client, name))]);
     });
   create.command('secret')
     .argument('<type>', 'generic')
@@ -190,18 +196,18 @@ export function buildProgram(): Command {
     .action(async (type: string, name: string, o) => {
       if (type !== 'generic') throw new CrossmeshError('CM_ERR_USAGE', `create secret ${type}: only "generic" secrets are supported`);
       if (o.fromLiteral.length === 0) throw new CrossmeshError('CM_ERR_USAGE', 'create secret generic: give at least one --from-literal=KEY=VALUE');
-      const client = clientFor(cluster());
-      try { out([await createSecret(client, name, o.namespace, o.fromLiteral)]); } finally { await client.close(); }
+      const { createSecret } = await resources();
+      out([await withClient(cluster(), (client) => createSecret(client, name, o.namespace, o.fromLiteral))]);
     });
 
   program.command('route')
     .description('explain where a call to SERVICE[.NAMESPACE][:PORT] from this cluster goes (policy, endpoints, remote gateways)')
     .argument('<target>', 'e.g. nodeapp.dapr-test:3000')
     .option('-n, --namespace <ns>', 'namespace of the calling app (for short names)', 'default')
-    .action(async (target: string, o) => {
+    .action(async (where: string, o) => {
+      const [{ selectedClusterName }, { explainRoute }] = await Promise.all([target(), import('./commands/route.js')]);
       const name = selectedClusterName(cluster());
-      const client = clientFor(cluster());
-      try { out(await explainRoute(client, name, target, o.namespace)); } finally { await client.close(); }
+      out(await withClient(cluster(), (client) => explainRoute(client, name, where, o.namespace)));
     });
 
   program.command('demo')
@@ -218,6 +224,7 @@ export function buildProgram(): Command {
     .option('--gateway-port <port>', 'gateway port of the first cluster (0 = free ports)', port, 8080)
     .action(async (o) => {
       const none = !o.install && !o.demo && !o.reset && !o.uninstall;
+      const { runDemo } = await import('./commands/demo.js');
       process.exitCode = await runDemo({
         install: o.install || none, demo: o.demo || none, reset: o.reset, uninstall: o.uninstall,
         state: o.state, redisHost: o.redisHost, quiet: o.quiet, fast: o.fast, apiPort: o.apiPort, gatewayPort: o.gatewayPort,
@@ -230,6 +237,7 @@ export function buildProgram(): Command {
     .argument('[name]', 'cluster (default: the selected one)')
     .action(async (verb: string, name?: string) => {
       if (verb !== 'get') throw new CrossmeshError('CM_ERR_USAGE', `kubeconfig ${verb}: only "kubeconfig get NAME" exists`);
+      const [{ endpointFor, selectedClusterName }, { renderKubeconfig }] = await Promise.all([target(), import('../client/kubeconfig.js')]);
       out(renderKubeconfig(endpointFor(name ?? selectedClusterName(cluster()))));
     });
 

@@ -1,5 +1,3 @@
-import { stringify as stringifyYaml } from 'yaml';
-
 /** Plain column table, like kubectl's: upper-case headers, two spaces between columns. */
 export function formatTable(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -7,8 +5,10 @@ export function formatTable(headers: string[], rows: string[][]): string {
   return [line(headers), ...rows.map(line)].join('\n') + '\n';
 }
 
-export function toYaml(value: unknown): string {
-  return stringifyYaml(value, { lineWidth: 0 });
+/** YAML text of a value (`get -o yaml`); the yaml module is loaded only here. */
+export async function toYaml(value: unknown): Promise<string> {
+  const { stringify } = await import('yaml');
+  return stringify(value, { lineWidth: 0 });
 }
 
 /** kubectl-style age: 45s, 12m, 3h, 2d. */

@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import { kindFor, validateObject } from '../api/index.js';
+import { kindFor, validateObject } from '../api/validation.js';
 import type { Condition, KubeObject } from '../api/types.js';
 import { StoreCache } from '../client/cache.js';
 import { CrossmeshError, toCrossmeshError } from '../errors.js';

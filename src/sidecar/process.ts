@@ -15,46 +15,12 @@ import { constants } from 'node:os';
 import type { ApiEndpoint } from '../client/kubeconfig.js';
 import { toCrossmeshError } from '../errors.js';
 import { log } from '../util/log.js';
-import { startSidecar, type RunningSidecar, type SidecarPorts } from './sidecar.js';
+import { startSidecar, type RunningSidecar } from './sidecar.js';
+import { EXIT_FILE, RECORD_FILE, type SidecarProcessConfig, type SidecarRecord } from './record.js';
 
-export interface SidecarProcessConfig {
-  cluster: string;
-  namespace: string;
-  appId: string;
-  instanceId: string;
-  /** --app-port: the service port; undefined = client-only app. */
-  servicePort?: number;
-  /** The app's argv. */
-  command: string[];
-  /** Instance dir ($CROSSMESH_HOME/apps/<cluster>/<ns>/<appId>/<instanceId>): sidecar.json goes there. */
-  dir: string;
-  /** File for the app's stdout+stderr (detached); undefined = the app inherits this process's stdio. */
-  appLog?: string;
-  sidecarLog?: string;
-  /** How long the app may take to listen on APP_PORT. Default 30 s. */
-  appStartTimeoutMs?: number;
-}
+// The config and ready-file shapes are in record.ts (the CLI reads them without loading the sidecar).
+export { EXIT_FILE, RECORD_FILE, type SidecarProcessConfig, type SidecarRecord } from './record.js';
 
-/** The ready file: what `status`, `exec` and `stop` read. */
-export interface SidecarRecord {
-  cluster: string;
-  namespace: string;
-  appId: string;
-  instanceId: string;
-  pid: number;
-  appPid: number;
-  ports: SidecarPorts;
-  /** The app's sidecar environment (`crossmesh exec` runs commands with it). */
-  env: Record<string, string>;
-  command: string[];
-  detached: boolean;
-  logs?: { app?: string; sidecar?: string };
-  startedAt: string;
-}
-
-export const RECORD_FILE = 'sidecar.json';
-/** Written instead when a detached app failed (its logs are kept). */
-export const EXIT_FILE = 'exit.json';
 const STOP_GRACE_MS = 5000;
 
 function writeAtomic(file: string, value: unknown): void {

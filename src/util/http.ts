@@ -22,3 +22,29 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
   }
   return Buffer.concat(chunks, size);
 }
+
+/**
+ * One GET over node:http on a fresh connection, the body as text; rejects on a transport error
+ * or after `timeoutMs`. For the CLI's health and metadata checks: the global `fetch` would load
+ * Node's bundled undici (~40 ms and ~40 MB of peak memory in a short-lived CLI process).
+ */
+export async function httpGet(url: string, timeoutMs: number): Promise<{ status: number; text: string }> {
+  const { request } = await import('node:http');
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'GET', agent: false, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.once('end', () => {
+        clearTimeout(timer);
+        resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+      });
+      res.once('error', reject);
+    });
+    const timer = setTimeout(() => req.destroy(new Error(`no answer from ${url} within ${timeoutMs} ms`)), timeoutMs);
+    req.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.end();
+  });
+}

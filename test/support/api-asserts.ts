@@ -1,7 +1,7 @@
 /** Shared assertions for the api tests (not a test file itself). */
 import assert from 'node:assert/strict';
 import { CrossmeshError, type ErrorCode } from '../../src/errors.js';
-import { validateObject } from '../../src/api/index.js';
+import { validateObject } from '../../src/api/validation.js';
 
 /** Runs fn, asserts it throws a CrossmeshError with `code`, returns the error. */
 export function throwsCm(fn: () => unknown, code: ErrorCode): CrossmeshError {

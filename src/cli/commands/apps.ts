@@ -4,22 +4,20 @@
  * `config.json` (what the sidecar was started with), `launch.json` (pid of a detached sidecar
  * before it is ready), `sidecar.json` (the ready file: pids, ports, env), `app.log`, `sidecar.log`.
  */
-import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isValidDnsLabel, kindFor } from '../../api/index.js';
-import { ApiClient } from '../../client/api-client.js';
+import type { ApiClient } from '../../client/api-client.js';
 import { CrossmeshError, toCrossmeshError } from '../../errors.js';
-import { deregisterInstance } from '../../sidecar/registration.js';
-import { EXIT_FILE, RECORD_FILE, runSidecarProcess, type SidecarProcessConfig, type SidecarRecord } from '../../sidecar/process.js';
-import { newInstanceId } from '../../sidecar/sidecar.js';
+import { EXIT_FILE, RECORD_FILE, type SidecarProcessConfig, type SidecarRecord } from '../../sidecar/record.js';
+import { httpGet } from '../../util/http.js';
 import { crossmeshHome, isProcessAlive } from '../home.js';
 import { formatTable } from '../output.js';
-import { endpointFor, selectedClusterName } from '../target.js';
 import { stopProcess } from '../processes.js';
+import { sidecarNodeFlags } from '../node-flags.js';
 
-const BIN = fileURLToPath(new URL('../../../../bin/crossmesh.js', import.meta.url));
+/** The sidecar's own entry point: loads only the sidecar, not the CLI (src/sidecar/main.ts). */
+const SIDECAR_BIN = fileURLToPath(new URL('../../../../bin/crossmesh-sidecar.js', import.meta.url));
 const LABEL_RULE = 'must be a lowercase RFC 1123 label (lowercase letters, digits and \'-\', starting and ending with a letter or digit, at most 63)';
 
 export function appsDir(home = crossmeshHome()): string {
@@ -84,7 +82,12 @@ export interface RunOptions {
   timeoutMs?: number;
 }
 
-function checkRunInput(o: { namespace: string; appId: string; command: string[] }, verb: string): void {
+// `status` and `down` use this module too: what only run / exec / stop need is imported in them.
+const api = () => import('../../api/index.js');
+const targetModule = () => import('../target.js');
+
+async function checkRunInput(o: { namespace: string; appId: string; command: string[] }, verb: string): Promise<void> {
+  const { isValidDnsLabel } = await api();
   if (!isValidDnsLabel(o.appId)) throw new CrossmeshError('CM_ERR_USAGE', `--app-id "${o.appId}" ${LABEL_RULE}`);
   if (!isValidDnsLabel(o.namespace)) throw new CrossmeshError('CM_ERR_USAGE', `-n "${o.namespace}" is not a valid namespace: ${LABEL_RULE}`);
   if (o.command.length === 0 || !o.command[0]) {
@@ -94,6 +97,7 @@ function checkRunInput(o: { namespace: string; appId: string; command: string[] 
 
 /** The Service callers use (`<appId>.<ns>:<port>`), created when missing; refuses a missing namespace. */
 async function prepareCluster(client: ApiClient, cluster: string, namespace: string, appId: string, servicePort: number | undefined): Promise<string | undefined> {
+  const { kindFor } = await api();
   const ns = await client.get(kindFor('v1', 'Namespace'), namespace);
   if (!ns) {
     throw new CrossmeshError('CM_ERR_NOT_FOUND', `namespace "${namespace}" not found in cluster ${cluster}; create it first with \`crossmesh --cluster ${cluster} create namespace ${namespace}\``, { kind: 'Namespace', name: namespace });
@@ -129,7 +133,8 @@ function tail(file: string, lines = 10): string {
 
 /** `crossmesh run`: resolves with the exit code (the app's, in the foreground). */
 export async function runApp(opts: RunOptions, print: (line: string) => void): Promise<number> {
-  checkRunInput(opts, 'run');
+  await checkRunInput(opts, 'run');
+  const [{ endpointFor, selectedClusterName }, { ApiClient }, { spawn }] = await Promise.all([targetModule(), import('../../client/api-client.js'), import('node:child_process')]);
   const cluster = selectedClusterName(opts.cluster);
   const ep = endpointFor(cluster);
   const client = new ApiClient(ep);
@@ -139,6 +144,8 @@ export async function runApp(opts: RunOptions, print: (line: string) => void): P
   } finally {
     await client.close();
   }
+  // The sidecar's modules are loaded only by the commands that run one (not by status, stop, ...).
+  const { newInstanceId } = await import('../../sidecar/sidecar.js');
   let instanceId = newInstanceId();
   let dir = join(appsDir(), cluster, opts.namespace, opts.appId, instanceId);
   while (existsSync(dir)) {
@@ -147,14 +154,14 @@ export async function runApp(opts: RunOptions, print: (line: string) => void): P
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const cfg: SidecarProcessConfig = { cluster, namespace: opts.namespace, appId: opts.appId, instanceId, servicePort: opts.appPort, command: opts.command, dir };
-  if (!opts.detach) return runSidecarProcess(cfg, ep);
+  if (!opts.detach) return (await import('../../sidecar/process.js')).runSidecarProcess(cfg, ep);
 
   cfg.appLog = join(dir, 'app.log');
   cfg.sidecarLog = join(dir, 'sidecar.log');
   const cfgFile = join(dir, 'config.json');
   writeFileSync(cfgFile, JSON.stringify(cfg, null, 2) + '\n');
   const out = openSync(cfg.sidecarLog, 'a');
-  const child = spawn(process.execPath, [BIN, 'sidecar', '--config', cfgFile], { detached: true, stdio: ['ignore', out, out], env: process.env });
+  const child = spawn(process.execPath, [...sidecarNodeFlags(), SIDECAR_BIN, '--config', cfgFile], { detached: true, stdio: ['ignore', out, out], env: process.env });
   closeSync(out);
   writeFileSync(join(dir, 'launch.json'), JSON.stringify({ pid: child.pid }) + '\n');
   let exited: number | null | undefined;
@@ -186,7 +193,8 @@ function runningInstances(cluster: string, namespace: string, appId: string): Ap
 
 /** `crossmesh exec`: runs CMD with the app's sidecar env, stdio inherited; resolves with its exit code. */
 export async function execApp(opts: { cluster?: string; namespace: string; appId: string; instance?: string; command: string[] }): Promise<number> {
-  checkRunInput(opts, 'exec');
+  await checkRunInput(opts, 'exec');
+  const [{ selectedClusterName }, { spawn }] = await Promise.all([targetModule(), import('node:child_process')]);
   const cluster = selectedClusterName(opts.cluster);
   const all = runningInstances(cluster, opts.namespace, opts.appId);
   const target = opts.instance ? all.find((a) => a.instanceId === opts.instance) : all[0];
@@ -214,6 +222,7 @@ async function stopInstance(a: AppEntry): Promise<void> {
 
 /** `crossmesh stop`: every instance of the app in that cluster and namespace. */
 export async function stopApp(opts: { cluster?: string; namespace: string; appId: string }): Promise<string[]> {
+  const { endpointFor, selectedClusterName } = await targetModule();
   const cluster = selectedClusterName(opts.cluster);
   const entries = listApps({ cluster, namespace: opts.namespace, appId: opts.appId });
   if (entries.length === 0) {
@@ -228,6 +237,7 @@ export async function stopApp(opts: { cluster?: string; namespace: string; appId
   }));
   // A sidecar that died could not deregister: remove its endpoint now rather than when its lease expires.
   if (dead.length) {
+    const [{ ApiClient }, { deregisterInstance }] = await Promise.all([import('../../client/api-client.js'), import('../../sidecar/registration.js')]);
     const client = new ApiClient(endpointFor(cluster));
     try {
       for (const a of dead) await deregisterInstance(client, a.namespace, a.appId, a.instanceId).catch((err) => lines.push(`note: endpoint of ${a.instanceId} not removed now (${toCrossmeshError(err).message}); its lease will expire`));
@@ -253,11 +263,9 @@ export function appsTable(entries: AppEntry[]): string {
   }));
 }
 
-/** `crossmesh sidecar --config FILE` (what `run --detach` starts). */
+/** `crossmesh sidecar --config FILE`: the same as `crossmesh-sidecar --config FILE` (what `run --detach` starts). */
 export async function sidecarFromConfig(file: string): Promise<number> {
-  const cfg = readJson<SidecarProcessConfig>(file);
-  if (!cfg) throw new CrossmeshError('CM_ERR_USAGE', `sidecar: cannot read the config file ${file}`);
-  return runSidecarProcess(cfg, endpointFor(cfg.cluster));
+  return (await import('../../sidecar/main.js')).sidecarMain(['--config', file]);
 }
 
 interface ComponentReport { name: string; type: string; state: string; error?: string }
@@ -270,8 +278,8 @@ export async function componentsReport(entries: AppEntry[]): Promise<string> {
   const rows: string[][] = [];
   await Promise.all(entries.filter((a) => a.state === 'running' && a.record?.ports.http).map(async (a) => {
     try {
-      const res = await fetch(`http://127.0.0.1:${a.record!.ports.http}/v1.0/metadata`, { signal: AbortSignal.timeout(1500) });
-      const meta = (await res.json()) as { crossmesh?: { components?: ComponentReport[] } };
+      const res = await httpGet(`http://127.0.0.1:${a.record!.ports.http}/v1.0/metadata`, 1500);
+      const meta = JSON.parse(res.text) as { crossmesh?: { components?: ComponentReport[] } };
       for (const c of meta.crossmesh?.components ?? []) rows.push([a.cluster, a.namespace, a.appId, c.name, c.type, c.state, c.error ?? '']);
     } catch (err) {
       rows.push([a.cluster, a.namespace, a.appId, '-', '-', 'unknown', `sidecar did not answer /v1.0/metadata: ${(err as Error).message}`]);

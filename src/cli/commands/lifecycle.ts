@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdirSync, openSync, closeSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,13 +6,13 @@ import {
   clusterDir, crossmeshHome, contextEndpoint, isProcessAlive, listClusterNames, readClusterPorts, readClusterRecord, readConfig, writeConfig, type ClusterRecord,
 } from '../home.js';
 import { formatTable } from '../output.js';
-import { ApiClient } from '../../client/api-client.js';
-import { renderKubeconfig } from '../../client/kubeconfig.js';
-import { kindFor, validateObject } from '../../api/index.js';
+import { httpGet } from '../../util/http.js';
 import { stopProcess } from '../processes.js';
+import { clusterNodeFlags } from '../node-flags.js';
 import { stopAllApps } from './apps.js';
+import { CONTROL_PLANE, DEFAULT_CLUSTERS } from '../defaults.js';
 
-export const DEFAULT_CLUSTERS = ['control-plane', 'cluster-1', 'cluster-2', 'cluster-3'];
+export { CONTROL_PLANE, DEFAULT_CLUSTERS };
 const BIN = fileURLToPath(new URL('../../../../bin/crossmesh.js', import.meta.url));
 
 export interface UpOptions {
@@ -32,9 +31,8 @@ export interface ClusterState {
 
 async function healthy(record: ClusterRecord): Promise<boolean> {
   try {
-    const res = await fetch(`${record.apiUrl}/healthz`, { signal: AbortSignal.timeout(1000) });
-    await res.text();
-    return res.ok;
+    const res = await httpGet(`${record.apiUrl}/healthz`, 1000);
+    return res.status >= 200 && res.status < 300;
   } catch {
     return false;
   }
@@ -47,17 +45,12 @@ async function currentState(name: string): Promise<ClusterState> {
 }
 
 /**
- * Starts the named clusters in the background (idempotent: running ones are left alone), waits
- * until each is healthy, and records each as a context. A cluster keeps the ports it had on an
- * earlier start, so kubeconfigs handed out before stay valid; `--api-port 0` picks free ports.
- */
-export const CONTROL_PLANE = 'control-plane';
-
-/**
  * Joins members to the control plane with the same resource a user would apply: a `Cluster`
  * carrying the member's gateway address and its kubeconfig.
  */
 export async function joinMembers(controlPlane: string, members: ClusterState[]): Promise<string[]> {
+  // validation (zod) and kubeconfig rendering (yaml) only here: `status` shares this module.
+  const [{ kindFor, validateObject }, { renderKubeconfig }, { ApiClient }] = await Promise.all([import('../../api/validation.js'), import('../../client/kubeconfig.js'), import('../../client/api-client.js')]);
   const cfg = readConfig();
   const cp = new ApiClient({ name: controlPlane, server: cfg.contexts[controlPlane].server, token: cfg.contexts[controlPlane].token });
   const kind = kindFor('flomesh.io/v1alpha1', 'Cluster');
@@ -81,6 +74,11 @@ export async function joinMembers(controlPlane: string, members: ClusterState[])
   return lines;
 }
 
+/**
+ * Starts the named clusters in the background (idempotent: running ones are left alone), waits
+ * until each is healthy, and records each as a context. A cluster keeps the ports it had on an
+ * earlier start, so kubeconfigs handed out before stay valid; `--api-port 0` picks free ports.
+ */
 export async function up(opts: UpOptions, onProgress: (msg: string) => void = () => undefined): Promise<ClusterState[]> {
   const home = crossmeshHome();
   mkdirSync(home, { recursive: true, mode: 0o700 });
@@ -118,12 +116,13 @@ export async function up(opts: UpOptions, onProgress: (msg: string) => void = ()
 }
 
 async function spawnCluster(name: string, apiPort: number, gatewayPort: number, meshPort: number, host: string, timeoutMs: number): Promise<ClusterRecord> {
+  const { spawn } = await import('node:child_process');
   const dir = clusterDir(name);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   rmSync(join(dir, 'cluster.json'), { force: true });
   const logFile = join(dir, 'cluster.log');
   const out = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [BIN, 'cluster', '--name', name, '--api-port', String(apiPort), '--gateway-port', String(gatewayPort), '--mesh-port', String(meshPort), '--host', host, '--data-dir', dir], {
+  const child = spawn(process.execPath, [...clusterNodeFlags(), BIN, 'cluster', '--name', name, '--api-port', String(apiPort), '--gateway-port', String(gatewayPort), '--mesh-port', String(meshPort), '--host', host, '--data-dir', dir], {
     detached: true,
     stdio: ['ignore', out, out],
     env: process.env,

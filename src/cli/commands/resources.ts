@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { parseManifests, resolveKindName, kindFor, validateObject, type KindInfo } from '../../api/index.js';
+import { resolveKindName, kindFor, type KindInfo } from '../../api/index.js';
 import type { KubeObject } from '../../api/types.js';
 import { CrossmeshError } from '../../errors.js';
 import type { ApiClient } from '../../client/api-client.js';
 import { age, formatTable, toYaml } from '../output.js';
 
 const NAMESPACE_KIND = () => kindFor('v1', 'Namespace');
+/** zod schemas and the YAML parser: only for the commands that validate or parse (`get` does neither). */
+const validation = () => import('../../api/validation.js');
 
 function readSource(file: string): string {
   try {
@@ -25,6 +27,7 @@ function displayName(kind: KindInfo, obj: KubeObject): string {
  * with one bad document changes nothing.
  */
 export async function applyFile(client: ApiClient, file: string, defaultNamespace: string | undefined): Promise<string[]> {
+  const { parseManifests } = await validation();
   const docs = parseManifests(readSource(file), { file, defaultNamespace });
   const created = new Set(docs.filter((d) => d.object.kind === 'Namespace').map((d) => d.object.metadata.name));
   for (const d of docs) {
@@ -48,6 +51,7 @@ export async function applyFile(client: ApiClient, file: string, defaultNamespac
 }
 
 export async function deleteFile(client: ApiClient, file: string, defaultNamespace: string | undefined): Promise<string[]> {
+  const { parseManifests } = await validation();
   const docs = parseManifests(readSource(file), { file, defaultNamespace });
   const lines: string[] = [];
   for (const d of [...docs].reverse()) {
@@ -90,7 +94,7 @@ export async function get(client: ApiClient, kindName: string, name: string | un
   const output = opts.output ?? '';
   if (output === 'json' || output === 'yaml') {
     const value = single ?? { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: '' }, items };
-    return output === 'json' ? JSON.stringify(value, null, 4) + '\n' : toYaml(value);
+    return output === 'json' ? JSON.stringify(value, null, 4) + '\n' : await toYaml(value);
   }
   if (output !== '' && output !== 'wide' && output !== 'name') {
     throw new CrossmeshError('CM_ERR_USAGE', `unknown output format "${output}"; use yaml, json, wide or name`);
@@ -169,6 +173,7 @@ function columnsFor(kind: KindInfo, wide: boolean): Column[] {
 }
 
 export async function createNamespace(client: ApiClient, name: string): Promise<string> {
+  const { validateObject } = await validation();
   const obj = validateObject({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
   await client.create(NAMESPACE_KIND(), obj);
   return `namespace/${name} created`;
@@ -184,6 +189,7 @@ export async function createSecret(client: ApiClient, name: string, namespace: s
     if (key in data) throw new CrossmeshError('CM_ERR_USAGE', `--from-literal: key "${key}" given twice`);
     data[key] = Buffer.from(lit.slice(eq + 1)).toString('base64');
   }
+  const { validateObject } = await validation();
   const obj = validateObject({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace }, type: 'Opaque', data });
   await client.create(kindFor('v1', 'Secret'), obj);
   return `secret/${name} created`;
