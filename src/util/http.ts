@@ -24,27 +24,35 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
 }
 
 /**
- * One GET over node:http on a fresh connection, the body as text; rejects on a transport error
- * or after `timeoutMs`. For the CLI's health and metadata checks: the global `fetch` would load
- * Node's bundled undici (~40 ms and ~40 MB of peak memory in a short-lived CLI process).
+ * One GET on a fresh connection, the body as text; rejects on a transport error, a reply that is
+ * not HTTP, or after `timeoutMs`. For the CLI's health and metadata checks against crossmesh's
+ * own servers: HTTP/1.0 over node:net (the reply then has no chunked framing and ends when the
+ * server closes), so a short-lived CLI process initialises neither the node:http client (~3 ms on
+ * its first request) nor, as the global `fetch` would, Node's bundled undici (~40 ms and ~40 MB
+ * of peak memory).
  */
 export async function httpGet(url: string, timeoutMs: number): Promise<{ status: number; text: string }> {
-  const { request } = await import('node:http');
+  const u = new URL(url);
+  if (u.protocol !== 'http:') throw new Error(`httpGet: only http:// URLs (${url})`);
+  const { connect } = await import('node:net');
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'GET', agent: false, timeout: timeoutMs }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.once('end', () => {
-        clearTimeout(timer);
-        resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
-      });
-      res.once('error', reject);
+    const chunks: Buffer[] = [];
+    const socket = connect({ host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) || 80 }, () => {
+      socket.end(`GET ${u.pathname}${u.search} HTTP/1.0\r\nHost: ${u.host}\r\nAccept: application/json\r\n\r\n`);
     });
-    const timer = setTimeout(() => req.destroy(new Error(`no answer from ${url} within ${timeoutMs} ms`)), timeoutMs);
-    req.once('error', (err) => {
+    const timer = setTimeout(() => socket.destroy(new Error(`no answer from ${url} within ${timeoutMs} ms`)), timeoutMs);
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.once('error', (err) => {
       clearTimeout(timer);
       reject(err);
     });
-    req.end();
+    socket.once('end', () => {
+      clearTimeout(timer);
+      const raw = Buffer.concat(chunks);
+      const head = raw.indexOf('\r\n\r\n');
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(raw.subarray(0, Math.max(0, head)).toString('latin1'));
+      if (head < 0 || !m) return reject(new Error(`${url}: not an HTTP reply`));
+      resolve({ status: Number(m[1]), text: raw.subarray(head + 4).toString('utf8') });
+    });
   });
 }

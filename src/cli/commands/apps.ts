@@ -13,8 +13,6 @@ import { EXIT_FILE, RECORD_FILE, type SidecarProcessConfig, type SidecarRecord }
 import { httpGet } from '../../util/http.js';
 import { crossmeshHome, isProcessAlive } from '../home.js';
 import { formatTable } from '../output.js';
-import { stopProcess } from '../processes.js';
-import { sidecarNodeFlags } from '../node-flags.js';
 
 /** The sidecar's own entry point: loads only the sidecar, not the CLI (src/sidecar/main.ts). */
 const SIDECAR_BIN = fileURLToPath(new URL('../../../../bin/crossmesh-sidecar.js', import.meta.url));
@@ -85,6 +83,7 @@ export interface RunOptions {
 // `status` and `down` use this module too: what only run / exec / stop need is imported in them.
 const api = () => import('../../api/index.js');
 const targetModule = () => import('../target.js');
+const stopProcess = async (pid: number, graceMs: number) => (await import('../processes.js')).stopProcess(pid, graceMs);
 
 async function checkRunInput(o: { namespace: string; appId: string; command: string[] }, verb: string): Promise<void> {
   const { isValidDnsLabel } = await api();
@@ -161,6 +160,7 @@ export async function runApp(opts: RunOptions, print: (line: string) => void): P
   const cfgFile = join(dir, 'config.json');
   writeFileSync(cfgFile, JSON.stringify(cfg, null, 2) + '\n');
   const out = openSync(cfg.sidecarLog, 'a');
+  const { sidecarNodeFlags } = await import('../node-flags.js');
   const child = spawn(process.execPath, [...sidecarNodeFlags(), SIDECAR_BIN, '--config', cfgFile], { detached: true, stdio: ['ignore', out, out], env: process.env });
   closeSync(out);
   writeFileSync(join(dir, 'launch.json'), JSON.stringify({ pid: child.pid }) + '\n');

@@ -7,8 +7,6 @@ import {
 } from '../home.js';
 import { formatTable } from '../output.js';
 import { httpGet } from '../../util/http.js';
-import { stopProcess } from '../processes.js';
-import { clusterNodeFlags } from '../node-flags.js';
 import { stopAllApps } from './apps.js';
 import { CONTROL_PLANE, DEFAULT_CLUSTERS } from '../defaults.js';
 
@@ -116,7 +114,7 @@ export async function up(opts: UpOptions, onProgress: (msg: string) => void = ()
 }
 
 async function spawnCluster(name: string, apiPort: number, gatewayPort: number, meshPort: number, host: string, timeoutMs: number): Promise<ClusterRecord> {
-  const { spawn } = await import('node:child_process');
+  const [{ spawn }, { clusterNodeFlags }] = await Promise.all([import('node:child_process'), import('../node-flags.js')]);
   const dir = clusterDir(name);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   rmSync(join(dir, 'cluster.json'), { force: true });
@@ -155,7 +153,7 @@ export async function down(opts: { purge: boolean }): Promise<string[]> {
   await Promise.all(names.map(async (name) => {
     const record = readClusterRecord(name, home);
     if (record && isProcessAlive(record.pid)) {
-      await stopProcess(record.pid);
+      await (await import('../processes.js')).stopProcess(record.pid);
       stopped.push(name);
     }
     rmSync(join(clusterDir(name, home), 'cluster.json'), { force: true });
