@@ -33,6 +33,14 @@ export const ERRORS = {
   CM_ERR_ETAG_INVALID: { status: 400, reason: 'BadRequest' },
   /** A backing service (Redis, ...) failed or is unreachable; the operation did not complete. */
   CM_ERR_STORE_UNAVAILABLE: { status: 500, reason: 'InternalError' },
+  /** Identity: a SPIFFE ID or trust domain that breaks the SPIFFE rules or crossmesh's `ns/<ns>/sa/<sa>` form. */
+  CM_ERR_IDENTITY_INVALID: { status: 400, reason: 'BadRequest' },
+  /** Identity: a peer's certificate (chain) refused: expired, not from this mesh's root, no or a bad SPIFFE ID. */
+  CM_ERR_CERT_INVALID: { status: 401, reason: 'Unauthorized' },
+  /** Identity: a CA certificate or key given to crossmesh can't be used as a CA (not a CA, key mismatch, expired). */
+  CM_ERR_CA_INVALID: { status: 500, reason: 'InternalError' },
+  /** Identity: a certificate signing request refused (bad signature, an identity the requester is not entitled to). */
+  CM_ERR_CSR_REFUSED: { status: 403, reason: 'Forbidden' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
