@@ -223,3 +223,59 @@ describe('h1 proxy core', () => {
     assert.ok(registry.peek(`127.0.0.1:${appPort}`)!.size <= before + 1);
   });
 });
+
+/**
+ * The listener reads with llhttp consuming the socket's handle; a paused socket (a last or
+ * pipelined request waiting for its answer) must still notice its client going away, or the
+ * upstream exchange and both sockets stay until the upstream's timeout (chaos scenario 7).
+ */
+describe('h1 listener: a client that goes away while its answer is pending', () => {
+  let app: Server;
+  let hop: H1Server;
+  let port = 0;
+  const registry = new UpstreamRegistry();
+  let arrived: (req: IncomingMessage) => void = () => undefined;
+
+  before(async () => {
+    app = createServer((req) => { req.on('error', () => undefined); arrived(req); /* never answers */ });
+    const appPort = await listen(app);
+    hop = new H1Server({
+      onRequest: (req) => void proxy(req, registry, { key: `127.0.0.1:${appPort}`, target: { host: '127.0.0.1', port: appPort }, label: 'hanging app' }, { path: req.url }),
+    });
+    port = await listen(hop);
+  });
+  after(async () => {
+    await hop.close(100);
+    await registry.close(100);
+    app.closeAllConnections();
+    await new Promise((r) => app.close(r));
+  });
+
+  async function abandon(request: string, leave: 'end' | 'reset'): Promise<void> {
+    const reached = new Promise<IncomingMessage>((r) => { arrived = r; });
+    const s = connect(port, '127.0.0.1');
+    s.on('error', () => undefined);
+    s.write(request);
+    const upstreamReq = await reached;
+    assert.equal(hop.connections, 1);
+    const upstreamClosed = new Promise<void>((r) => upstreamReq.once('close', () => r()));
+    if (leave === 'end') s.end();
+    else s.resetAndDestroy();
+    // The hop aborts the upstream exchange only once it saw its client's socket close, so
+    // the app seeing its request close means the listener has let go of the connection.
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise((r) => { timer = setTimeout(r, 3000, 'still open'); });
+    const first = await Promise.race([upstreamClosed.then(() => 'closed'), deadline]);
+    clearTimeout(timer);
+    assert.equal(first, 'closed', 'the upstream request was not aborted within 3 s of the client leaving');
+    assert.equal(hop.connections, 0);
+    const n = await new Promise<number>((r, j) => hop.net.getConnections((e, c) => (e ? j(e) : r(c))));
+    assert.equal(n, 0);
+  }
+
+  it('Connection: close request, client closes (FIN)', () => abandon('GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 'end'));
+  it('Connection: close request, client resets', () => abandon('GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 'reset'));
+  it('HTTP/1.0 request, client closes', () => abandon('GET /c HTTP/1.0\r\nHost: x\r\n\r\n', 'end'));
+  it('a pipelined request waiting behind the pending one, client closes', () => abandon('GET /d HTTP/1.1\r\nHost: x\r\n\r\nGET /e HTTP/1.1\r\nHost: x\r\n\r\n', 'end'));
+  it('kept-alive request, client closes (control: never paused, passed before the fix too)', () => abandon('GET /f HTTP/1.1\r\nHost: x\r\n\r\n', 'end'));
+});

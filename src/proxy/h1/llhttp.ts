@@ -149,6 +149,34 @@ export class H1Parser {
 
   private consumed: object | undefined;
 
+  get isConsuming(): boolean {
+    return this.consumed !== undefined;
+  }
+
+  /**
+   * Gives the handle back to the socket's Readable (node:http does this before an upgrade):
+   * from here on bytes come as 'data' events again, and a paused socket is paused the way
+   * net.Socket pauses, the Readable only: libuv keeps reading into the Readable's buffer (up to
+   * its high-water mark), so a FIN still ends the socket ('end' is emitted on EOF even while
+   * paused) and a reset still destroys it. A consumed handle that is paused is readStop()ped
+   * and would see neither until resumed.
+   */
+  unconsume(socket: import('node:net').Socket): void {
+    if (this.consumed === undefined) return;
+    this.consumed = undefined;
+    this.native.unconsume();
+    socket.off('pause', onSocketPause);
+    socket.off('resume', onSocketResume);
+    const h = (socket as unknown as { _handle?: { reading?: boolean; _consumed?: boolean; readStart(): void } | null })._handle;
+    if (h) {
+      h._consumed = false;
+      if (!h.reading) {
+        h.reading = true;
+        h.readStart();
+      }
+    }
+  }
+
   execute(data: Buffer): number | ParseError {
     return this.native.execute(data);
   }

@@ -292,7 +292,11 @@ export class ServerConnection implements ParserEvents {
     socket.setTimeout(server.keepAliveTimeoutMs);
     // Reads by 'data' events. H1Parser.consume() (llhttp reading the handle itself) cut ~10 us per
     // request but kept sockets of aborted exchanges open (chaos scenario 7); off until understood.
-    socket.on('data', (d: Buffer) => this.afterRead(this.parser.execute(d)));
+    // llhttp reads the handle itself (as node:http does): no Buffer, Readable push and 'data'
+    // event per read. EOF and read errors still come through the socket ('end', 'error',
+    // 'close'). Before the first pause the handle goes back to the Readable (stopConsuming), so
+    // a client that goes away while its socket is paused is still seen (chaos scenario 7).
+    if (!this.parser.consume(socket, this.afterRead)) socket.on('data', this.onData);
     socket.on('drain', () => this.queue[0]?.notifyDrain());
     socket.on('timeout', () => this.onTimeout());
     socket.on('error', () => undefined);
@@ -300,8 +304,28 @@ export class ServerConnection implements ParserEvents {
     socket.on('end', () => this.onEnd());
   }
 
+  private readonly onData = (d: Buffer): void => this.afterRead(this.parser.execute(d));
+
+  /**
+   * Before the first pause: the handle goes back to the socket's Readable for good. A consumed
+   * handle that is paused is readStop()ped and reads nothing, so a client that closes or resets
+   * while its answer is pending (a last request, `Connection: close`, waits for a slow upstream;
+   * a pipelined request waits its turn; the upstream pushes back) would go unnoticed until the
+   * upstream's timeout: the sockets of chaos scenario 7. Paused the net.Socket way (the Readable
+   * only), libuv keeps reading into the Readable's buffer up to its high-water mark, so the EOF
+   * ('end' is emitted on EOF even while paused) or the reset ('close') is seen and the exchange
+   * aborted, as it always was in 'data' mode. Connections that never pause (the common case)
+   * keep the consumed reads. Unconsuming from inside a parser callback is safe: the binding
+   * only unlinks itself from the stream's listeners, the read's buffer stays valid until its
+   * execute returns.
+   */
+  private stopConsuming(): void {
+    this.parser.unconsume(this.socket);
+    this.socket.on('data', this.onData);
+  }
+
   /** After each read's bytes were parsed: hand over the next request, or deal with a parse error. */
-  private afterRead(r: number | ParseError): void {
+  private readonly afterRead = (r: number | ParseError): void => {
     if (this.parseError !== null || this.dead) return;
     if (isParseError(r)) {
       this.parseError = r;
@@ -324,7 +348,7 @@ export class ServerConnection implements ParserEvents {
       return;
     }
     this.startNext();
-  }
+  };
 
   onHead(versionMinor: number, headers: string[], method: number, url: string, _status: number, _reason: string, upgrade: boolean, keepAlive: boolean): number {
     const m = METHODS[method] ?? 'GET';
@@ -402,6 +426,7 @@ export class ServerConnection implements ParserEvents {
     const pause = this.stopReading || q.length > 1 || (head !== undefined && head.paused) || (p !== null && p.buffered > MAX_BUFFERED);
     if (pause === this.readPaused || this.dead) return;
     this.readPaused = pause;
+    if (pause && this.parser.isConsuming) this.stopConsuming();
     if (pause) this.socket.pause();
     else this.socket.resume();
   }
