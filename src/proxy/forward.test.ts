@@ -2,7 +2,7 @@ import { describe, it, type TestContext } from 'node:test';
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { forward, UpstreamRegistry as PoolRegistry, upstreamRequestHeaders, isValidTraceparent, newTraceparent, ensureTraceparent, type ForwardResult } from './index.js';
+import { forward, UpstreamRegistry as PoolRegistry, buildRequestHead, isValidTraceparent, newTraceparent, ensureTraceparent, type ForwardResult } from './index.js';
 import { startBackend, listen, call, rawRequest, statusOf, waitFor, type Backend, type Handler } from '../../test/support/http-backend.js';
 import { CrossmeshError } from '../errors.js';
 
@@ -157,15 +157,16 @@ describe('proxy forward()', () => {
     assert.equal(hdr['x-normal'], 'passes');
     assert.equal(hdr['x-extra'], 'set-by-proxy', 'extraHeaders replace the incoming value');
     assert.equal(raw.filter((_, i) => i % 2 === 0 && raw[i].toLowerCase() === 'x-extra').length, 1);
-    const u = upstreamRequestHeaders({
-      rawHeaders: ['Trailer', 'x-t', 'Upgrade', 'websocket', 'Connection', 'Upgrade, X-Named', 'X-Named', '1', 'Transfer-Encoding', 'chunked', 'Expect', '100-continue', 'X-Ok', '1'],
-      clientIp: '1.1.1.1',
-      proto: 'http',
-    });
-    const names = u.headers.filter((_, i) => i % 2 === 0);
-    for (const n of ['trailer', 'upgrade', 'connection', 'x-named', 'transfer-encoding', 'expect']) assert.ok(!names.includes(n), n);
+    // The head the lean hop writes (buildRequestHead), for a chunked request: the client's
+    // framing and everything hop-by-hop go; the hop states its own chunked framing once.
+    const rawHeaders = ['Trailer', 'x-t', 'Upgrade', 'websocket', 'Connection', 'Upgrade, X-Named', 'X-Named', '1', 'Transfer-Encoding', 'chunked', 'Expect', '100-continue', 'X-Ok', '1'];
+    const namesOf = (head: string) => head.split('\r\n').slice(1).filter((l) => l !== '').map((l) => l.slice(0, l.indexOf(':')).toLowerCase());
+    const names = namesOf(buildRequestHead({ method: 'POST', path: '/p', rawHeaders, clientIp: '1.1.1.1', proto: 'http', defaultHost: 'up:80', chunked: true }));
+    for (const n of ['trailer', 'upgrade', 'connection', 'x-named', 'expect']) assert.ok(!names.includes(n), n);
+    assert.deepEqual(names.filter((n) => n === 'transfer-encoding'), ['transfer-encoding'], 'the hop\'s own chunked framing, once');
     assert.ok(names.includes('x-ok'));
-    assert.equal(u.hasBody, true);
+    const unchunked = namesOf(buildRequestHead({ method: 'POST', path: '/p', rawHeaders, clientIp: '1.1.1.1', proto: 'http', defaultHost: 'up:80', chunked: false }));
+    assert.ok(!unchunked.includes('transfer-encoding'), 'the client\'s Transfer-Encoding is never passed as received');
   });
 
   it('strips hop-by-hop response headers and keeps repeated ones', async (t) => {
@@ -245,7 +246,7 @@ describe('proxy forward()', () => {
     await onlySentinelArrived(h);
     // The second line of defence, for callers whose parser is lenient.
     assert.throws(
-      () => upstreamRequestHeaders({ rawHeaders: ['Content-Length', '5', 'Transfer-Encoding', 'chunked'], clientIp: '1.1.1.1', proto: 'http' }),
+      () => buildRequestHead({ method: 'POST', path: '/echo', rawHeaders: ['Content-Length', '5', 'Transfer-Encoding', 'chunked'], clientIp: '1.1.1.1', proto: 'http', defaultHost: 'up:80', chunked: true }),
       (e: unknown) => e instanceof CrossmeshError && e.code === 'CM_ERR_BAD_REQUEST',
     );
   });

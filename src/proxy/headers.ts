@@ -1,9 +1,9 @@
 /**
  * Header hygiene for one proxy hop (RFC 9110 §7.6.1): hop-by-hop headers never cross a hop,
  * including any header named in `Connection`; X-Forwarded-* are appended/set; W3C trace
- * context is propagated or started. Works on node's flat `rawHeaders` (name, value, ...) and
- * produces the flat array undici takes, so duplicates and order survive and nothing is parsed
- * twice.
+ * context is propagated or started. Works on the flat raw header list (name, value, ...) as
+ * llhttp gives it and writes the upstream head directly, so duplicates and order survive and
+ * nothing is parsed twice.
  */
 import { CrossmeshError } from '../errors.js';
 import { ensureTraceparent } from './trace.js';
@@ -25,6 +25,11 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
 /** Names listed in a Connection header value (lowercase); undefined when none. */
 export function connectionTokens(value: string | undefined): Set<string> | undefined {
   if (!value) return undefined;
+  // The common values name no header (an app's "keep-alive" on every response): no split.
+  if (value.length <= 10) {
+    const v = value.toLowerCase();
+    if (v === 'keep-alive' || v === 'close') return undefined;
+  }
   let set: Set<string> | undefined;
   for (const part of value.split(',')) {
     const t = part.trim().toLowerCase();
@@ -45,104 +50,9 @@ export interface RequestHeaderInput {
   drop?: ReadonlySet<string>;
 }
 
-export interface UpstreamHeaders {
-  /** Flat [name, value, ...] for undici. */
-  headers: string[];
-  /** The request carries a body (Transfer-Encoding, or Content-Length other than 0). */
-  hasBody: boolean;
-}
-
-/**
- * Upstream request headers: incoming minus hop-by-hop, `x-forwarded-for` appended with the
- * client address, `x-forwarded-host`/`-proto` set when absent, `traceparent` kept when valid
- * or created (an invalid one is replaced and its `tracestate` dropped), then `extra`.
- * Throws CM_ERR_BAD_REQUEST for a request with both Content-Length and Transfer-Encoding
- * (request smuggling; node's parser refuses it too, this is the second line).
- */
-export function upstreamRequestHeaders(input: RequestHeaderInput): UpstreamHeaders {
-  const raw = input.rawHeaders;
-  const extra = input.extra;
-  // First pass: framing and Connection, which decide what the second pass drops.
-  let connection: string | undefined;
-  let contentLength: string | undefined;
-  let chunked = false;
-  for (let i = 0; i < raw.length; i += 2) {
-    const n = raw[i];
-    if (n.length === 10 && n.toLowerCase() === 'connection') connection = connection === undefined ? raw[i + 1] : `${connection},${raw[i + 1]}`;
-    else if (n.length === 14 && n.toLowerCase() === 'content-length') contentLength = raw[i + 1];
-    else if (n.length === 17 && n.toLowerCase() === 'transfer-encoding') chunked = true;
-  }
-  if (chunked && contentLength !== undefined) {
-    throw new CrossmeshError('CM_ERR_BAD_REQUEST', 'request has both Content-Length and Transfer-Encoding; send only one of them');
-  }
-  const named = connectionTokens(connection);
-  const out: string[] = [];
-  let xff: string | undefined;
-  let host: string | undefined;
-  let xfHost = false;
-  let xfProto = false;
-  let traceparent: string | undefined;
-  let tracestate: string | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toLowerCase();
-    const value = raw[i + 1];
-    if (HOP_BY_HOP.has(name) || (named !== undefined && named.has(name))) continue;
-    if (extra !== undefined && includesName(extra, name)) continue;
-    if (input.drop !== undefined && input.drop.has(name)) continue;
-    switch (name) {
-      case 'x-forwarded-for':
-        xff = xff === undefined ? value : `${xff}, ${value}`;
-        continue;
-      case 'traceparent':
-        traceparent = value;
-        continue;
-      case 'tracestate':
-        tracestate = tracestate === undefined ? value : `${tracestate},${value}`;
-        continue;
-      case 'host':
-        host = value;
-        break;
-      case 'x-forwarded-host':
-        xfHost = true;
-        break;
-      case 'x-forwarded-proto':
-        xfProto = true;
-        break;
-    }
-    out.push(name, value);
-  }
-  out.push('x-forwarded-for', xff === undefined ? input.clientIp : `${xff}, ${input.clientIp}`);
-  if (!xfHost && host !== undefined) out.push('x-forwarded-host', host);
-  if (!xfProto) out.push('x-forwarded-proto', input.proto);
-  const tp = ensureTraceparent(traceparent);
-  out.push('traceparent', tp);
-  if (tracestate !== undefined && tp === traceparent) out.push('tracestate', tracestate);
-  if (extra !== undefined) for (let i = 0; i < extra.length; i++) out.push(extra[i]);
-  return { headers: out, hasBody: chunked || (contentLength !== undefined && contentLength !== '0') };
-}
-
 function includesName(flat: readonly string[], name: string): boolean {
   for (let i = 0; i < flat.length; i += 2) if (flat[i] === name) return true;
   return false;
-}
-
-/**
- * Response headers for the client from undici's parsed headers: hop-by-hop (and those named in
- * the upstream's Connection header) removed, then `extra` appended. Flat array for writeHead.
- */
-export function downstreamResponseHeaders(headers: Record<string, string | string[] | undefined>, extra?: readonly string[]): string[] {
-  const out: string[] = [];
-  const conn = headers.connection;
-  const named = connectionTokens(Array.isArray(conn) ? conn.join(',') : conn);
-  for (const name in headers) {
-    if (HOP_BY_HOP.has(name) || (named !== undefined && named.has(name))) continue;
-    const v = headers[name];
-    if (v === undefined) continue;
-    if (typeof v === 'string') out.push(name, v);
-    else for (let i = 0; i < v.length; i++) out.push(name, v[i]);
-  }
-  if (extra !== undefined) for (let i = 0; i < extra.length; i++) out.push(extra[i]);
-  return out;
 }
 
 /** Name lengths that may need a look (hop-by-hop, framing, forwarding and trace headers). */
@@ -164,16 +74,21 @@ export interface RequestHeadInput extends RequestHeaderInput {
   method: string;
   /** Origin-form target sent upstream. */
   path: string;
-  /** Host header to send when the request has none (HTTP/1.0 clients). */
-  defaultHost: string;
+  /** Host header to send when the request has none (HTTP/1.0 clients): a value, or the upstream's host and port (formatted only then). */
+  defaultHost: string | { host: string; port: number };
   /** The body is chunked: the head says so (Content-Length is passed as received otherwise). */
   chunked: boolean;
 }
 
 /**
  * The upstream request head as one string (request line, headers, blank line), built in one
- * pass over the raw header list with the rules of upstreamRequestHeaders(): names keep their
- * case and are only lowercased when their length matches a header the hop must look at.
+ * pass over the raw header list: incoming headers minus hop-by-hop ones (and those named in
+ * Connection), `x-forwarded-for` appended with the client address, `x-forwarded-host`/`-proto`
+ * set when absent, `traceparent` kept when valid or created (an invalid one is replaced and its
+ * `tracestate` dropped), then `extra`, and the hop's own framing. Names keep their case and are
+ * only lowercased when their length matches a header the hop must look at. Throws
+ * CM_ERR_BAD_REQUEST for a request with both Content-Length and Transfer-Encoding (request
+ * smuggling; llhttp refuses it too, this is the second line).
  */
 export function buildRequestHead(input: RequestHeadInput): string {
   const raw = input.rawHeaders;
@@ -232,7 +147,10 @@ export function buildRequestHead(input: RequestHeadInput): string {
     }
     head += `${n}: ${value}\r\n`;
   }
-  if (!host) head += `host: ${input.defaultHost}\r\n`;
+  if (!host) {
+    const d = input.defaultHost;
+    head += typeof d === 'string' ? `host: ${d}\r\n` : `host: ${d.host}:${d.port}\r\n`;
+  }
   head += `x-forwarded-for: ${xff === undefined ? input.clientIp : `${xff}, ${input.clientIp}`}\r\n`;
   if (!xfHost && host) {
     for (let i = 0; i < raw.length; i += 2) if (raw[i].length === 4 && raw[i].toLowerCase() === 'host') { head += `x-forwarded-host: ${raw[i + 1]}\r\n`; break; }

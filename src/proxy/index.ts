@@ -7,7 +7,7 @@ export { forward, sendError, defaultPools, type ForwardOptions, type ForwardResu
 export { UpstreamRegistry, UpstreamPool, parseHostPort, type UpstreamTarget } from './h1/upstream.js';
 export { H1Server, InboundRequest } from './h1/server.js';
 export { proxy, type Upstream, type ProxyOptions } from './h1/proxy.js';
-export { HOP_BY_HOP, connectionTokens, upstreamRequestHeaders, downstreamResponseHeaders, type RequestHeaderInput, type UpstreamHeaders } from './headers.js';
+export { HOP_BY_HOP, connectionTokens, buildRequestHead, type RequestHeaderInput, type RequestHeadInput } from './headers.js';
 export { isSafePath } from './paths.js';
 export { refuseConnect } from './guards.js';
 export { ensureTraceparent, newTraceparent, isValidTraceparent } from './trace.js';

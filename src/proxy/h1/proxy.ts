@@ -47,7 +47,7 @@ export function proxy(down: Downstream, registry: UpstreamRegistry, up: Upstream
       proto: down.proto,
       extra: opts.extraHeaders,
       drop: opts.dropHeaders,
-      defaultHost: `${up.target.host}:${up.target.port}`,
+      defaultHost: up.target,
       chunked: down.hasBody && down.chunked,
     });
   } catch (err) {
