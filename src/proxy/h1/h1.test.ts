@@ -90,12 +90,7 @@ describe('h1 proxy core', () => {
     });
     port = await listen(hop);
   });
-  after(async () => {
-    await hop.close(100);
-    await registry.close(100);
-    app.closeAllConnections();
-    await new Promise((r) => app.close(r));
-  });
+  after(() => closeAll(hop, registry, app));
 
   it('the llhttp binding is what the adapter expects (fails loudly if a Node upgrade changes it)', () => {
     assert.equal(typeof HTTPParser, 'function');
@@ -244,12 +239,7 @@ describe('h1 listener: a client that goes away while its answer is pending', () 
     });
     port = await listen(hop);
   });
-  after(async () => {
-    await hop.close(100);
-    await registry.close(100);
-    app.closeAllConnections();
-    await new Promise((r) => app.close(r));
-  });
+  after(() => closeAll(hop, registry, app));
 
   async function abandon(request: string, leave: 'end' | 'reset'): Promise<void> {
     const reached = new Promise<IncomingMessage>((r) => { arrived = r; });
@@ -279,3 +269,11 @@ describe('h1 listener: a client that goes away while its answer is pending', () 
   it('a pipelined request waiting behind the pending one, client closes', () => abandon('GET /d HTTP/1.1\r\nHost: x\r\n\r\nGET /e HTTP/1.1\r\nHost: x\r\n\r\n', 'end'));
   it('kept-alive request, client closes (control: never paused, passed before the fix too)', () => abandon('GET /f HTTP/1.1\r\nHost: x\r\n\r\n', 'end'));
 });
+
+/** Tears down a hop, its upstream pools and the app behind it (both fixtures above). */
+async function closeAll(hop: H1Server, registry: UpstreamRegistry, app: Server): Promise<void> {
+  await hop.close(100);
+  await registry.close(100);
+  app.closeAllConnections();
+  await new Promise((r) => app.close(r));
+}

@@ -290,8 +290,6 @@ export class ServerConnection implements ParserEvents {
     socket.setNoDelay(true);
     this.parser = new H1Parser(REQUEST, this);
     socket.setTimeout(server.keepAliveTimeoutMs);
-    // Reads by 'data' events. H1Parser.consume() (llhttp reading the handle itself) cut ~10 us per
-    // request but kept sockets of aborted exchanges open (chaos scenario 7); off until understood.
     // llhttp reads the handle itself (as node:http does): no Buffer, Readable push and 'data'
     // event per read. EOF and read errors still come through the socket ('end', 'error',
     // 'close'). Before the first pause the handle goes back to the Readable (stopConsuming), so
