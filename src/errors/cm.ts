@@ -37,8 +37,8 @@ export const ERRORS = {
   CM_ERR_IDENTITY_INVALID: { status: 400, reason: 'BadRequest' },
   /** Identity: a peer's certificate (chain) refused: expired, not from this mesh's root, no or a bad SPIFFE ID. */
   CM_ERR_CERT_INVALID: { status: 401, reason: 'Unauthorized' },
-  /** Identity: a CA certificate or key given to crossmesh can't be used as a CA (not a CA, key mismatch, expired). */
-  CM_ERR_CA_INVALID: { status: 500, reason: 'InternalError' },
+  /** Identity: a CA certificate or key given to crossmesh can't be used as a CA (not a CA, key mismatch, expired, another trust domain). */
+  CM_ERR_CA_INVALID: { status: 400, reason: 'BadRequest' },
   /** Identity: a certificate signing request refused (bad signature, an identity the requester is not entitled to). */
   CM_ERR_CSR_REFUSED: { status: 403, reason: 'Forbidden' },
 } as const;

@@ -9,7 +9,7 @@
  * of it is, so a later end would only promise what the chain can't keep. Start times are set one
  * minute back so that a peer whose clock is slightly behind accepts a certificate issued just now.
  */
-import { X509Certificate as NodeX509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
+import { X509Certificate as NodeX509Certificate, createPrivateKey, createPublicKey, randomBytes, webcrypto } from 'node:crypto';
 import { CrossmeshError } from '../errors.js';
 import { DEFAULT_TRUST_DOMAIN, formatWorkloadId, parseSpiffeId, parseWorkloadId, trustDomainId, validateTrustDomain } from './spiffe.js';
 import {
@@ -70,7 +70,9 @@ function randomSerial(): string {
 }
 
 function validity(issuer: x509.X509Certificate | undefined, now: Date, lifetimeMs: number): { notBefore: Date; notAfter: Date } {
-  const notBefore = new Date(now.getTime() - CLOCK_SKEW_MS);
+  // A short-lived certificate (a 10 s test TTL) is back-dated by a tenth of its life at most:
+  // a full minute would put its 2/3 rotation point before the moment it was issued.
+  const notBefore = new Date(now.getTime() - Math.min(CLOCK_SKEW_MS, Math.floor(lifetimeMs / 10)));
   let notAfter = new Date(now.getTime() + lifetimeMs);
   if (issuer && notAfter > issuer.notAfter) notAfter = issuer.notAfter;
   return { notBefore, notAfter };
@@ -180,14 +182,12 @@ export async function loadCa(certPem: string, keyPem: string, opts: { trustDomai
 export async function issueIntermediate(root: CertificateAuthority, opts: { clusterName: string; validityDays?: number; now?: Date }): Promise<CertificateAuthority> {
   const now = opts.now ?? new Date();
   checkUsable(root, now);
-  if (!/^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/.test(opts.clusterName)) {
-    throw new CrossmeshError('CM_ERR_INVALID', `cluster name "${opts.clusterName}" is not a DNS name of at most 63 characters`);
-  }
+  checkClusterName(opts.clusterName);
   const keys = await generateKeyPair();
   const { notBefore, notAfter } = validity(root.cert, now, positive(opts.validityDays ?? INTERMEDIATE_VALIDITY_DAYS, 'validityDays') * DAY_MS);
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
-    subject: [{ CN: [`crossmesh cluster ${opts.clusterName} CA`] }, { O: ['crossmesh'] }],
+    subject: [{ CN: [intermediateCommonName(opts.clusterName)] }, { O: ['crossmesh'] }],
     issuer: root.cert.subjectName,
     notBefore,
     notAfter,
@@ -228,24 +228,45 @@ function chainOf(ca: CertificateAuthority, leaf: x509.X509Certificate): IssuedCe
   return { certPem, chainPem: [certPem, ...ca.chainPems].join('\n'), notBefore: leaf.notBefore, notAfter: leaf.notAfter };
 }
 
-/**
- * A workload certificate for `spiffeId` (the identity the caller has decided the requester is
- * entitled to: the CA never takes the identity from the request) from the sidecar's CSR. The
- * CSR must verify under its own key (proof that the requester holds the private key), be
- * ECDSA P-256, and name nothing, or exactly `spiffeId` as its one URI SAN. The certificate
- * is for both TLS client and server use (a sidecar is both).
- */
-export async function issueWorkloadCert(ca: CertificateAuthority, opts: { csrPem: string; spiffeId: string; ttlHours?: number; now?: Date }): Promise<IssuedCertificate> {
-  const now = opts.now ?? new Date();
-  checkUsable(ca, now);
-  const entitled = parseWorkloadId(opts.spiffeId);
+/** The workload ID `spiffeId` checked to be in `ca`'s trust domain, in its canonical form. */
+function entitledId(ca: CertificateAuthority, spiffeId: string): string {
+  const entitled = parseWorkloadId(spiffeId);
   if (entitled.trustDomain !== ca.trustDomain) {
-    throw new CrossmeshError('CM_ERR_IDENTITY_INVALID', `identity ${opts.spiffeId} is not in this CA's trust domain "${ca.trustDomain}"`);
+    throw new CrossmeshError('CM_ERR_IDENTITY_INVALID', `identity ${spiffeId} is not in this CA's trust domain "${ca.trustDomain}"`);
   }
+  return formatWorkloadId(entitled);
+}
+
+function workloadLifetimeMs(opts: { ttlHours?: number; ttlSeconds?: number }): number {
+  if (opts.ttlSeconds !== undefined) return positive(opts.ttlSeconds, 'ttlSeconds') * 1000;
+  return positive(opts.ttlHours ?? WORKLOAD_TTL_HOURS, 'ttlHours') * HOUR_MS;
+}
+
+/** Signs the workload leaf for `publicKey` (already checked: P-256, held by the requester). */
+async function signWorkloadLeaf(ca: CertificateAuthority, publicKey: CryptoKey, spiffeId: string, lifetimeMs: number, now: Date): Promise<IssuedCertificate> {
+  const { notBefore, notAfter } = validity(ca.cert, now, lifetimeMs);
+  const leaf = await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial(),
+    // The identity is the URI SAN; the subject is fixed (a CN holds at most 64 characters,
+    // less than an ID can be), so nothing reads identity from it.
+    subject: [{ O: ['crossmesh'] }, { OU: ['workload'] }],
+    issuer: ca.cert.subjectName,
+    notBefore,
+    notAfter,
+    publicKey,
+    signingKey: ca.key,
+    signingAlgorithm: EC_P256,
+    extensions: await leafExtensions(ca, publicKey, [{ type: 'url', value: spiffeId }], [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+  });
+  return chainOf(ca, leaf);
+}
+
+/** A CSR read and checked: its signature verifies under its own key (proof of possession), the key is P-256. */
+async function checkedCsr(csrPem: string): Promise<{ csr: x509.Pkcs10CertificateRequest; requested: { type: string; value: string }[]; publicKey: CryptoKey }> {
   let csr: x509.Pkcs10CertificateRequest;
   let requested: { type: string; value: string }[];
   try {
-    csr = new x509.Pkcs10CertificateRequest(opts.csrPem);
+    csr = new x509.Pkcs10CertificateRequest(csrPem);
     requested = sanNames(csr);
   } catch (err) {
     throw refused('not a readable PKCS #10 CSR', err);
@@ -259,28 +280,135 @@ export async function issueWorkloadCert(ca: CertificateAuthority, opts: { csrPem
   if (!signatureOk) throw refused('its signature does not verify with its public key');
   const alg = csr.publicKey.algorithm as EcKeyAlgorithm;
   if (alg.name !== 'ECDSA' || alg.namedCurve !== 'P-256') throw refused(`its key is ${alg.name}${alg.namedCurve ? ` ${alg.namedCurve}` : ''}, crossmesh needs ECDSA P-256`);
-  const wanted = formatWorkloadId(entitled);
+  return { csr, requested, publicKey: await csr.publicKey.export() };
+}
+
+/**
+ * A workload certificate for `spiffeId` (the identity the caller has decided the requester is
+ * entitled to: the CA never takes the identity from the request) from the sidecar's CSR. The
+ * CSR must verify under its own key (proof that the requester holds the private key), be
+ * ECDSA P-256, and name nothing, or exactly `spiffeId` as its one URI SAN. The certificate
+ * is for both TLS client and server use (a sidecar is both). Lifetime: `ttlSeconds`, else
+ * `ttlHours`, else 24 h.
+ */
+export async function issueWorkloadCert(ca: CertificateAuthority, opts: { csrPem: string; spiffeId: string; ttlHours?: number; ttlSeconds?: number; now?: Date }): Promise<IssuedCertificate> {
+  const now = opts.now ?? new Date();
+  checkUsable(ca, now);
+  const wanted = entitledId(ca, opts.spiffeId);
+  const { requested, publicKey } = await checkedCsr(opts.csrPem);
   for (const n of requested) {
     if (n.type !== 'url' || n.value !== wanted) {
       throw refused(`it asks for ${n.type === 'url' ? n.value : `${n.type} name ${JSON.stringify(n.value)}`}, but the requester is entitled to ${wanted} only`);
     }
   }
-  const { notBefore, notAfter } = validity(ca.cert, now, positive(opts.ttlHours ?? WORKLOAD_TTL_HOURS, 'ttlHours') * HOUR_MS);
-  const publicKey = await csr.publicKey.export();
-  const leaf = await x509.X509CertificateGenerator.create({
+  return signWorkloadLeaf(ca, publicKey, wanted, workloadLifetimeMs(opts), now);
+}
+
+/**
+ * A workload certificate for `spiffeId` and a bare public key (SPKI PEM, ECDSA P-256): the form a
+ * sidecar sends when it makes its key with node:crypto and no CSR (it does not load the X.509
+ * library). The caller must have checked that the requester holds the private key (the signed
+ * proof of `pop.ts`) and is entitled to `spiffeId`; same lifetime and extensions as from a CSR.
+ */
+export async function issueWorkloadCertForKey(ca: CertificateAuthority, opts: { publicKeyPem: string; spiffeId: string; ttlHours?: number; ttlSeconds?: number; now?: Date }): Promise<IssuedCertificate> {
+  const now = opts.now ?? new Date();
+  checkUsable(ca, now);
+  const wanted = entitledId(ca, opts.spiffeId);
+  const publicKey = await importP256PublicKey(opts.publicKeyPem);
+  return signWorkloadLeaf(ca, publicKey, wanted, workloadLifetimeMs(opts), now);
+}
+
+/** An SPKI PEM public key as a WebCrypto ECDSA P-256 key; anything else is a refused request. */
+async function importP256PublicKey(pem: string): Promise<CryptoKey> {
+  let key;
+  try {
+    key = createPublicKey(pem);
+  } catch (err) {
+    throw refused('publicKey is not a readable PEM public key (SPKI, "BEGIN PUBLIC KEY")', err);
+  }
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    const kind = key.asymmetricKeyType === 'ec' ? `EC ${key.asymmetricKeyDetails?.namedCurve}` : String(key.asymmetricKeyType);
+    throw refused(`its key is ${kind}, crossmesh needs ECDSA P-256`);
+  }
+  const der = key.export({ type: 'spki', format: 'der' });
+  return webcrypto.subtle.importKey('spki', der, { name: 'ECDSA', namedCurve: 'P-256' }, true, ['verify']) as Promise<CryptoKey>;
+}
+
+/** The subject CN of cluster `name`'s intermediate CA (the data path reads the cluster from it). */
+export function intermediateCommonName(clusterName: string): string {
+  return `crossmesh cluster ${clusterName} CA`;
+}
+
+function checkClusterName(name: string): void {
+  if (!/^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/.test(name)) {
+    throw new CrossmeshError('CM_ERR_INVALID', `cluster name "${name}" is not a DNS name of at most 63 characters`);
+  }
+}
+
+/** A member's request for an intermediate CA: a new P-256 key (it stays with the member) and its CSR. */
+export async function createIntermediateCsr(opts: { clusterName: string; trustDomain: string; keyPem?: string }): Promise<{ keyPem: string; csrPem: string }> {
+  checkClusterName(opts.clusterName);
+  const trustDomain = validateTrustDomain(opts.trustDomain);
+  let keys: CryptoKeyPair;
+  if (opts.keyPem) {
+    const privateKey = await importSigningKey(opts.keyPem, 'CM_ERR_CA_INVALID', 'pending intermediate key');
+    const spki = createPublicKey(opts.keyPem).export({ type: 'spki', format: 'der' });
+    const publicKey = (await webcrypto.subtle.importKey('spki', spki, { name: 'ECDSA', namedCurve: 'P-256' }, true, ['verify'])) as CryptoKey;
+    keys = { privateKey, publicKey };
+  } else {
+    keys = await generateKeyPair();
+  }
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: [{ CN: [intermediateCommonName(opts.clusterName)] }, { O: ['crossmesh'] }],
+    keys,
+    signingAlgorithm: EC_P256,
+    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: trustDomainId(trustDomain) }])],
+  });
+  return { keyPem: opts.keyPem ?? (await privateKeyToPem(keys.privateKey)), csrPem: csr.toString('pem') };
+}
+
+/** A CA certificate issued for a key held elsewhere: the certificate and its chain, no key. */
+export interface IssuedCaCertificate {
+  cert: x509.X509Certificate;
+  certPem: string;
+  /** This certificate, then the issuer's chain up to (not including) the root. */
+  chainPems: string[];
+  rootPem: string;
+  notAfter: Date;
+}
+
+/**
+ * The control plane's side of a member's join: an intermediate CA for member `clusterName`
+ * from the member's CSR (the member generated the key and keeps it). Same certificate as
+ * `issueIntermediate`: 1 year, pathLen 0, CN "crossmesh cluster <name> CA", the root's trust
+ * domain, never outliving `root`. The CSR must verify under its own P-256 key; it may name the
+ * root's trust domain and nothing else (the subject and names are the CA's to decide).
+ */
+export async function issueIntermediateFromCsr(root: CertificateAuthority, opts: { csrPem: string; clusterName: string; validityDays?: number; now?: Date }): Promise<IssuedCaCertificate> {
+  const now = opts.now ?? new Date();
+  checkUsable(root, now);
+  checkClusterName(opts.clusterName);
+  const { requested, publicKey } = await checkedCsr(opts.csrPem);
+  const mine = trustDomainId(root.trustDomain);
+  for (const n of requested) {
+    if (n.type !== 'url' || n.value !== mine) {
+      throw refused(`it asks for ${n.type === 'url' ? n.value : `${n.type} name ${JSON.stringify(n.value)}`}, but this mesh's intermediates are for trust domain ${mine} only`);
+    }
+  }
+  const { notBefore, notAfter } = validity(root.cert, now, positive(opts.validityDays ?? INTERMEDIATE_VALIDITY_DAYS, 'validityDays') * DAY_MS);
+  const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
-    // The identity is the URI SAN; the subject is fixed (a CN holds at most 64 characters,
-    // less than an ID can be), so nothing reads identity from it.
-    subject: [{ O: ['crossmesh'] }, { OU: ['workload'] }],
-    issuer: ca.cert.subjectName,
+    subject: [{ CN: [intermediateCommonName(opts.clusterName)] }, { O: ['crossmesh'] }],
+    issuer: root.cert.subjectName,
     notBefore,
     notAfter,
     publicKey,
-    signingKey: ca.key,
+    signingKey: root.key,
     signingAlgorithm: EC_P256,
-    extensions: await leafExtensions(ca, publicKey, [{ type: 'url', value: wanted }], [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+    extensions: await caExtensions(root.trustDomain, publicKey, root.cert, 0),
   });
-  return chainOf(ca, leaf);
+  const certPem = cert.toString('pem');
+  return { cert, certPem, chainPems: [certPem, ...root.chainPems], rootPem: root.rootPem, notAfter: cert.notAfter };
 }
 
 /**
