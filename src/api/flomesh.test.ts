@@ -80,6 +80,16 @@ test('ServiceExport: bad inputs', () => {
   invalid(sexp({ rules: [rule], targetClusters: ['cluster-1'] }), 'spec.targetClusters[0]', /region\/zone\/group\/cluster/);
 });
 
+test('ServiceExport: serviceAccountName is "*", a service account, or namespace/name', () => {
+  const rule = { portNumber: 3000, path: '/nodeapp' };
+  for (const sa of ['*', 'curl', 'curl/curl', 'ns-1/sa-2']) {
+    assert.equal((validateObject(sexp({ rules: [rule], serviceAccountName: sa })) as ServiceExportObject).spec.serviceAccountName, sa);
+  }
+  for (const sa of ['', 'Curl', 'a/b/c', '/curl', 'curl/', '**', 'ns/*', 'cu rl']) {
+    invalid(sexp({ rules: [rule], serviceAccountName: sa }), 'spec.serviceAccountName', /must be "\*" \(any mesh identity\), a service account name/);
+  }
+});
+
 const simp = (spec: unknown) => ({ apiVersion: 'flomesh.io/v1alpha1', kind: 'ServiceImport', metadata: { name: 'nodeapp', namespace: 'dapr-test' }, spec });
 
 test('ServiceImport: the reference example, defaults', () => {

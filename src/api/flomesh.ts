@@ -6,7 +6,7 @@
 import safeRegex from 'safe-regex2';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { CLUSTER_KEY_RULE, isClusterKey, isHostName, isIpAddress } from './names.js';
+import { CLUSTER_KEY_RULE, isClusterKey, isHostName, isIpAddress, isServiceAccountRule, SERVICE_ACCOUNT_RULE } from './names.js';
 import { type Check, isPlainObject, nonEmptyString, objectSchema, portNumber, protocol } from './meta.js';
 import type { KubeObject } from './types.js';
 
@@ -102,7 +102,7 @@ export const serviceExportSpecSchema = z
     sessionSticky: z.boolean().default(false),
     loadBalancer: z.enum(['RoundRobinLoadBalancer', 'HashingLoadBalancer', 'LeastWorkLoadBalancer']).default('RoundRobinLoadBalancer'),
     targetClusters: z.array(clusterKey).optional(),
-    serviceAccountName: z.string().default('*'),
+    serviceAccountName: z.string().refine(isServiceAccountRule, SERVICE_ACCOUNT_RULE).default('*'),
   })
   .passthrough();
 

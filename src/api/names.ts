@@ -68,3 +68,18 @@ export function clusterKeyOf(cluster: KubeObject): string {
   const part = (v: unknown) => (typeof v === 'string' && v !== '' ? v : 'default');
   return `${part(spec.region)}/${part(spec.zone)}/${part(spec.group)}/${cluster.metadata.name}`;
 }
+
+/**
+ * `ServiceExport.spec.serviceAccountName`: who may call an exported service from other clusters.
+ * `*` = any mesh identity; `name` = that service account in any namespace of any member;
+ * `namespace/name` = only that one. Names are DNS labels because they become SPIFFE ID segments.
+ */
+export function isServiceAccountRule(s: unknown): boolean {
+  if (s === '*') return true;
+  if (typeof s !== 'string') return false;
+  const parts = s.split('/');
+  return parts.length <= 2 && parts.every(isValidDnsLabel);
+}
+
+export const SERVICE_ACCOUNT_RULE =
+  'must be "*" (any mesh identity), a service account name (e.g. "curl") or namespace/name (e.g. "curl/curl"), each a lowercase RFC 1123 label';

@@ -66,6 +66,19 @@ describe('gateway', () => {
     assert.equal((await call(gw, '/nodeappx/ports')).status, 404);
   });
 
+  it('an export restricted to a service account is refused at the HTTP ingress (403 JSON naming the rule, nothing reaches the app); "*" serves again', async () => {
+    await tc.api.apply(SEXP, seedExport('nodeapp', NS, { serviceAccountName: 'curl' }));
+    await waitFor(async () => (await call(gw, '/nodeapp/ports')).status === 403, 'restricted export refused');
+    const before = a.hits.length;
+    const r = await call(gw, '/nodeapp/ports');
+    assert.equal(r.status, 403);
+    assert.equal(r.json().errorCode, 'CM_ERR_FORBIDDEN');
+    assert.match(r.json().message, /ServiceExport dapr-test\/nodeapp admits only service account "curl".*HTTP ingress carries no caller identity/);
+    assert.equal(a.hits.length, before, 'the app saw nothing');
+    await tc.api.apply(SEXP, seedExport('nodeapp', NS, { serviceAccountName: '*' }));
+    await waitFor(async () => (await call(gw, '/nodeapp/ports')).status === 200, 'served again');
+  });
+
   it('Exact matches only itself; Prefix without rewrite passes the path as is', async () => {
     await tc.api.apply(SVC, service('exact', NS));
     await setEndpoints('exact', [b.port]);

@@ -178,6 +178,11 @@ export class Gateway {
     if (!isSafePath(path)) return reply(res, BAD_PATH);
     const route = this.table.lookup(path);
     if (route === undefined) return reply(res, NOT_FOUND);
+    if (route.forbidden !== undefined) {
+      res.writeHead(403, ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(route.forbidden))]);
+      res.end(route.forbidden);
+      return;
+    }
     let target = path;
     if (route.rewriteFrom !== undefined) {
       target = path.replace(route.rewriteFrom, route.rewriteTo);

@@ -36,6 +36,12 @@ export interface Route {
   readonly backend: Backend;
   /** `cm-sticky=...; Path=...` attributes suffix for sessionSticky. */
   readonly cookieSuffix: string;
+  /**
+   * Prebuilt 403 body when the export admits only a service account (serviceAccountName not
+   * `*`): the HTTP ingress has no caller identity to check, so it refuses; mesh callers come
+   * through the tunnel and are checked by the app's sidecar.
+   */
+  readonly forbidden: string | undefined;
 }
 
 export class RouteTable {
@@ -158,6 +164,7 @@ export function buildRouteTable(input: BuildInput): RouteTable {
         if (!tunnels.has(authority)) tunnels.set(authority, backend);
       }
       const pathType = rule.pathType === 'Exact' ? 'Exact' : 'Prefix';
+      const sa = exp.spec.serviceAccountName ?? '*';
       const route: Route = {
         exportRef: ref,
         path: rule.path,
@@ -166,6 +173,10 @@ export function buildRouteTable(input: BuildInput): RouteTable {
         rewriteTo: rw?.to ?? '',
         backend,
         cookieSuffix: `; Path=${pathType === 'Prefix' ? prefixKey(rule.path) : rule.path}; HttpOnly; SameSite=Lax`,
+        forbidden: sa === '*' ? undefined : JSON.stringify({
+          errorCode: 'CM_ERR_FORBIDDEN',
+          message: `ServiceExport ${ref} admits only service account "${sa}" (spec.serviceAccountName); the gateway's HTTP ingress carries no caller identity: call it through the mesh (a sidecar), or set serviceAccountName "*"`,
+        }),
       };
       const map = pathType === 'Exact' ? exact : prefix;
       const key = pathType === 'Exact' ? rule.path : prefixKey(rule.path);
