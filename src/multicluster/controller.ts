@@ -7,12 +7,24 @@ import type { ResourceStore } from '../store/types.js';
 import { log } from '../util/log.js';
 import { mergeCondition } from '../api/conditions.js';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, plan, type DesiredImport, type ExportVerdict } from './desired.js';
+import { MESH_IDENTITY_CONDITION, type MeshIdentityState, type MeshSigner } from './identity.js';
 import { MemberConnection, type MemberState } from './member.js';
 
 const CLUSTERS_KEY = 'flomesh.io/clusters';
 const SERVICE_IMPORT = () => kindFor('flomesh.io/v1alpha1', 'ServiceImport');
 const SERVICE_EXPORT = () => kindFor('flomesh.io/v1alpha1', 'ServiceExport');
 const NAMESPACE = () => kindFor('v1', 'Namespace');
+
+export interface MulticlusterControllerOptions {
+  /**
+   * The control plane's own `ClusterPki`: its root is the mesh root, and each member's mesh CA
+   * is kept issued by it (`identity.ts`, condition `MeshIdentity` on the Cluster). Without it,
+   * members' mesh CAs are left as they are.
+   */
+  pki?: MeshSigner;
+  /** Re-check period of a member's mesh CA while all is well (default 5 min; tests). */
+  identityRecheckMs?: number;
+}
 
 /**
  * The multicluster controller. It runs in every cluster process and does nothing until the
@@ -29,7 +41,8 @@ export class MulticlusterController {
   private closed = false;
   private scheduled = false;
 
-  constructor(private readonly store: ResourceStore, private readonly clusterName: string) {
+  constructor(private readonly store: ResourceStore, private readonly clusterName: string, private readonly opts: MulticlusterControllerOptions = {}) {
+    if (!opts.pki) log.debug(`multicluster: ${clusterName}: no cluster PKI given, so members' mesh CAs are not managed (no MeshIdentity condition)`);
     const def = store.get({ storageKey: 'core/namespaces', name: 'default' });
     this.controlPlaneId = `${clusterName}/${def?.metadata.uid ?? 'unknown'}`;
     this.clusters = new StoreCache(store, CLUSTERS_KEY);
@@ -65,7 +78,7 @@ export class MulticlusterController {
     if (old) void old.stop(false);
     let member: MemberConnection;
     try {
-      member = new MemberConnection(cluster, this.controlPlaneId);
+      member = new MemberConnection(cluster, this.controlPlaneId, { signer: this.opts.pki, identityRecheckMs: this.opts.identityRecheckMs });
     } catch (err) {
       this.members.delete(name);
       this.writeManaged(name, { managed: false, reason: 'InvalidKubeconfig', message: toCrossmeshError(err).message });
@@ -73,6 +86,7 @@ export class MulticlusterController {
     }
     this.members.set(name, member);
     member.on('state', (s) => this.writeManaged(name, s));
+    member.on('identity', (s) => this.writeMeshIdentity(name, s));
     member.on('changed', () => this.schedule());
     member.start();
   }
@@ -94,17 +108,20 @@ export class MulticlusterController {
   }
 
   private writeManaged(name: string, s: MemberState): void {
+    this.writeCondition(name, { type: 'Managed', status: s.managed ? 'True' : 'False', reason: s.managed ? 'Success' : s.reason, message: s.message });
+  }
+
+  private writeMeshIdentity(name: string, s: MeshIdentityState): void {
+    this.writeCondition(name, { type: MESH_IDENTITY_CONDITION, status: s.ok ? 'True' : 'False', reason: s.reason, message: s.message });
+  }
+
+  /** Merges one condition into a Cluster's status: read-modify-write on resourceVersion, only when it changed. */
+  private writeCondition(name: string, cond: Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>): void {
     if (this.closed) return;
     const ref = { storageKey: CLUSTERS_KEY, name };
     const current = this.store.get(ref);
     if (!current) return;
-    const conditions = mergeCondition(current.status?.conditions, {
-      type: 'Managed',
-      status: s.managed ? 'True' : 'False',
-      reason: s.managed ? 'Success' : s.reason,
-      message: s.message,
-      observedGeneration: current.metadata.generation,
-    }, new Date().toISOString());
+    const conditions = mergeCondition(current.status?.conditions, { ...cond, observedGeneration: current.metadata.generation }, new Date().toISOString());
     if (!conditions) return;
     try {
       this.store.update(ref, { ...current, status: { ...current.status, conditions } }, { statusOnly: true, expectedResourceVersion: current.metadata.resourceVersion });

@@ -5,13 +5,24 @@ import { ApiClient } from '../client/api-client.js';
 import { Informer } from '../client/informer.js';
 import { parseKubeconfig } from '../client/kubeconfig.js';
 import { CrossmeshError, toCrossmeshError } from '../errors.js';
-import { Backoff } from '../util/backoff.js';
+import { Backoff, type BackoffOptions } from '../util/backoff.js';
 import type { MemberSnapshot } from './desired.js';
+import { memberIdentityApi, MeshIdentitySync, type MeshIdentityState, type MeshSigner } from './identity.js';
 
 /** Annotation on the member's `default` Namespace naming the control plane that manages it. */
 export const MANAGED_BY_ANNOTATION = 'multicluster.flomesh.io/managed-by';
 /** Annotation on the member's `default` Namespace holding the member's own cluster key. */
 export const CLUSTER_KEY_ANNOTATION = 'multicluster.flomesh.io/cluster-key';
+
+/** Retries while a member is unreachable (its claim, its mesh CA): 100 ms doubling to 5 s, ±20 % jitter. */
+export const MEMBER_RETRY_BACKOFF: BackoffOptions = { initialMs: 100, maxMs: 5000, jitter: 0.2 };
+
+export interface MemberConnectionOptions {
+  /** The control plane's PKI: with it, the member's mesh CA is kept issued by its root (`identity.ts`). */
+  signer?: MeshSigner;
+  /** Re-check period of the member's mesh CA while all is well (default 5 min). */
+  identityRecheckMs?: number;
+}
 
 export type MemberState =
   | { managed: true; message: string }
@@ -22,6 +33,8 @@ interface MemberEvents {
   changed: [];
   /** The Managed condition should change. */
   state: [MemberState];
+  /** The MeshIdentity condition should change (only with a signer). */
+  identity: [MeshIdentityState];
 }
 
 /**
@@ -45,12 +58,14 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
   private state: MemberState | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   /** Claim retries while the member is unreachable: 100 ms doubling to 5 s, ±20 % jitter. */
-  private readonly backoff = new Backoff({ initialMs: 100, maxMs: 5000, jitter: 0.2 });
+  private readonly backoff = new Backoff(MEMBER_RETRY_BACKOFF);
   /** Re-checks of a member claimed by another control plane: every 5 s, ±20 % jitter. */
   private readonly recheck = new Backoff({ initialMs: 5000, maxMs: 5000, factor: 1, jitter: 0.2 });
   private reachable = false;
+  /** Keeps the member's mesh CA issued by the control plane's root; none without a signer. */
+  readonly identity: MeshIdentitySync | undefined;
 
-  constructor(readonly cluster: KubeObject, private readonly controlPlaneId: string) {
+  constructor(readonly cluster: KubeObject, private readonly controlPlaneId: string, opts: MemberConnectionOptions = {}) {
     super();
     this.clusterKey = clusterKeyOf(cluster);
     this.gatewayHost = cluster.spec.gatewayHost;
@@ -58,16 +73,23 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
     this.meshPort = typeof cluster.spec.meshPort === 'number' ? cluster.spec.meshPort : undefined;
     const endpoint = parseKubeconfig(cluster.spec.kubeconfig, `Cluster ${cluster.metadata.name} spec.kubeconfig`);
     this.client = new ApiClient(endpoint, { connectTimeoutMs: 2000 });
-    const opts = { minBackoffMs: 100, maxBackoffMs: 2000 };
-    this.exports = new Informer(this.client, kindFor('flomesh.io/v1alpha1', 'ServiceExport'), opts);
-    this.services = new Informer(this.client, kindFor('v1', 'Service'), opts);
-    this.imports = new Informer(this.client, kindFor('flomesh.io/v1alpha1', 'ServiceImport'), opts);
+    const informerOpts = { minBackoffMs: 100, maxBackoffMs: 2000 };
+    this.exports = new Informer(this.client, kindFor('flomesh.io/v1alpha1', 'ServiceExport'), informerOpts);
+    this.services = new Informer(this.client, kindFor('v1', 'Service'), informerOpts);
+    this.imports = new Informer(this.client, kindFor('flomesh.io/v1alpha1', 'ServiceImport'), informerOpts);
     for (const inf of [this.exports, this.services, this.imports]) {
       inf.on('add', () => this.emit('changed'));
       inf.on('update', () => this.emit('changed'));
       inf.on('delete', () => this.emit('changed'));
       inf.on('synced', () => this.onReachable());
       inf.on('error', (err) => this.onUnreachable(err));
+    }
+    if (opts.signer) {
+      this.identity = new MeshIdentitySync(memberIdentityApi(this.client), opts.signer, cluster.metadata.name, this.clusterKey, {
+        backoff: MEMBER_RETRY_BACKOFF,
+        recheckMs: opts.identityRecheckMs,
+      });
+      this.identity.on('state', (s) => this.emit('identity', s));
     }
   }
 
@@ -106,6 +128,7 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
   async stop(release: boolean): Promise<void> {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.identity?.stop();
     for (const inf of [this.exports, this.services, this.imports]) inf.stop();
     if (release && this.claimed) {
       await this.client.mergePatch(kindFor('v1', 'Namespace'), 'default', undefined, {
@@ -139,6 +162,8 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
       for (const inf of [this.exports, this.services, this.imports]) inf.start();
       this.setState({ managed: true, message: `Cluster ${this.clusterKey} joined ClusterSet successfully.` });
       this.emit('changed');
+      // Claimed: make sure its mesh CA is issued by this control plane's root.
+      this.identity?.trigger();
     } catch (err) {
       const e = toCrossmeshError(err);
       this.setState({ managed: false, reason: e.code === 'CM_ERR_UNAUTHORIZED' ? 'Unauthorized' : 'Unreachable', message: `Cluster ${this.clusterKey}: ${e.message}` });
@@ -154,7 +179,10 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
 
   private onReachable(): void {
     if (!this.claimed || this.stopped) return;
+    const was = this.reachable;
     this.reachable = true;
+    // Back after an outage (perhaps a restarted member with a new PKI): check its mesh CA again.
+    if (!was) this.identity?.trigger();
     this.setState({ managed: true, message: `Cluster ${this.clusterKey} joined ClusterSet successfully.` });
     // A (re)sync may make the member's view complete for the first time, even with no events.
     this.emit('changed');
@@ -166,6 +194,7 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
     if (err.code !== 'CM_ERR_UNAVAILABLE' && err.code !== 'CM_ERR_UNAUTHORIZED') return;
     const was = this.reachable;
     this.reachable = false;
+    this.identity?.pause();
     this.setState({ managed: false, reason: err.code === 'CM_ERR_UNAUTHORIZED' ? 'Unauthorized' : 'Unreachable', message: `Cluster ${this.clusterKey}: ${err.message}` });
     if (was) this.emit('changed');
   }
