@@ -1,18 +1,21 @@
 /**
- * Checking a peer: its certificate chain against the mesh root at a given time, and the SPIFFE ID
- * it proves. Synchronous on purpose (signatures are checked with node:crypto's X509Certificate),
- * so it can run inside node:tls's synchronous `checkServerIdentity` and right after a handshake.
- * In a TLS handshake OpenSSL has already verified the chain; `verifyPeerChain` is the same check
- * for where there is no handshake, with errors that say which certificate failed and why.
+ * Checking a peer outside a TLS handshake: its certificate chain against the trust bundle at a
+ * given time, and the SPIFFE ID and cluster it proves, with errors that say which certificate
+ * failed and why (signatures are checked with node:crypto's X509Certificate, synchronously).
+ * On the data path OpenSSL verifies the chain in the handshake and mesh-tls.ts reads the
+ * identity from node's PeerCertificate: this module loads @peculiar/x509, which a sidecar must
+ * not (+21 MB, ~190 ms).
  */
 import { X509Certificate as NodeX509Certificate } from 'node:crypto';
 import { CrossmeshError } from '../errors.js';
+import { clusterOfCaName } from './mesh-tls.js';
 import { DEFAULT_TRUST_DOMAIN, formatWorkloadId, parseSpiffeId, parseWorkloadId, type WorkloadIdentity } from './spiffe.js';
 import { canSignCertificates, isCaCertificate, parseCertificate, uriSans, x509 } from './x509.js';
 
-/** A verified peer: its workload identity and the SPIFFE ID it was read from. */
+/** A verified peer: its workload identity, the SPIFFE ID it was read from and the cluster whose CA issued it. */
 export interface VerifiedPeer extends WorkloadIdentity {
   spiffeId: string;
+  cluster: string;
   notAfter: Date;
 }
 
@@ -65,22 +68,27 @@ function checkTime(cert: x509.X509Certificate, now: Date, role: string): void {
 }
 
 /**
- * Verifies `chain` (leaf first, then intermediates; a copy of the root at its end is ignored)
- * up to `rootPem` at `now`, and returns the leaf's identity. Refused (CM_ERR_CERT_INVALID):
+ * Verifies `chain` (leaf first, then intermediates; a copy of a root at its end is ignored) up
+ * to one of `roots` (the trust bundle; one PEM is a bundle of one) at `now`, and returns the
+ * leaf's identity and the cluster whose intermediate issued it. Refused (CM_ERR_CERT_INVALID):
  * any certificate outside its validity window, a link whose signature or issuer name does not
- * match, an intermediate that is not a CA or exceeds a pathLen, a chain that ends at another
- * root, a leaf that is a CA, a leaf without one valid SPIFFE ID of the root's trust domain.
+ * match, an intermediate that is not a CA or exceeds a pathLen, a chain that ends at no root of
+ * the bundle, a leaf that is a CA, a leaf without one valid SPIFFE ID of the root's trust
+ * domain, a leaf not issued by a crossmesh cluster CA (`crossmesh cluster <name> CA`).
  */
-export function verifyPeerChain(chain: readonly CertInput[], rootPem: string, opts: { now?: Date; trustDomain?: string } = {}): VerifiedPeer {
+export function verifyPeerChain(chain: readonly CertInput[], roots: string | readonly string[], opts: { now?: Date; trustDomain?: string } = {}): VerifiedPeer {
   const now = opts.now ?? new Date();
-  const root = toCert(rootPem, 'mesh root certificate');
-  const rootDer = Buffer.from(root.rawData);
-  const certs = chain.map((c, i) => toCert(c, i === 0 ? 'peer certificate' : `peer chain certificate ${i + 1}`)).filter((c, i) => i === 0 || !Buffer.from(c.rawData).equals(rootDer));
+  const bundle = (typeof roots === 'string' ? [roots] : roots).map((r, i) => toCert(r, `mesh root certificate ${i + 1}`));
+  if (bundle.length === 0) throw certInvalid('the trust bundle is empty: no root to verify the peer against');
+  const rootDers = bundle.map((r) => Buffer.from(r.rawData));
+  const certs = chain
+    .map((c, i) => toCert(c, i === 0 ? 'peer certificate' : `peer chain certificate ${i + 1}`))
+    .filter((c, i) => i === 0 || !rootDers.some((d) => Buffer.from(c.rawData).equals(d)));
   if (certs.length === 0) throw certInvalid('the peer sent no certificate');
   const leaf = certs[0];
   if (isCaCertificate(leaf)) throw certInvalid(`peer certificate "${leaf.subject}" is a CA certificate, not a workload's`);
-  checkTime(root, now, 'mesh root certificate');
-  const nodeRoot = new NodeX509Certificate(rootDer);
+  const nodeRoots = rootDers.map((d) => new NodeX509Certificate(d));
+  let root: x509.X509Certificate | undefined;
   for (let i = 0; i < certs.length; i++) {
     const cert = certs[i];
     const role = i === 0 ? 'peer certificate' : 'peer intermediate CA';
@@ -90,21 +98,29 @@ export function verifyPeerChain(chain: readonly CertInput[], rootPem: string, op
       const pathLen = cert.getExtension(x509.BasicConstraintsExtension)?.pathLength;
       if (pathLen !== undefined && i - 1 > pathLen) throw certInvalid(`${role} "${cert.subject}" allows ${pathLen} CAs below it, the chain has ${i - 1}`);
     }
-    const isLast = i === certs.length - 1;
     const node = new NodeX509Certificate(Buffer.from(cert.rawData));
-    const issuer = isLast ? nodeRoot : new NodeX509Certificate(Buffer.from(certs[i + 1].rawData));
-    if (!node.checkIssued(issuer) || !node.verify(issuer.publicKey)) {
-      throw certInvalid(
-        isLast
-          ? `${role} "${cert.subject}" (issuer "${cert.issuer}") is not issued by this mesh's root "${root.subject}": it comes from another CA`
-          : `${role} "${cert.subject}" is not signed by the next certificate in the chain, "${certs[i + 1].subject}"`,
-      );
+    if (i < certs.length - 1) {
+      const issuer = new NodeX509Certificate(Buffer.from(certs[i + 1].rawData));
+      if (!node.checkIssued(issuer) || !node.verify(issuer.publicKey)) {
+        throw certInvalid(`${role} "${cert.subject}" is not signed by the next certificate in the chain, "${certs[i + 1].subject}"`);
+      }
+      continue;
     }
+    const r = nodeRoots.findIndex((nr) => node.checkIssued(nr) && node.verify(nr.publicKey));
+    if (r === -1) {
+      const names = bundle.map((b) => `"${b.subject}"`).join(', ');
+      throw certInvalid(`${role} "${cert.subject}" (issuer "${cert.issuer}") is not issued by this mesh's root${bundle.length > 1 ? 's' : ''} ${names}: it comes from another CA`);
+    }
+    root = bundle[r];
   }
-  const rootPathLen = root.getExtension(x509.BasicConstraintsExtension)?.pathLength;
+  checkTime(root!, now, 'mesh root certificate');
+  const rootPathLen = root!.getExtension(x509.BasicConstraintsExtension)?.pathLength;
   if (rootPathLen !== undefined && certs.length - 1 > rootPathLen) throw certInvalid(`the mesh root allows ${rootPathLen} intermediate CAs, the chain has ${certs.length - 1}`);
-  const id = spiffeIdOf(leaf, opts.trustDomain ?? trustDomainOf(root));
-  return { ...id, notAfter: leaf.notAfter };
+  const id = spiffeIdOf(leaf, opts.trustDomain ?? trustDomainOf(root!));
+  const issuerCn = leaf.issuerName.getField('CN')[0] ?? '';
+  const cluster = clusterOfCaName(issuerCn);
+  if (cluster === undefined) throw certInvalid(`peer certificate was issued by ${JSON.stringify(issuerCn)}, not by a crossmesh cluster CA ("crossmesh cluster <name> CA")`);
+  return { ...id, cluster, notAfter: leaf.notAfter };
 }
 
 /** When a certificate should be renewed: at 2/3 of its lifetime, leaving 1/3 for retries. */

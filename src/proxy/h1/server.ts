@@ -9,8 +9,17 @@
  * a Host header required on HTTP/1.1, CONNECT and protocol upgrades are not served. A request
  * is handed to the handler only after the bytes read with it were parsed, so a head followed by
  * a malformed body in one read never reaches an upstream.
+ *
+ * With `tls` the listener is a mesh mTLS endpoint (node:tls, TLS 1.3): a connection becomes a
+ * ServerConnection only after its handshake verified the client's chain and its SPIFFE ID was
+ * read (once per connection: InboundRequest.peer); every refusal before that (no, foreign or
+ * expired certificate, plaintext, a handshake that stalls past `handshakeTimeoutMs`) closes
+ * the connection without reading a request and is reported to `onRefused`.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer, type TLSSocket, type TlsOptions } from 'node:tls';
+import { CrossmeshError } from '../../errors.js';
+import { peerIdentity, tlsError, trustDomainOf, type PeerIdentity } from '../../identity/mesh-tls.js';
 import { H1Parser, isParseError, METHODS, REQUEST, type ParseError, type ParserEvents } from './llhttp.js';
 import { answerError, reasonPhrase } from './exchange.js';
 import { Framing, type BodySink, type Downstream, type DownstreamObserver } from './types.js';
@@ -27,7 +36,27 @@ export interface H1ServerOptions {
   refuseTunnel?: { code: string; status: number; message: string };
   /** Require a Host header on HTTP/1.1 requests (node:http's rule). Default true. */
   requireHost?: boolean;
+  /** Serve mTLS instead of plaintext. */
+  tls?: H1ServerTls;
 }
+
+export interface H1ServerTls {
+  /** Server TLS options: `mtlsServerOptions(creds)` (TLS 1.3, the trust bundle as `ca`, a client certificate required). */
+  options: TlsOptions;
+  /** The trust domain a client's SPIFFE ID must be of; default: the one the first `ca` root declares. */
+  trustDomain?: string;
+  /** A connection whose TLS handshake has not completed after this long is closed and reported (default 10 s). */
+  handshakeTimeoutMs?: number;
+  /**
+   * A connection refused before any request was read: `reason` says why (CM_ERR_CERT_INVALID for
+   * a certificate refusal, CM_ERR_TIMEOUT for a stalled handshake, CM_ERR_UNAVAILABLE for
+   * plaintext and other TLS failures); `remote` is the client's `address:port`.
+   */
+  onRefused?(reason: CrossmeshError, remote: string): void;
+}
+
+/** node:tls's default is 120 s: long enough for one slowloris client to hold a socket for minutes. */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
 /** Body bytes a waiting (pipelined or not yet forwarded) request may buffer before the socket is paused. */
@@ -41,7 +70,9 @@ export class InboundRequest implements Downstream {
   readonly rawHeaders: string[];
   readonly versionMinor: number;
   readonly clientIp: string;
-  readonly proto = 'http' as const;
+  readonly proto: 'http' | 'https';
+  /** The client's verified mesh identity on an mTLS listener (undefined on a plaintext one). */
+  readonly peer: PeerIdentity | undefined;
   hasBody = false;
   chunked = false;
   /** The Host header value ('' when absent). */
@@ -80,6 +111,8 @@ export class InboundRequest implements Downstream {
     this.versionMinor = versionMinor;
     this.closeAfter = !keepAlive;
     this.clientIp = conn.remoteAddress;
+    this.peer = conn.peer;
+    this.proto = conn.peer === undefined ? 'http' : 'https';
     this.startedAt = startedAt;
     for (let i = 0; i < headers.length; i += 2) {
       const n = headers[i];
@@ -283,7 +316,7 @@ export class ServerConnection implements ParserEvents {
   private dead = false;
   private parseError: ParseError | null = null;
 
-  constructor(socket: Socket, private readonly server: H1Server) {
+  constructor(socket: Socket, private readonly server: H1Server, readonly peer?: PeerIdentity) {
     this.socket = socket;
     this.out = new WriteBatch(socket);
     this.remoteAddress = socket.remoteAddress ?? '';
@@ -295,6 +328,15 @@ export class ServerConnection implements ParserEvents {
     // 'close'). Before the first pause the handle goes back to the Readable (stopConsuming), so
     // a client that goes away while its socket is paused is still seen (chaos scenario 7).
     if (!this.parser.consume(socket, this.afterRead)) socket.on('data', this.onData);
+    else if (socket.readableLength > 0) {
+      // Bytes the Readable already holds (a TLS socket decrypts with the handshake's last read)
+      // precede what the parser will read from the handle: parse them first, once the server
+      // has registered this connection (a request may be served at once).
+      queueMicrotask(() => {
+        let b: Buffer | null;
+        while (!this.dead && (b = socket.read() as Buffer | null) !== null) this.onData(b);
+      });
+    }
     socket.on('drain', () => this.queue[0]?.notifyDrain());
     socket.on('timeout', () => this.onTimeout());
     socket.on('error', () => undefined);
@@ -495,6 +537,13 @@ export class H1Server {
   readonly onFinish?: (req: InboundRequest) => void;
   private readonly conns = new Set<ServerConnection>();
   private closing = false;
+  /** mTLS: the trust domain of client identities (undefined on a plaintext listener). */
+  readonly trustDomain: string | undefined;
+  private readonly onRefused: ((reason: CrossmeshError, remote: string) => void) | undefined;
+  /** mTLS: TCP connections whose handshake is not done (close() ends them). */
+  private readonly handshaking = new Set<Socket>();
+  /** mTLS: each TCP connection's client address, read while it is alive (a refused one is destroyed before node reports it). */
+  private readonly remotes = new WeakMap<Socket, string>();
 
   constructor(opts: H1ServerOptions) {
     this.onRequest = opts.onRequest;
@@ -502,10 +551,63 @@ export class H1Server {
     this.keepAliveTimeoutMs = opts.keepAliveTimeoutMs ?? 5000;
     this.requireHost = opts.requireHost ?? true;
     this.refuseTunnel = opts.refuseTunnel ?? { code: 'CM_ERR_METHOD_NOT_ALLOWED', status: 405, message: 'crossmesh: this listener does not tunnel (CONNECT); send plain http:// requests' };
-    this.net = createServer({ noDelay: true }, (socket) => {
-      if (this.closing) return void socket.destroy();
-      this.conns.add(new ServerConnection(socket, this));
+    const t = opts.tls;
+    if (t === undefined) {
+      this.net = createServer({ noDelay: true }, (socket) => {
+        if (this.closing) return void socket.destroy();
+        this.conns.add(new ServerConnection(socket, this));
+      });
+      return;
+    }
+    this.trustDomain = t.trustDomain ?? trustDomainOf({ keyPem: '', chainPem: '', roots: caPems(t.options.ca) });
+    this.onRefused = t.onRefused;
+    const server = createTlsServer({ ...t.options, noDelay: true, handshakeTimeout: t.handshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS }, (socket: TLSSocket) => this.onSecure(socket));
+    // Before node's own listener wraps the TCP socket: a refused handshake destroys it, and a
+    // destroyed socket no longer knows its peer's address.
+    server.prependListener('connection', (raw: Socket) => {
+      this.remotes.set(raw, remoteOf(raw));
+      this.handshaking.add(raw);
+      raw.once('close', () => this.handshaking.delete(raw));
     });
+    server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+      const raw = tcpOf(socket);
+      const remote = (raw && this.remotes.get(raw)) ?? remoteOf(socket);
+      // node leaves a timed-out handshake's socket open (and the others are closed already).
+      socket.destroy();
+      this.onRefused?.(tlsError(err, socket), remote);
+    });
+    this.net = server;
+  }
+
+  /** A TLS handshake completed (node verified the chain): read the client's identity once, or refuse it. */
+  private onSecure(socket: TLSSocket): void {
+    const raw = tcpOf(socket);
+    const remote = (raw && this.remotes.get(raw)) ?? remoteOf(socket);
+    if (raw !== undefined) this.handshaking.delete(raw);
+    if (this.closing) return void socket.destroy();
+    let peer: PeerIdentity;
+    try {
+      peer = peerIdentity(socket, this.trustDomain!);
+    } catch (err) {
+      socket.destroy();
+      this.onRefused?.(err instanceof CrossmeshError ? err : tlsError(err, socket), remote);
+      return;
+    }
+    this.conns.add(new ServerConnection(socket, this, peer));
+  }
+
+  /** True when this listener serves mTLS. */
+  get tls(): boolean {
+    return this.trustDomain !== undefined;
+  }
+
+  /**
+   * Certificate rotation (or a new trust bundle): connections accepted from now on use these
+   * credentials (`mtlsServerOptions(newCreds)`); established ones keep theirs until they close.
+   */
+  setSecureContext(options: SecureContextOptions): void {
+    if (!this.tls) throw new CrossmeshError('CM_ERR_CONFIG', 'setSecureContext on a plaintext listener: create the H1Server with the `tls` option');
+    (this.net as TlsServer).setSecureContext(options);
   }
 
   forget(c: ServerConnection): void {
@@ -534,6 +636,8 @@ export class H1Server {
   async close(drainMs = 2000): Promise<void> {
     this.closing = true;
     const done = new Promise<void>((r) => this.net.close(() => r()));
+    // Handshakes in progress hold no request: nothing to drain.
+    for (const raw of this.handshaking) raw.destroy();
     for (const c of this.conns) {
       c.closing = true;
       if (c.idle) c.destroy();
@@ -548,4 +652,22 @@ export class H1Server {
     clearTimeout(t);
     clearInterval(poll);
   }
+}
+
+/** The TCP socket under a server-side TLSSocket (node keeps it as `_parent`), when there is one. */
+function tcpOf(socket: TLSSocket): Socket | undefined {
+  const p = (socket as unknown as { _parent?: unknown })._parent;
+  return p !== null && typeof p === 'object' ? (p as Socket) : undefined;
+}
+
+function remoteOf(socket: Socket): string {
+  const a = socket.remoteAddress;
+  if (a === undefined) return 'unknown';
+  return `${a.includes(':') ? `[${a}]` : a}:${socket.remotePort ?? ''}`;
+}
+
+/** The PEM roots of a TLS `ca` option. */
+function caPems(ca: TlsOptions['ca']): string[] {
+  if (ca === undefined) return [];
+  return (Array.isArray(ca) ? ca : [ca]).map((c) => (typeof c === 'string' ? c : Buffer.from(c).toString('latin1')));
 }
