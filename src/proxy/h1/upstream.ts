@@ -5,11 +5,21 @@
  * and dispatch to whichever exchange holds it, so reusing a connection allocates nothing.
  *
  * A tunnel target is reached by `CONNECT <service>.<namespace>:<port>` to the gateway's mesh port;
- * after its 200 the connection carries plain HTTP/1.1 to the remote app sidecar, and the gateway
- * only splices bytes (it never needs to read them, so TLS between the sidecars can run inside).
+ * after its 200 the connection carries HTTP/1.1 to the remote app sidecar, and the gateway only
+ * splices bytes: with `tls` the CONNECT is plaintext to the gateway and the TLS handshake with
+ * the remote sidecar runs inside the tunnel, so the gateway never holds a key nor sees a byte
+ * in the clear.
+ *
+ * With `tls` (mesh mTLS, TLS 1.3) a connection is ready once its handshake verified the
+ * server's chain and SPIFFE ID; it is then kept alive and reused like any other, and a new
+ * connection resumes the pool's last TLS session (a ticket from the same server) when its
+ * credentials have not changed since, so a handshake costs one signature check at most once
+ * per connection, never per request.
  */
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions, type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
 import { CrossmeshError } from '../../errors.js';
+import { meshServerCheck, tlsError } from '../../identity/mesh-tls.js';
 import { H1Parser, isParseError, RESPONSE, type ParseError, type ParserEvents } from './llhttp.js';
 import { WriteBatch } from './batch.js';
 
@@ -26,10 +36,27 @@ export interface TunnelSpec {
   headerLines: string;
 }
 
+/** Mesh mTLS to a target (its server is another sidecar's mTLS H1Server). */
+export interface UpstreamTls {
+  /**
+   * The client credentials for the next NEW connection: `mtlsClientContext(creds)`. Asked once
+   * per connection, so after a rotation new connections present the new certificate while
+   * established ones keep going. Return the same object until the credentials change: a TLS
+   * session is resumed only under the context it was obtained with (a session remembers the
+   * certificate it authenticated).
+   */
+  context(): SecureContext;
+  /** The trust domain of the server's SPIFFE ID. */
+  trustDomain: string;
+  /** The server must be exactly this workload (else any workload of the trust domain). */
+  expectedServerId?: string;
+}
+
 export interface UpstreamTarget {
   host: string;
   port: number;
   tunnel?: TunnelSpec;
+  tls?: UpstreamTls;
 }
 
 /** What an exchange must implement to use a connection (exchange.ts). */
@@ -49,8 +76,9 @@ export interface ConnectionUser extends ParserEvents {
 const enum State { Connecting, Handshake, Busy, Idle, Closed }
 
 export class UpstreamConnection implements ParserEvents {
-  readonly socket: Socket;
-  readonly out: WriteBatch;
+  /** The connection's socket: the TCP socket, or the TLS socket over it once TLS starts (inside the tunnel). */
+  socket: Socket;
+  out: WriteBatch;
   private readonly parser: H1Parser;
   private state = State.Connecting;
   /** The socket's inactivity timer period (ms): set once per connection, not per request. */
@@ -64,22 +92,76 @@ export class UpstreamConnection implements ParserEvents {
   private refusal: { status: number; body: string } | undefined;
   /** Exchanges served (0 = fresh connection). */
   uses = 0;
+  /** TLS: the handshake has begun (failures from here on are TLS failures). */
+  private tlsStarted = false;
+  /** TLS: the server has shown it accepted us (a session ticket or a response byte arrived). */
+  private confirmed = false;
+  /** TLS: the context this connection presented (its session tickets belong to it). */
+  private context: SecureContext | undefined;
+  /** TLS: the handshake resumed a session (no new tickets come then). */
+  resumed = false;
 
   constructor(private readonly pool: UpstreamPool, user: ConnectionUser) {
     this.user = user;
     const t = pool.target;
     this.parser = new H1Parser(RESPONSE, this);
-    const s = connect({ host: t.host, port: t.port, noDelay: true });
+    let s: Socket;
+    if (t.tls !== undefined && t.tunnel === undefined) {
+      s = tlsConnect({ ...this.tlsOptions(), host: t.host, port: t.port });
+      // Applied to the TCP handle when it connects (TLSWrap passes setNoDelay on to it).
+      s.setNoDelay(true);
+      s.once('connect', () => { this.tlsStarted = true; });
+      this.listenTls(s as TLSSocket);
+    } else {
+      s = connect({ host: t.host, port: t.port, noDelay: true });
+      s.once('connect', () => this.onConnect());
+    }
     this.socket = s;
     this.out = new WriteBatch(s);
+    this.listen(s);
     s.setTimeout(CONNECT_TIMEOUT_MS);
-    s.on('connect', () => this.onConnect());
+  }
+
+  private readonly onDrain = (): void => this.user?.onUpstreamDrain();
+  private readonly onError = (err: Error): void => { this.error ??= err; };
+  private readonly onCloseEvent = (): void => this.onClose();
+  private readonly onTimeoutEvent = (): void => this.onTimeout();
+  private readonly onEndEvent = (): void => this.onEnd();
+
+  private listen(s: Socket): void {
     s.on('data', this.onData);
-    s.on('drain', () => this.user?.onUpstreamDrain());
-    s.on('end', () => this.onEnd());
-    s.on('error', (err) => { this.error ??= err; });
-    s.on('close', () => this.onClose());
-    s.on('timeout', () => this.onTimeout());
+    s.on('drain', this.onDrain);
+    s.on('end', this.onEndEvent);
+    s.on('error', this.onError);
+    s.on('close', this.onCloseEvent);
+    s.on('timeout', this.onTimeoutEvent);
+  }
+
+  private unlisten(s: Socket): void {
+    s.off('data', this.onData);
+    s.off('drain', this.onDrain);
+    s.off('end', this.onEndEvent);
+    s.off('error', this.onError);
+    s.off('close', this.onCloseEvent);
+    s.off('timeout', this.onTimeoutEvent);
+  }
+
+  private tlsOptions(): ConnectionOptions {
+    const o = this.pool.tlsOptions();
+    this.context = o.secureContext;
+    return o;
+  }
+
+  private listenTls(s: TLSSocket): void {
+    s.once('secureConnect', () => {
+      this.resumed = s.isSessionReused();
+      this.consume();
+      this.ready();
+    });
+    s.on('session', (ticket: Buffer) => {
+      this.confirmed = true;
+      this.pool.storeSession(this.context!, ticket);
+    });
   }
 
   get fresh(): boolean {
@@ -94,6 +176,27 @@ export class UpstreamConnection implements ParserEvents {
     }
     this.state = State.Handshake;
     this.out.write(`CONNECT ${tunnel.authority} HTTP/1.1\r\nhost: ${tunnel.authority}\r\n${tunnel.headerLines}\r\n`);
+  }
+
+  /**
+   * The tunnel is up: TLS with the remote sidecar starts inside it. The TCP socket's handle goes
+   * to the TLS socket, which from here on is the connection's socket (events, writes, timers).
+   */
+  private startTls(): void {
+    const raw = this.socket;
+    this.unlisten(raw);
+    raw.setTimeout(0);
+    // Errors are the TLS socket's from here on; a late one on the TCP socket must not throw.
+    raw.on('error', () => undefined);
+    const s = tlsConnect({ ...this.tlsOptions(), socket: raw });
+    this.tlsStarted = true;
+    // The gateway's 200 was no word from the server behind it.
+    this.confirmed = false;
+    this.socket = s;
+    this.out = new WriteBatch(s);
+    this.listen(s);
+    this.listenTls(s);
+    s.setTimeout(CONNECT_TIMEOUT_MS);
   }
 
   private ready(): void {
@@ -143,8 +246,9 @@ export class UpstreamConnection implements ParserEvents {
     if (this.tunnelUp && !isParseError(r)) {
       this.tunnelUp = false;
       this.parser.reset(RESPONSE);
-      // Nothing may come through the tunnel before we send a request.
+      // Nothing may come through the tunnel before we send a request (or a TLS ClientHello).
       if (r < d.length) return this.failConnect(new CrossmeshError('CM_ERR_BAD_GATEWAY', `upstream ${this.pool.label} sent bytes before any request; the request failed before any byte was sent`));
+      if (this.pool.target.tls !== undefined) return this.startTls();
       this.consume();
       this.ready();
     }
@@ -162,6 +266,7 @@ export class UpstreamConnection implements ParserEvents {
 
   private readonly afterRead = (r: number | ParseError): void => {
     this.quietMs = 0;
+    this.confirmed = true;
     const u = this.reading;
     this.reading = null;
     u?.onReadEnd();
@@ -235,7 +340,8 @@ export class UpstreamConnection implements ParserEvents {
       return;
     }
     if (this.state === State.Connecting || this.state === State.Handshake) {
-      return this.failConnect(new CrossmeshError('CM_ERR_TIMEOUT', `upstream ${this.pool.label} did not accept the connection in time; the request failed before any byte was sent`));
+      const what = this.tlsStarted ? 'did not complete the TLS handshake in time' : 'did not accept the connection in time';
+      return this.failConnect(new CrossmeshError('CM_ERR_TIMEOUT', `upstream ${this.pool.label} ${what}; the request failed before any byte was sent`));
     }
     this.destroy();
   }
@@ -255,8 +361,21 @@ export class UpstreamConnection implements ParserEvents {
     const u = this.user;
     this.user = null;
     if (u === null) return;
-    if (before === State.Connecting || before === State.Handshake) u.onConnectFailed(connectError(this.pool, this.error));
+    if (before === State.Connecting || before === State.Handshake) u.onConnectFailed(this.tlsStarted ? tlsConnectError(this.pool, this.error) : connectError(this.pool, this.error));
+    else if (before === State.Busy && this.refusedAfterHandshake()) u.onConnectFailed(clientCertRefused(this.pool, this.error));
     else u.onUpstreamClosed(this.error);
+  }
+
+  /**
+   * TLS 1.3 ends the client's handshake before the server has checked the client's
+   * certificate, so a server refusing it just closes the connection our request went out on.
+   * A node:tls server (every mesh sidecar's H1Server) refuses in its handshake callback,
+   * before the session tickets it writes at the end of every full handshake leave, and before
+   * reading a byte of the request. So a fresh, fully handshaken connection closed with no
+   * ticket and no response byte was refused, and its request was read by no one.
+   */
+  private refusedAfterHandshake(): boolean {
+    return this.tlsStarted && this.uses === 0 && !this.confirmed && !this.resumed;
   }
 
   /** Trailers of the response just completed (flat), if it had any. */
@@ -302,6 +421,20 @@ function connectError(pool: UpstreamPool, err: Error | undefined): CrossmeshErro
   return new CrossmeshError('CM_ERR_BAD_GATEWAY', `upstream ${pool.label} ${reason}${code && BEFORE_SEND[code] ? ` (${code})` : ''}; the request failed before any byte was sent`, { cause: err });
 }
 
+/** A TLS handshake failure (the server's certificate refused, or the handshake broke off): failed before any byte was sent. */
+function tlsConnectError(pool: UpstreamPool, err: Error | undefined): CrossmeshError {
+  if (err === undefined) return new CrossmeshError('CM_ERR_BAD_GATEWAY', `upstream ${pool.label} closed the connection during the TLS handshake; the request failed before any byte was sent`);
+  const e = tlsError(err);
+  // 502, not 401: the caller's request is not unauthorized, the mesh hop failed; the
+  // certificate refusal (CM_ERR_CERT_INVALID) is the cause, for logs and metrics.
+  return new CrossmeshError('CM_ERR_BAD_GATEWAY', `upstream ${pool.label}: ${e.message}; the request failed before any byte was sent`, { cause: e });
+}
+
+function clientCertRefused(pool: UpstreamPool, err: Error | undefined): CrossmeshError {
+  const cause = new CrossmeshError('CM_ERR_CERT_INVALID', `upstream ${pool.label} refused this proxy's client certificate (expired, or not from a root it trusts)`, err === undefined ? {} : { cause: err });
+  return new CrossmeshError('CM_ERR_BAD_GATEWAY', `upstream ${pool.label} closed the TLS connection right after the handshake: it refused this proxy's client certificate (expired, or not from a root it trusts); the request failed before the server read any byte of it`, { cause });
+}
+
 function tunnelRefused(pool: UpstreamPool, status: number, body: string): CrossmeshError {
   let message = body.trim();
   try {
@@ -316,8 +449,37 @@ export class UpstreamPool {
   private readonly idle: UpstreamConnection[] = [];
   private readonly all = new Set<UpstreamConnection>();
   private closed = false;
+  /** TLS: the server identity check (one closure per pool, not per connection). */
+  private readonly checkServer: ((host: string, cert: PeerCertificate) => Error | undefined) | undefined;
+  /** TLS: the latest session ticket, and the context of the connection that received it. */
+  private session: Buffer | undefined;
+  private sessionContext: SecureContext | undefined;
+  /** TLS handshakes this pool has begun (one per new connection, never per request). */
+  handshakes = 0;
 
-  constructor(readonly target: UpstreamTarget, readonly label: string) {}
+  /** `key`: the caller's key for this pool (UpstreamRegistry.retain). */
+  constructor(readonly target: UpstreamTarget, readonly label: string, readonly key = '') {
+    const tls = target.tls;
+    if (tls !== undefined) this.checkServer = meshServerCheck(tls.trustDomain, tls.expectedServerId);
+  }
+
+  /** node:tls options for a new connection: the current credentials, and the last session if it was obtained with them. */
+  tlsOptions(): ConnectionOptions & { secureContext: SecureContext } {
+    const secureContext = this.target.tls!.context();
+    this.handshakes++;
+    return {
+      secureContext,
+      rejectUnauthorized: true,
+      checkServerIdentity: this.checkServer,
+      session: secureContext === this.sessionContext ? this.session : undefined,
+    };
+  }
+
+  /** TLS 1.3 tickets arrive after the handshake; the latest one is offered by the next connection. */
+  storeSession(context: SecureContext, ticket: Buffer): void {
+    this.session = ticket;
+    this.sessionContext = context;
+  }
 
   /** Gives `user` a connection: a pooled one at once (most recently used first), else a new one. */
   acquire(user: ConnectionUser): void {
@@ -381,17 +543,28 @@ export class UpstreamPool {
   }
 }
 
+/**
+ * The registry's own key of a target under the caller's key: a TLS target's pool never shares
+ * connections with a plaintext target's, nor with one expecting another server identity, even
+ * if the caller gave both the same key (a connection verified as one identity serves only it).
+ */
+function registryKey(key: string, target: UpstreamTarget): string {
+  const tls = target.tls;
+  return tls === undefined ? key : `${key}\u0000mtls:${tls.expectedServerId ?? '*'}`;
+}
+
 /** Pools by key (`host:port`, or `host:port>authority` for a tunnel), created on first use. */
 export class UpstreamRegistry {
   private readonly pools = new Map<string, UpstreamPool>();
   private closed = false;
 
   get(key: string, target: UpstreamTarget, label: string): UpstreamPool {
-    let p = this.pools.get(key);
+    const k = target.tls === undefined ? key : registryKey(key, target);
+    let p = this.pools.get(k);
     if (p === undefined) {
-      p = new UpstreamPool(target, label);
+      p = new UpstreamPool(target, label, key);
       if (this.closed) void p.close();
-      this.pools.set(key, p);
+      this.pools.set(k, p);
     }
     return p;
   }
@@ -401,14 +574,15 @@ export class UpstreamRegistry {
     return this.pools.size;
   }
 
-  peek(key: string): UpstreamPool | undefined {
-    return this.pools.get(key);
+  /** The pool `get(key, target)` would return, if it exists (`target` says TLS or not; plaintext by default). */
+  peek(key: string, target?: UpstreamTarget): UpstreamPool | undefined {
+    return this.pools.get(target === undefined ? key : registryKey(key, target));
   }
 
-  /** Closes the pools whose key is not in `keys` (targets that went away). */
+  /** Closes the pools whose caller key is not in `keys` (targets that went away). */
   retain(keys: ReadonlySet<string>): void {
     for (const [k, p] of this.pools) {
-      if (!keys.has(k)) {
+      if (!keys.has(p.key)) {
         this.pools.delete(k);
         void p.close();
       }
