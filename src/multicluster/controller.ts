@@ -67,6 +67,15 @@ export class MulticlusterController {
     await this.running;
   }
 
+  /**
+   * Member `name`'s mesh identity as this controller last saw it, with its checks and installs
+   * since the connection started (status, tests); undefined without a PKI or such a member.
+   */
+  meshIdentity(name: string): { state: MeshIdentityState | undefined; checks: number; installs: number } | undefined {
+    const sync = this.members.get(name)?.identity;
+    return sync ? { state: sync.current, ...sync.counts } : undefined;
+  }
+
   /** Resolves when no reconcile is pending or running (tests, shutdown). */
   async idle(): Promise<void> {
     while (this.running || this.scheduled) await (this.running ?? new Promise((r) => setImmediate(r)));

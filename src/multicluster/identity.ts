@@ -207,7 +207,7 @@ export class MeshIdentitySync extends EventEmitter<SyncEvents> {
   private stopped = false;
   private state: MeshIdentityState | undefined;
   private logged: string | undefined;
-  /** Checks run and mesh CAs installed (tests, logs). */
+  /** Checks completed and mesh CAs installed (status, tests). */
   readonly counts = { checks: 0, installs: 0 };
 
   constructor(private readonly api: MemberIdentityApi, private readonly signer: MeshSigner, private readonly memberName: string, private readonly clusterKey: string, opts: MeshIdentitySyncOptions) {
@@ -262,9 +262,9 @@ export class MeshIdentitySync extends EventEmitter<SyncEvents> {
   }
 
   private async run(): Promise<void> {
-    this.counts.checks++;
     const { state, installed } = await ensureMeshIdentity(this.api, this.signer, this.memberName, this.clusterKey, () => this.stopped);
     if (this.stopped) return;
+    this.counts.checks++;
     if (installed) this.counts.installs++;
     if (state.ok) {
       this.backoff.reset();
