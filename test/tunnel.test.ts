@@ -98,7 +98,7 @@ describe('mesh tunnels between clusters through real sidecars', () => {
     });
   }
 
-  const endpointOf = (tc: TestCluster) => ({ name: tc.cluster.name, server: tc.cluster.apiUrl, token: tc.cluster.token });
+  const endpointOf = (tc: TestCluster) => tc.cluster.endpoint;
 
   function appSidecar(tc: TestCluster, a: Backend): Promise<SidecarProcess> {
     return spawnSidecar({

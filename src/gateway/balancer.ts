@@ -14,6 +14,8 @@ export interface EndpointState {
   readonly origin: string;
   /** Requests in flight through this gateway (shared across route-table versions). */
   inflight: number;
+  /** A mesh workload (registered by its sidecar): the HTTP ingress reaches it over mTLS. */
+  mesh: boolean;
 }
 
 export const enum Lb {

@@ -14,6 +14,8 @@ import type { ResourceCache } from '../client/cache.js';
 import { RequestMetrics, SOURCE_CLUSTER_HEADER } from '../metrics/requests.js';
 import { CrossmeshError } from '../errors.js';
 import { forward, UpstreamRegistry, refuseConnect, sendError } from '../proxy/index.js';
+import type { Upstream } from '../proxy/h1/proxy.js';
+import { parseHostPort, type UpstreamTls } from '../proxy/h1/upstream.js';
 import { TunnelListener } from './tunnel.js';
 import { log } from '../util/log.js';
 import { pick, STICKY_COOKIE, stickyValue, type EndpointState } from './balancer.js';
@@ -34,6 +36,11 @@ export interface GatewayOptions {
   pools?: UpstreamRegistry;
   /** The mesh (tunnel) port, for other clusters' sidecars (0 = any free port; undefined = none). */
   meshPort?: number;
+  /**
+   * The gateway's own mesh identity for its HTTP ingress (identity.ts): endpoints registered by
+   * a sidecar are reached over mTLS with it. Undefined: the cluster runs --insecure-plaintext.
+   */
+  meshTls?: UpstreamTls;
 }
 
 function fixedBody(code: string, message: string): { status: number; headers: string[]; body: string } {
@@ -54,6 +61,8 @@ interface EndpointStrings {
   readonly headers: readonly string[];
   readonly label: string;
   readonly done: () => void;
+  /** The pool key and target (mTLS for a mesh workload), built once. */
+  readonly upstream: Upstream;
 }
 
 function reply(res: ServerResponse, r: { status: number; headers: string[]; body: string }): void {
@@ -164,7 +173,10 @@ export class Gateway {
       },
     });
     const keep = new Set<string>();
-    for (const origin of this.states.keys()) keep.add(origin.slice(7));
+    for (const origin of this.states.keys()) {
+      keep.add(origin.slice(7));
+      keep.add(`${origin.slice(7)}+mtls`);
+    }
     this.pools.retain(keep);
   }
 
@@ -216,6 +228,7 @@ export class Gateway {
       responseHeaders: headers,
       timeoutMs: this.timeoutMs,
       label: fixed.label,
+      upstream: fixed.upstream,
       pools: this.pools,
     }).then(done, done);
   }
@@ -229,10 +242,15 @@ export class Gateway {
     }
     let s = byEp.get(ep);
     if (s === undefined) {
+      const label = `${backend.ref} endpoint ${ep.id}`;
+      const tls = ep.mesh ? this.opts.meshTls : undefined;
+      const target = parseHostPort(ep.id);
       s = {
         headers: ['x-crossmesh-cluster', this.clusterHeader, 'x-crossmesh-endpoint', ep.id],
-        label: `${backend.ref} endpoint ${ep.id}`,
+        label,
         done: () => void ep.inflight--,
+        // Pool keys are the endpoint id (pools.retain keeps them), +mtls for a TLS pool.
+        upstream: { key: tls === undefined ? ep.id : `${ep.id}+mtls`, target: { ...target, tls }, label },
       };
       byEp.set(ep, s);
     }

@@ -89,8 +89,8 @@ export interface BuildInput {
 }
 
 /** The endpoint addresses backing Service port `sp`: by port name, else targetPort number, else the only port. */
-export function endpointAddresses(sp: ServicePort, eps: EndpointsObject | undefined): { ip: string; port: number }[] {
-  const out: { ip: string; port: number }[] = [];
+export function endpointAddresses(sp: ServicePort, eps: EndpointsObject | undefined): { ip: string; port: number; mesh: boolean }[] {
+  const out: { ip: string; port: number; mesh: boolean }[] = [];
   const target = typeof sp.targetPort === 'number' ? sp.targetPort : sp.targetPort === undefined ? sp.port : undefined;
   for (const subset of eps?.subsets ?? []) {
     const ports = subset.ports ?? [];
@@ -100,7 +100,8 @@ export function endpointAddresses(sp: ServicePort, eps: EndpointsObject | undefi
     if (port === undefined && ports.length === 1) port = ports[0].port;
     if (port === undefined && ports.length === 0) port = target;
     if (port === undefined) continue;
-    for (const a of subset.addresses ?? []) out.push({ ip: a.ip, port });
+    // A sidecar registers its instance with targetRef kind Pod: a mesh workload (mTLS only).
+    for (const a of subset.addresses ?? []) out.push({ ip: a.ip, port, mesh: (a as { targetRef?: { kind?: string } }).targetRef?.kind === 'Pod' });
   }
   return out;
 }
@@ -142,9 +143,10 @@ export function buildRouteTable(input: BuildInput): RouteTable {
           if (byId.has(origin.slice(7))) continue;
           let state = input.states.get(origin);
           if (!state) {
-            state = { id: origin.slice(7), origin, inflight: 0 };
+            state = { id: origin.slice(7), origin, inflight: 0, mesh: a.mesh };
             input.states.set(origin, state);
           }
+          state.mesh = a.mesh;
           used.add(origin);
           endpoints.push(state);
           byId.set(state.id, state);

@@ -117,6 +117,20 @@ export class RequestMetrics {
     });
   }
 
+  /** A counter with one label whose values are read at scrape time (e.g. refusals by reason). */
+  labelledCounterFrom(name: string, help: string, label: string, read: () => Readonly<Record<string, number>>): void {
+    new Counter({
+      name,
+      help,
+      labelNames: [label],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [value, n] of Object.entries(read())) this.inc({ [label]: value }, n);
+      },
+    });
+  }
+
   /** Starts timing a request; recorded when its response closes. */
   track(res: ServerResponse, direction: string, source: string, destination = ''): void {
     const t = res as Tracked;

@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { NodeDownstream } from './h1/node-downstream.js';
-import { proxy, type ProxyOptions } from './h1/proxy.js';
+import { proxy, type ProxyOptions, type Upstream } from './h1/proxy.js';
 import { parseHostPort, UpstreamRegistry } from './h1/upstream.js';
 import type { ForwardResult } from './h1/exchange.js';
 
@@ -15,6 +15,8 @@ export type { ForwardResult } from './h1/exchange.js';
 export interface ForwardOptions extends ProxyOptions {
   /** Upstream origin, `http://host:port`. */
   origin: string;
+  /** The upstream, built once by the caller (then `origin` is not parsed per request). */
+  upstream?: Upstream;
   /** What the upstream is, for error messages (default: the origin). */
   label?: string;
   pools?: UpstreamRegistry;
@@ -24,13 +26,16 @@ export interface ForwardOptions extends ProxyOptions {
 export const defaultPools = new UpstreamRegistry();
 
 export async function forward(req: IncomingMessage, res: ServerResponse, opts: ForwardOptions): Promise<ForwardResult> {
-  const hostPort = opts.origin.startsWith('http://') ? opts.origin.slice(7) : opts.origin;
-  const target = parseHostPort(hostPort);
+  let upstream = opts.upstream;
+  if (upstream === undefined) {
+    const hostPort = opts.origin.startsWith('http://') ? opts.origin.slice(7) : opts.origin;
+    upstream = { key: hostPort, target: parseHostPort(hostPort), label: opts.label ?? opts.origin };
+  }
   // node:http hands the request over while its parser is still reading the same bytes: wait for
   // it to finish them, so a head followed by a malformed body (the parser then destroys the
   // socket) is never sent upstream.
   await Promise.resolve();
-  return proxy(new NodeDownstream(req, res), opts.pools ?? defaultPools, { key: hostPort, target, label: opts.label ?? opts.origin }, opts);
+  return proxy(new NodeDownstream(req, res), opts.pools ?? defaultPools, upstream, opts);
 }
 
 /** Answers with `{"errorCode": ..., "message": ...}` and the error's HTTP status (if the socket is still writable). */

@@ -303,7 +303,7 @@ export class MeshOutboundRouter implements OutboundRouter {
 
   private compile(): void {
     const [services, endpoints, imports, policies] = this.informers.map((i) => i.list());
-    this.routes = compileRoutes({ clusterName: this.ownCluster, services, endpoints, imports, policies });
+    this.routes = compileRoutes({ clusterName: this.ownCluster, services, endpoints, imports, policies, meshTls: this.opts.meshTls });
     // Names resolve the same, but a new table may hold what a cached refusal did not find.
     this.resolved.clear();
     const byService = new Map<string, ServiceRoute>();

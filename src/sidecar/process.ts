@@ -46,6 +46,7 @@ export async function runSidecarProcess(cfg: SidecarProcessConfig, api: ApiEndpo
   const label = `sidecar ${cfg.cluster}/${cfg.namespace}/${cfg.appId}-${cfg.instanceId}`;
   const sidecar: RunningSidecar = await startSidecar({
     identity: { clusterName: cfg.cluster, namespace: cfg.namespace, appId: cfg.appId, instanceId: cfg.instanceId },
+    serviceAccount: cfg.serviceAccount,
     api,
     servicePort: cfg.servicePort,
     processMetrics: true,
@@ -154,8 +155,13 @@ export async function runSidecarProcess(cfg: SidecarProcessConfig, api: ApiEndpo
           detached: cfg.appLog !== undefined,
           logs: cfg.appLog ? { app: cfg.appLog, sidecar: cfg.sidecarLog } : undefined,
           startedAt: new Date().toISOString(),
+          identity: sidecar.meshIdentity(),
         };
         writeAtomic(join(cfg.dir, RECORD_FILE), record);
+        // `status` shows the certificate's expiry: keep the record current across rotations.
+        sidecar.onRotate(() => {
+          if (!finished) writeAtomic(join(cfg.dir, RECORD_FILE), { ...record, identity: sidecar.meshIdentity() });
+        });
         log.info(`${label}: ready (app pid ${app.pid})`);
       } catch (err) {
         log.error(`${label}: ${toCrossmeshError(err).message}`);

@@ -12,6 +12,8 @@ export interface SidecarProcessConfig {
   instanceId: string;
   /** --app-port: the service port; undefined = client-only app. */
   servicePort?: number;
+  /** --service-account: the app's mesh identity (`spiffe://<td>/ns/<namespace>/sa/<name>`); default `default`. */
+  serviceAccount?: string;
   /** The app's argv. */
   command: string[];
   /** Instance dir ($CROSSMESH_HOME/apps/<cluster>/<ns>/<appId>/<instanceId>): sidecar.json goes there. */
@@ -38,6 +40,8 @@ export interface SidecarRecord {
   detached: boolean;
   logs?: { app?: string; sidecar?: string };
   startedAt: string;
+  /** The mesh identity: mode, SPIFFE ID and certificate expiry (rewritten at each rotation). */
+  identity?: { mode: 'mtls' | 'plaintext'; spiffeId?: string; notAfter?: string };
 }
 
 export const RECORD_FILE = 'sidecar.json';

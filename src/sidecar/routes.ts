@@ -1,5 +1,5 @@
 import type { KubeObject } from '../api/types.js';
-import type { UpstreamTarget } from '../proxy/h1/upstream.js';
+import type { UpstreamTarget, UpstreamTls } from '../proxy/h1/upstream.js';
 import { SOURCE_CLUSTER_HEADER } from '../metrics/requests.js';
 
 /** One place a request can be sent. */
@@ -20,6 +20,8 @@ export interface Target {
   /** host:port, for the response header and errors. */
   address: string;
   weight: number;
+  /** Reached over mesh mTLS (a workload with a sidecar, or any tunnel) rather than plaintext. */
+  mtls: boolean;
 }
 
 export type LbType = 'Locality' | 'FailOver' | 'ActiveActive';
@@ -45,12 +47,18 @@ export interface RouteInputs {
   endpoints: KubeObject[];
   imports: KubeObject[];
   policies: KubeObject[];
+  /**
+   * Mesh mTLS (undefined: the cluster runs --insecure-plaintext). Endpoints registered by a
+   * sidecar (targetRef kind Pod) and every tunnel are reached with it; an endpoint someone wrote
+   * by hand (no targetRef: a workload without a sidecar) stays plaintext, as Istio's auto mTLS.
+   */
+  meshTls?: UpstreamTls;
 }
 
 const key = (ns: string, name: string, port: number) => `${ns}/${name}:${port}`;
 
 interface SvcPort { name?: string; port: number; targetPort?: number | string }
-interface EpSubset { addresses?: { ip: string }[]; ports?: { name?: string; port: number }[] }
+interface EpSubset { addresses?: { ip: string; targetRef?: { kind?: string } }[]; ports?: { name?: string; port: number }[] }
 interface ImportPort { port: number; endpoints?: { clusterKey: string; target: { host: string; ip?: string; port: number; path: string; meshPort?: number } }[] }
 
 const bracket = (host: string) => (host.includes(':') ? `[${host}]` : host);
@@ -101,7 +109,10 @@ export function compileRoutes(inp: RouteInputs): Map<string, ServiceRoute> {
         if (port === undefined) continue;
         for (const a of subset.addresses ?? []) {
           const address = `${a.ip}:${port}`;
-          r.locals.push({ id: `local:${address}`, kind: 'local', origin: `${bracket(a.ip)}:${port}`, upstream: { host: a.ip, port }, pathPrefix: '', cluster: inp.clusterName, address, weight: 100 });
+          const tls = a.targetRef?.kind === 'Pod' ? inp.meshTls : undefined;
+          // The pool key says TLS or not: one address never shares connections of both kinds.
+          const origin = tls === undefined ? `${bracket(a.ip)}:${port}` : `${bracket(a.ip)}:${port}+mtls`;
+          r.locals.push({ id: `local:${address}`, kind: 'local', origin, upstream: { host: a.ip, port, tls }, pathPrefix: '', cluster: inp.clusterName, address, weight: 100, mtls: tls !== undefined });
         }
       }
     }
@@ -125,20 +136,23 @@ export function compileRoutes(inp: RouteInputs): Map<string, ServiceRoute> {
         const weight = weightOf.get(e.clusterKey) ?? 100;
         const meshPort = e.target.meshPort;
         if (meshPort !== undefined) {
-          // The L4 tunnel: CONNECT service.ns:port at the gateway's mesh port, then plain HTTP/1.1
-          // with the remote app sidecar; the path is the caller's, exactly as for a local call.
+          // The L4 tunnel: CONNECT service.ns:port at the gateway's mesh port, then HTTP/1.1 with
+          // the remote app sidecar, inside mTLS end to end (the gateway splices bytes it cannot
+          // read); the path is the caller's, exactly as for a local call.
           const authority = `${name}.${ns}:${ip.port}`;
           const address = `${bracket(host)}:${meshPort}`;
+          const tls = inp.meshTls;
           r.remotes.push({
             id: `remote:${e.clusterKey}`,
             kind: 'remote',
-            origin: `${address}>${authority}`,
-            upstream: { host, port: meshPort, tunnel: { authority, headerLines: `${SOURCE_CLUSTER_HEADER}: ${inp.clusterName}\r\n` } },
+            origin: tls === undefined ? `${address}>${authority}` : `${address}>${authority}+mtls`,
+            upstream: { host, port: meshPort, tunnel: { authority, headerLines: `${SOURCE_CLUSTER_HEADER}: ${inp.clusterName}\r\n` }, tls },
             tunnel: authority,
             pathPrefix: '',
             cluster: e.clusterKey,
             address,
             weight,
+            mtls: tls !== undefined,
           });
           continue;
         }
@@ -153,6 +167,7 @@ export function compileRoutes(inp: RouteInputs): Map<string, ServiceRoute> {
           cluster: e.clusterKey,
           address,
           weight,
+          mtls: false,
         });
       }
     }
@@ -168,8 +183,8 @@ export function routeKey(ns: string, name: string, port: number): string {
 export function describeRoute(r: ServiceRoute): string {
   const lines = [
     `service ${r.namespace}/${r.name} port ${r.port}: policy ${r.lbType}${r.hasPolicy ? '' : ' (default: no GlobalTrafficPolicy)'}`,
-    `  local endpoints: ${r.locals.length ? r.locals.map((t) => t.address).join(', ') : 'none'}`,
-    `  remote targets:  ${r.remotes.length ? r.remotes.map((t) => `${t.cluster} ${t.tunnel !== undefined ? `via tunnel to ${t.tunnel} through gateway mesh port ${t.address}` : `via gateway ${t.address}${t.pathPrefix}`} (weight ${t.weight})`).join(', ') : 'none'}`,
+    `  local endpoints: ${r.locals.length ? r.locals.map((t) => `${t.address} (${t.mtls ? 'mTLS' : 'plaintext'})`).join(', ') : 'none'}`,
+    `  remote targets:  ${r.remotes.length ? r.remotes.map((t) => `${t.cluster} ${t.tunnel !== undefined ? `via tunnel to ${t.tunnel} through gateway mesh port ${t.address}` : `via gateway ${t.address}${t.pathPrefix}`} (weight ${t.weight}, ${t.mtls ? 'mTLS end to end' : 'plaintext'})`).join(', ') : 'none'}`,
   ];
   if (r.exporters.length && r.remotes.length === 0) lines.push(`  exported by:     ${r.exporters.join(', ')} (not used under ${r.lbType})`);
   return lines.join('\n');

@@ -9,6 +9,7 @@ import { kindFor } from '../api/index.js';
 import { ApiClient } from '../client/api-client.js';
 import { startCluster, type RunningCluster } from '../cluster/cluster.js';
 import { startSidecar, type RunningSidecar } from './sidecar.js';
+import { meshClient } from '../../test/support/mesh-client.js';
 
 const EP = kindFor('v1', 'Endpoints');
 const LEASE = kindFor('coordination.k8s.io/v1', 'Lease');
@@ -31,11 +32,11 @@ async function app(name: string): Promise<{ server: Server; port: number }> {
 
 async function setup(dataDir: string | null = null, apiPort = 0) {
   const cluster = await startCluster({ name: 'cluster-1', dataDir, apiPort });
-  const client = new ApiClient({ name: 'cluster-1', server: cluster.apiUrl, token: cluster.token });
+  const client = new ApiClient(cluster.endpoint);
   if (!(await client.get(kindFor('v1', 'Namespace'), 'dapr-test'))) {
     await client.create(kindFor('v1', 'Namespace'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'dapr-test' } });
   }
-  return { cluster, client, endpoint: { name: 'cluster-1', server: cluster.apiUrl, token: cluster.token } };
+  return { cluster, client, endpoint: cluster.endpoint };
 }
 
 const ports = async (client: ApiClient) => (((await client.get(EP, "nodeapp", "dapr-test"))?.subsets ?? []) as any[]).map((s: any) => s.ports[0].port).sort();
@@ -62,9 +63,13 @@ test('startSidecar: inbound reaches the app, two instances are two subsets, clos
   assert.equal(ca.appEnv.HTTP_PROXY, `http://127.0.0.1:${ca.ports.outbound}`);
   assert.equal(ca.appEnv.NO_PROXY, 'localhost,127.0.0.1,::1');
 
-  const res = await fetch(`http://127.0.0.1:${ca.ports.inbound}/ports?x=1`);
-  assert.deepEqual(await res.json(), { app: 'a', path: '/ports?x=1' });
-  assert.equal(res.headers.get('x-crossmesh-served-by'), `cluster-1/nodeapp-${ca.identity.instanceId}`);
+  // The inbound port speaks mesh mTLS only: call it as another workload of the cluster does.
+  assert.equal(ca.meshIdentity().spiffeId, 'spiffe://crossmesh.local/ns/dapr-test/sa/default');
+  const mesh = await meshClient(cluster.pki);
+  const res = await mesh.request(ca.ports.inbound!, '/ports?x=1');
+  assert.deepEqual(JSON.parse(res.text), { app: 'a', path: '/ports?x=1' });
+  assert.equal(res.headers['x-crossmesh-served-by'], `cluster-1/nodeapp-${ca.identity.instanceId}`);
+  await assert.rejects(fetch(`http://127.0.0.1:${ca.ports.inbound}/ports`), 'plaintext to the inbound port gets no answer');
   assert.equal((await fetch(`http://127.0.0.1:${ca.ports.http}/v1.0/healthz`)).status, 204);
   const metrics = await (await fetch(`http://127.0.0.1:${ca.ports.http}/metrics`)).text();
   assert.match(metrics, /crossmesh_sidecar_requests_total\{direction="inbound",source_cluster="cluster-1",destination_cluster="cluster-1",code="200",cluster="cluster-1",namespace="dapr-test",app_id="nodeapp"\} 1/);
@@ -74,9 +79,9 @@ test('startSidecar: inbound reaches the app, two instances are two subsets, clos
 
   // The app going away: the inbound hop answers 502 naming the app.
   await new Promise((r) => b.server.close(r));
-  const bad = await fetch(`http://127.0.0.1:${cb.ports.inbound}/`);
+  const bad = await mesh.request(cb.ports.inbound!, '/');
   assert.equal(bad.status, 502);
-  assert.match(await bad.text(), /app dapr-test\/nodeapp/);
+  assert.match(bad.text, /app dapr-test\/nodeapp/);
 
   await cb.close();
   assert.deepEqual(await ports(client), [ca.ports.inbound]);

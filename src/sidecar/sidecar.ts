@@ -13,7 +13,7 @@ import { createServer as createNetServer, type Server as NetServer } from 'node:
 import { randomBytes } from 'node:crypto';
 import { ApiClient } from '../client/api-client.js';
 import type { ApiEndpoint } from '../client/kubeconfig.js';
-import { toCrossmeshError } from '../errors.js';
+import { CrossmeshError, toCrossmeshError } from '../errors.js';
 import { instancePodName } from '../leases/names.js';
 import { isSafePath, refuseConnect } from '../proxy/index.js';
 import { H1Server, InboundRequest } from '../proxy/h1/server.js';
@@ -28,12 +28,22 @@ import { createOutboundRouter, MeshOutboundRouter } from './outbound.js';
 import { freePort } from '../util/net.js';
 export { freePort } from '../util/net.js';
 import { EndpointRegistration } from './registration.js';
+import { Informer } from '../client/informer.js';
+import { kindFor } from '../api/index.js';
+import { mtlsClientContext, mtlsServerOptions } from '../identity/mesh-tls.js';
+import type { UpstreamTls } from '../proxy/h1/upstream.js';
+import type { SecureContext } from 'node:tls';
+import { Backoff, sleep } from '../util/backoff.js';
+import { InboundAuthorizer } from './authz.js';
+import { WorkloadIdentity, type SidecarCredentials, type TrustBundle } from './workload-identity.js';
 import type { OutboundRouter, OutboundRouterOptions, SidecarIdentity } from './types.js';
 
 export const NO_PROXY = 'localhost,127.0.0.1,::1';
 
 export interface SidecarOptions {
   identity: Omit<SidecarIdentity, 'instanceId'> & { instanceId?: string };
+  /** The app's service account: its mesh identity spiffe://<td>/ns/<namespace>/sa/<name>. Default `default`. */
+  serviceAccount?: string;
   /** The cluster API (server + token), or a client the caller owns (then not closed by close()). */
   api: ApiEndpoint | ApiClient;
   /**
@@ -90,6 +100,10 @@ export interface RunningSidecar {
   components: ComponentRegistry;
   /** Undefined until register() (and for client-only apps). */
   registration?: EndpointRegistration;
+  /** The mesh identity for `status`: mode, SPIFFE ID and certificate expiry. */
+  meshIdentity(): { mode: 'mtls' | 'plaintext'; spiffeId?: string; notAfter?: string };
+  /** Called after each certificate rotation. */
+  onRotate(cb: () => void): void;
   /** Starts the endpoint registration (idempotent); resolves true once registered, false after timeoutMs (it keeps trying). */
   register(timeoutMs?: number): Promise<boolean>;
   /** Deregisters first, then closes the listeners (draining up to 2 s) and the router. Idempotent. */
@@ -157,7 +171,40 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const ownsClient = !(opts.api instanceof ApiClient);
   const client = opts.api instanceof ApiClient ? opts.api : new ApiClient(opts.api);
   const metrics = new RequestMetrics('crossmesh_sidecar', { cluster: identity.clusterName, namespace: identity.namespace, app_id: identity.appId }, { processMetrics: opts.processMetrics });
-  const router = (opts.createRouter ?? createOutboundRouter)({ identity, client, onTarget: setDestination });
+  const label = `sidecar ${identity.clusterName}/${identity.namespace}/${pod}`;
+
+  // The mesh identity comes first: the inbound listener and the outbound pools need it.
+  const rotateListeners: Array<() => void> = [];
+  let inbound: H1Server | undefined;
+  let clientContext: SecureContext | undefined;
+  const workload = new WorkloadIdentity({
+    client,
+    tokenClient: (token) => new ApiClient({ ...client.endpoint, token }),
+    namespace: identity.namespace,
+    serviceAccount: opts.serviceAccount ?? 'default',
+    label,
+    onRotate: (c: SidecarCredentials) => {
+      // New connections get the new certificate; established ones keep their session.
+      clientContext = mtlsClientContext(c);
+      inbound?.setSecureContext(mtlsServerOptions(c));
+      for (const cb of rotateListeners) cb();
+    },
+  });
+  let bundle: TrustBundle;
+  try {
+    bundle = await startIdentity(workload, opts.routerSyncTimeoutMs ?? 10_000, label);
+  } catch (err) {
+    await workload.close();
+    if (ownsClient) await client.close();
+    throw err;
+  }
+  const mtls = bundle.mode === 'mtls';
+  if (mtls) clientContext = mtlsClientContext(workload.current()!);
+  const meshTls: UpstreamTls | undefined = mtls ? { context: () => clientContext!, trustDomain: bundle.trustDomain } : undefined;
+  metrics.counterFrom('crossmesh_sidecar_certificate_rotations_total', 'Workload certificates renewed after the first', () => workload.rotations);
+  metrics.counterFrom('crossmesh_sidecar_certificate_renewal_failures_total', 'Failed workload certificate requests', () => workload.failures);
+
+  const router = (opts.createRouter ?? createOutboundRouter)({ identity, client, onTarget: setDestination, meshTls });
   if (router instanceof MeshOutboundRouter) {
     const mesh = router;
     metrics.counterFrom('crossmesh_sidecar_retries_total', 'Outbound attempts retried on another endpoint or cluster', () => mesh.stats.retries);
@@ -175,18 +222,46 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   });
   servers.push(outbound);
 
-  let inbound: H1Server | undefined;
   const appPort = opts.servicePort !== undefined ? (opts.appPort ?? (await freePort(host))) : undefined;
+  // Who of other clusters may call this app: its ServiceExport's serviceAccountName (authz.ts).
+  const authz = new InboundAuthorizer(own, `${identity.namespace}/${identity.appId}`);
+  let exportsInformer: Informer | undefined;
+  const tlsRefused: Record<string, number> = {};
   if (appPort !== undefined) {
     const responseHeaders = ['x-crossmesh-served-by', `${identity.clusterName}/${pod}`];
-    const label = `app ${identity.namespace}/${identity.appId} at ${host}:${appPort}`;
-    const app: Upstream = { key: `${host}:${appPort}`, target: { host, port: appPort }, label };
+    const appLabel = `app ${identity.namespace}/${identity.appId} at ${host}:${appPort}`;
+    const app: Upstream = { key: `${host}:${appPort}`, target: { host, port: appPort }, label: appLabel };
     // APP_API_TOKEN: the app can check that calls come through its sidecar (Dapr's app token).
     const appToken = opts.appApiToken ?? process.env.APP_API_TOKEN;
     const appTokenHeader = appToken ? ['dapr-api-token', appToken] : undefined;
+    if (mtls) {
+      const informer = new Informer(client, kindFor('flomesh.io/v1alpha1', 'ServiceExport'), { namespace: identity.namespace, minBackoffMs: 100, maxBackoffMs: 2000 });
+      const onExport = () => authz.update(informer.get(identity.appId, identity.namespace));
+      for (const e of ['add', 'update', 'delete', 'synced'] as const) informer.on(e, onExport);
+      exportsInformer = informer;
+      metrics.labelledCounterFrom('crossmesh_sidecar_inbound_forbidden_total', 'Inbound requests of other clusters refused by the ServiceExport rule (403)', 'reason', () => authz.refused);
+      metrics.labelledCounterFrom('crossmesh_sidecar_inbound_tls_refused_total', 'Inbound connections refused in or right after the TLS handshake', 'reason', () => tlsRefused);
+    }
+    const refusalLog = new RefusalLog(label);
     inbound = new H1Server({
+      tls: mtls ? {
+        options: mtlsServerOptions(workload.current()!),
+        onRefused: (err, remote) => {
+          const reason = refusalReason(err);
+          tlsRefused[reason] = (tlsRefused[reason] ?? 0) + 1;
+          refusalLog.note(`inbound connection from ${remote} refused: ${err.message}`);
+        },
+      } : undefined,
       onRequest: (req: InboundRequest) => {
-        req.source = req.header(SOURCE_CLUSTER_HEADER) ?? own;
+        const peer = req.peer;
+        if (peer !== undefined) {
+          // The caller's cluster is the one whose CA issued its certificate, not a header it sent.
+          req.source = peer.cluster;
+          const refusal = authz.check(peer);
+          if (refusal !== undefined) return req.fail(refusal, responseHeaders);
+        } else {
+          req.source = req.header(SOURCE_CLUSTER_HEADER) ?? own;
+        }
         let path = req.url;
         if (path.charCodeAt(0) !== 47 /* / */) {
           // Absolute-form (a client that treats us as a proxy): keep path and query only, as sent
@@ -229,6 +304,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       await Promise.all(servers.map((s) => closeServer(s, 2000)));
       await appPools.close(500);
       await components.close();
+      exportsInformer?.stop();
+      await workload.close();
       await router.close().catch((err) => log.warn(`${pod}: closing the outbound router: ${toCrossmeshError(err).message}`));
       if (ownsClient) await client.close();
     })();
@@ -270,6 +347,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
         new Promise((r) => setTimeout(r, syncMs).unref()),
       ]),
       components.start(syncMs),
+      exportsInformer?.start().waitForSync(syncMs).catch((err) => log.warn(`${pod}: ServiceExports not synced yet (${toCrossmeshError(err).message}); callers of other clusters are refused until they are`)),
     ]);
     ready = true;
 
@@ -281,6 +359,11 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       router,
       components,
       get registration() { return registration; },
+      meshIdentity() {
+        const c = workload.current();
+        return { mode: bundle.mode, spiffeId: c?.spiffeId, notAfter: c?.notAfter.toISOString() };
+      },
+      onRotate(cb) { rotateListeners.push(cb); },
       register(timeoutMs = 10_000) {
         if (ports.inbound === undefined) return Promise.resolve(false);
         if (closing) return Promise.resolve(false);
@@ -298,5 +381,49 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   } catch (err) {
     await close();
     throw err;
+  }
+}
+
+/**
+ * The first trust bundle and certificate, retried with back-off for up to `timeoutMs` (the
+ * cluster process may be starting); then the sidecar does not start: it cannot serve the mesh
+ * without an identity, and says why.
+ */
+async function startIdentity(workload: WorkloadIdentity, timeoutMs: number, label: string): Promise<TrustBundle> {
+  const deadline = Date.now() + timeoutMs;
+  const backoff = new Backoff({ initialMs: 100, maxMs: 2000, jitter: 0.2 });
+  for (;;) {
+    try {
+      return await workload.start();
+    } catch (err) {
+      const e = toCrossmeshError(err);
+      // A refusal (bad service account, forbidden, invalid) will not change by retrying.
+      if (e.status < 500 || Date.now() + 100 > deadline) {
+        throw new CrossmeshError(e.status < 500 ? e.code : 'CM_ERR_UNAVAILABLE', `${label}: cannot get its mesh identity from the cluster: ${e.message}`, { cause: err });
+      }
+      await sleep(Math.min(backoff.next(), Math.max(0, deadline - Date.now())));
+    }
+  }
+}
+
+/** Metric label of a refused inbound connection. */
+function refusalReason(err: CrossmeshError): string {
+  if (err.code === 'CM_ERR_CERT_INVALID') return 'certificate';
+  if (err.code === 'CM_ERR_TIMEOUT') return 'handshake_timeout';
+  return 'handshake';
+}
+
+/** Logs refusals, each distinct message at most once per 10 s (a scan or a flood must not flood the log). */
+class RefusalLog {
+  private readonly last = new Map<string, number>();
+  constructor(private readonly label: string) {}
+  note(message: string): void {
+    const key = message.replace(/from \S+ /, '');
+    const now = Date.now();
+    const t = this.last.get(key);
+    if (t !== undefined && now - t < 10_000) return;
+    if (this.last.size > 100) this.last.clear();
+    this.last.set(key, now);
+    log.warn(`${this.label}: ${message}`);
   }
 }

@@ -1,3 +1,4 @@
+import type { UpstreamTls } from '../proxy/h1/upstream.js';
 import type { ApiClient } from '../client/api-client.js';
 import type { InboundRequest } from '../proxy/h1/server.js';
 import type { Downstream } from '../proxy/h1/types.js';
@@ -30,4 +31,6 @@ export interface OutboundRouterOptions {
   client: ApiClient;
   /** Told which cluster each attempt goes to (metrics: destination cluster). */
   onTarget?: (req: Downstream, cluster: string) => void;
+  /** Mesh mTLS towards sidecars and tunnels (undefined: the cluster runs --insecure-plaintext). */
+  meshTls?: UpstreamTls;
 }

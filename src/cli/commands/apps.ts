@@ -74,6 +74,8 @@ export interface RunOptions {
   namespace: string;
   appId: string;
   appPort?: number;
+  /** The app's service account (its mesh identity); default `default`, created when missing. */
+  serviceAccount?: string;
   detach: boolean;
   command: string[];
   /** How long `--detach` waits for the sidecar to be ready. Default 30 s. */
@@ -85,9 +87,12 @@ const api = () => import('../../api/index.js');
 const targetModule = () => import('../target.js');
 const stopProcess = async (pid: number, graceMs: number) => (await import('../processes.js')).stopProcess(pid, graceMs);
 
-async function checkRunInput(o: { namespace: string; appId: string; command: string[] }, verb: string): Promise<void> {
+async function checkRunInput(o: { namespace: string; appId: string; command: string[]; serviceAccount?: string }, verb: string): Promise<void> {
   const { isValidDnsLabel } = await api();
   if (!isValidDnsLabel(o.appId)) throw new CrossmeshError('CM_ERR_USAGE', `--app-id "${o.appId}" ${LABEL_RULE}`);
+  if (o.serviceAccount !== undefined && !isValidDnsLabel(o.serviceAccount)) {
+    throw new CrossmeshError('CM_ERR_USAGE', `--service-account "${o.serviceAccount}" ${LABEL_RULE} (it becomes the sa/ segment of the app's SPIFFE ID)`);
+  }
   if (!isValidDnsLabel(o.namespace)) throw new CrossmeshError('CM_ERR_USAGE', `-n "${o.namespace}" is not a valid namespace: ${LABEL_RULE}`);
   if (o.command.length === 0 || !o.command[0]) {
     throw new CrossmeshError('CM_ERR_USAGE', `${verb}: give the command after --, e.g. \`crossmesh ${verb} -n ${o.namespace} --app-id ${o.appId} -- node app.mjs\``);
@@ -152,7 +157,7 @@ export async function runApp(opts: RunOptions, print: (line: string) => void): P
     dir = join(appsDir(), cluster, opts.namespace, opts.appId, instanceId);
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const cfg: SidecarProcessConfig = { cluster, namespace: opts.namespace, appId: opts.appId, instanceId, servicePort: opts.appPort, command: opts.command, dir };
+  const cfg: SidecarProcessConfig = { cluster, namespace: opts.namespace, appId: opts.appId, instanceId, servicePort: opts.appPort, serviceAccount: opts.serviceAccount, command: opts.command, dir };
   if (!opts.detach) return (await import('../../sidecar/process.js')).runSidecarProcess(cfg, ep);
 
   cfg.appLog = join(dir, 'app.log');
@@ -256,10 +261,12 @@ export async function stopAllApps(home = crossmeshHome()): Promise<string[]> {
 }
 
 export function appsTable(entries: AppEntry[]): string {
-  return formatTable(['CLUSTER', 'NAMESPACE', 'APP-ID', 'INSTANCE', 'STATE', 'PID', 'APP-PID', 'SERVICE-PORT', 'APP-PORT', 'INBOUND', 'OUTBOUND', 'DAPR-HTTP', 'DAPR-GRPC'], entries.map((a) => {
+  return formatTable(['CLUSTER', 'NAMESPACE', 'APP-ID', 'INSTANCE', 'STATE', 'PID', 'APP-PID', 'SERVICE-PORT', 'APP-PORT', 'INBOUND', 'OUTBOUND', 'DAPR-HTTP', 'DAPR-GRPC', 'IDENTITY', 'CERT-EXPIRES'], entries.map((a) => {
     const p = a.record?.ports;
     const s = (v: number | undefined) => (v === undefined ? '-' : String(v));
-    return [a.cluster, a.namespace, a.appId, a.instanceId, a.state === 'exited' ? `exited(${a.exitCode})` : a.state, s(a.pid), s(a.record?.appPid), s(p?.service), s(p?.app), s(p?.inbound), s(p?.outbound), s(p?.http), s(p?.grpc)];
+    const id = a.record?.identity;
+    const identity = id === undefined ? '-' : id.mode === 'plaintext' ? 'plaintext (--insecure-plaintext)' : (id.spiffeId ?? '-');
+    return [a.cluster, a.namespace, a.appId, a.instanceId, a.state === 'exited' ? `exited(${a.exitCode})` : a.state, s(a.pid), s(a.record?.appPid), s(p?.service), s(p?.app), s(p?.inbound), s(p?.outbound), s(p?.http), s(p?.grpc), identity, id?.notAfter ?? '-'];
   }));
 }
 
