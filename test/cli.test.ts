@@ -1,9 +1,30 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { writeFileSync, readFileSync, statSync, existsSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { runCli, tempDir } from './helpers.js';
 import { isProcessAlive } from '../src/cli/home.js';
+import { generateRootCa, issueIntermediate } from '../src/identity/ca.js';
+
+function run(cmd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout: 30_000 }, (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+  });
+}
+
+/** GET over HTTPS trusting `ca`: status and body. */
+function httpsGet(url: string, ca: string, token: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    httpsRequest(url, { ca, headers: { authorization: `Bearer ${token}` } }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    }).on('error', reject).end();
+  });
+}
 
 /**
  * The CLI against real cluster processes: `up` starts them, resource commands drive them,
@@ -30,7 +51,7 @@ describe('crossmesh CLI against real cluster processes', () => {
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /control-plane\s+running/);
     const st = await cli(['status']);
-    assert.match(st.stdout, /cluster-1\s+running\s+http:\/\/127\.0\.0\.1:\d+/);
+    assert.match(st.stdout, /cluster-1\s+running\s+https:\/\/127\.0\.0\.1:\d+/);
     const tokenFile = join(home, 'clusters', 'cluster-1', 'token');
     assert.equal(statSync(tokenFile).mode & 0o777, 0o600, 'token file is private');
   });
@@ -185,19 +206,93 @@ spec:
     assert.match(unknown.stderr, /unknown cluster "nope"/);
   });
 
-  it('kubeconfig get prints a document whose server and token reach the cluster', async () => {
+  it('kubeconfig get prints an https server, its CA and a token that reach the cluster; curl and kubectl verify it', async () => {
     const res = await cli(['kubeconfig', 'get', 'cluster-1']);
     assert.equal(res.code, 0);
     const server = /server: (\S+)/.exec(res.stdout)![1];
     const token = /token: (\S+)/.exec(res.stdout)![1];
-    const ok = await fetch(`${server}/api/v1/namespaces`, { headers: { authorization: `Bearer ${token}` } });
+    const ca = Buffer.from(/certificate-authority-data: (\S+)/.exec(res.stdout)![1], 'base64').toString();
+    assert.match(server, /^https:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(ca.trim(), readFileSync(join(home, 'clusters', 'cluster-1', 'pki', 'ca.crt'), 'utf8').trim());
+    const ok = await httpsGet(`${server}/api/v1/namespaces`, ca, token);
     assert.equal(ok.status, 200);
-    const body = (await ok.json()) as { items: { metadata: { name: string } }[] };
+    const body = JSON.parse(ok.body) as { items: { metadata: { name: string } }[] };
     assert.ok(body.items.some((n) => n.metadata.name === 'dapr-test'));
+    // curl with the CA, and without it (no trust: exit 60).
+    const caFile = join(home, 'cluster-1-ca.crt');
+    writeFileSync(caFile, ca);
+    const curl = await run('curl', ['-sS', '--fail', '--cacert', caFile, `${server}/api/v1/namespaces`, '-H', `Authorization: Bearer ${token}`]);
+    assert.equal(curl.code, 0, curl.stderr);
+    assert.match(curl.stdout, /dapr-test/);
+    const untrusted = await run('curl', ['-sS', `${server}/api/v1/namespaces`, '-H', `Authorization: Bearer ${token}`]);
+    assert.equal(untrusted.code, 60, untrusted.stderr);
+    // The real kubectl with the kubeconfig file as printed.
+    const kubeconfig = join(home, 'cluster-1.kubeconfig');
+    writeFileSync(kubeconfig, res.stdout);
+    const kubectl = await run('kubectl', ['--kubeconfig', kubeconfig, 'get', 'namespaces']);
+    assert.equal(kubectl.code, 0, kubectl.stderr);
+    assert.match(kubectl.stdout, /^NAME\s+/);
+    assert.match(kubectl.stdout, /dapr-test/);
+    const resources = await run('kubectl', ['--kubeconfig', kubeconfig, 'api-resources']);
+    assert.equal(resources.code, 0, resources.stderr);
+    assert.match(resources.stdout, /serviceexports\s+sexp/);
+    // kubectl's TokenRequest for a ServiceAccount.
+    assert.equal((await cli(['--cluster', 'cluster-1', 'apply', '-f', '-'], 'apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: cart, namespace: dapr-test}\n')).code, 0);
+    const created = await run('kubectl', ['--kubeconfig', kubeconfig, 'create', 'token', 'cart', '-n', 'dapr-test']);
+    assert.equal(created.code, 0, created.stderr);
+    assert.match(created.stdout.trim(), /^[\w-]+\.[\w-]+\.[\w-]+$/);
+    // The member's Cluster resource on the control plane carries the member's CA.
+    const cl = JSON.parse((await cli(['--cluster', 'control-plane', 'get', 'clusters', 'cluster-1', '-o', 'json'])).stdout) as { spec: { kubeconfig: string } };
+    assert.match(cl.spec.kubeconfig, /server: https:/);
+    assert.ok(cl.spec.kubeconfig.includes(`certificate-authority-data: ${Buffer.from(ca).toString('base64')}`));
   });
 
-  it('keeps resources across a restart, and down stops every process', async () => {
+  it('refuses bad --ca-cert/--ca-key files and identity settings other than the first start, naming what is wrong; nothing starts', async () => {
+    const f = (name: string, text: string) => {
+      const p = join(home, name);
+      writeFileSync(p, text);
+      return p;
+    };
+    const root = await generateRootCa();
+    const other = await generateRootCa();
+    const limited = await issueIntermediate(root, { clusterName: 'x' });
+    const cases: { args: string[]; code: number; match: RegExp }[] = [
+      { args: ['--ca-cert', f('garbage.crt', 'hello'), '--ca-key', f('root.key', root.keyPem)], code: 1, match: /--ca-cert .*garbage\.crt: .*no PEM certificate found/ },
+      { args: ['--ca-cert', f('root.crt', root.certPem), '--ca-key', f('garbage.key', 'hello')], code: 1, match: /--ca-key .*garbage\.key: not a readable PEM private key/ },
+      { args: ['--ca-cert', join(home, 'root.crt'), '--ca-key', f('other.key', other.keyPem)], code: 1, match: /--ca-cert .*root\.crt and --ca-key .*other\.key: .*not this certificate's key/ },
+      { args: ['--ca-cert', join(home, 'missing.crt'), '--ca-key', join(home, 'root.key')], code: 1, match: /missing\.crt: can't read it \(ENOENT\)/ },
+      { args: ['--ca-cert', f('limited.crt', [limited.certPem, root.certPem].join('\n')), '--ca-key', f('limited.key', limited.keyPem)], code: 1, match: /pathLen 0/ },
+      { args: ['--ca-cert', join(home, 'root.crt')], code: 2, match: /--ca-cert needs --ca-key/ },
+      { args: ['--workload-cert-ttl', 'soon'], code: 2, match: /--workload-cert-ttl: invalid duration "soon"/ },
+      { args: ['--trust-domain', 'Bad_Domain'], code: 2, match: /--trust-domain: invalid trust domain/ },
+    ];
+    for (const c of cases) {
+      const res = await cli(['up', '--clusters', 'fresh', '--api-port', '0', '--gateway-port', '0', ...c.args]);
+      assert.equal(res.code, c.code, `${c.args.join(' ')}: ${res.stderr}`);
+      assert.match(res.stderr, c.match);
+      assert.equal(existsSync(join(home, 'clusters', 'fresh')), false, `${c.args.join(' ')}: nothing started`);
+    }
+    // Running clusters were started with the defaults: other settings, or another root, are refused.
+    for (const [args, match] of [
+      [['--trust-domain', 'example.org'], /cluster control-plane: --trust-domain example\.org: the cluster's trust domain is "crossmesh\.local"/],
+      [['--insecure-plaintext'], /mesh mode is "mtls"/],
+      [['--workload-cert-ttl', '10s'], /--workload-cert-ttl 10s: the cluster issues workload certificates for 86400s/],
+      [['--ca-cert', join(home, 'root.crt'), '--ca-key', join(home, 'root.key')], /cluster control-plane: --ca-cert: the cluster already has a root CA it generated/],
+    ] as const) {
+      const res = await cli(['up', '--clusters', 'control-plane,cluster-1', '--api-port', '0', '--gateway-port', '0', ...args]);
+      assert.equal(res.code, 2, `${args.join(' ')}: ${res.stderr}`);
+      assert.match(res.stderr, match);
+    }
+  });
+
+  it('keeps resources, the cluster root and the token key across a restart, and down stops every process', async () => {
     const record = JSON.parse(readFileSync(join(home, 'clusters', 'cluster-1', 'cluster.json'), 'utf8'));
+    const pki = join(home, 'clusters', 'cluster-1', 'pki');
+    assert.equal(statSync(pki).mode & 0o777, 0o700);
+    for (const key of ['root.key', 'mesh-ca.key', 'token.key']) assert.equal(statSync(join(pki, key)).mode & 0o777, 0o600, key);
+    const rootBefore = new X509Certificate(readFileSync(join(pki, 'ca.crt'))).fingerprint256;
+    const saToken = (await run('kubectl', ['--kubeconfig', join(home, 'cluster-1.kubeconfig'), 'create', 'token', 'cart', '-n', 'dapr-test'])).stdout.trim();
+    assert.ok(saToken.length > 0);
     const down = await cli(['down']);
     assert.equal(down.code, 0);
     assert.match(down.stdout, /stopped cluster-1/);
@@ -211,5 +306,13 @@ spec:
     assert.equal(rec2.apiPort, record.apiPort, 'a restarted cluster keeps its port');
     const got = await cli(['--cluster', 'cluster-1', 'get', 'sexp', 'nodeapp', '-n', 'dapr-test']);
     assert.equal(got.code, 0, got.stderr);
+    // Same root: the kubeconfig handed out before still verifies; same token key: the token still works.
+    assert.equal(new X509Certificate(readFileSync(join(pki, 'ca.crt'))).fingerprint256, rootBefore);
+    const kubectl = await run('kubectl', ['--kubeconfig', join(home, 'cluster-1.kubeconfig'), 'get', 'namespaces']);
+    assert.equal(kubectl.code, 0, kubectl.stderr);
+    const ca = readFileSync(join(pki, 'ca.crt'), 'utf8');
+    const bundle = await httpsGet(`${rec2.apiUrl}/apis/identity.crossmesh.io/v1/trustbundle`, ca, saToken);
+    assert.equal(bundle.status, 200, bundle.body);
+    assert.equal((JSON.parse(bundle.body) as { trustDomain: string }).trustDomain, 'crossmesh.local');
   });
 });

@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { request } from 'undici';
+import { Agent, request as undiciRequest } from 'undici';
 import { MemoryStore } from '../store/index.js';
 import { ApiServer } from './server.js';
 import { ApiClient } from '../client/api-client.js';
@@ -8,6 +8,8 @@ import { Informer } from '../client/informer.js';
 import { kindFor } from '../api/index.js';
 import type { KubeObject, WatchEvent } from '../api/types.js';
 import { CrossmeshError } from '../errors.js';
+import { testApiTls } from '../../test/support/cluster-fixtures.js';
+import type { ApiTlsCredentials } from './server.js';
 
 const TOKEN = 'a'.repeat(64);
 const SVC = () => kindFor('v1', 'Service');
@@ -22,16 +24,24 @@ describe('API server', () => {
   let server: ApiServer;
   let client: ApiClient;
   let base: string;
+  let tls: ApiTlsCredentials;
+  let ca: string;
+  let dispatcher: Agent;
   const auth = { authorization: `Bearer ${TOKEN}` };
+  // The API is HTTPS only: raw requests trust the test cluster's CA.
+  const request = (url: string, opts: Parameters<typeof undiciRequest>[1] = {}) => undiciRequest(url, { ...opts, dispatcher } as Parameters<typeof undiciRequest>[1]);
 
   before(async () => {
     store = new MemoryStore();
-    server = new ApiServer({ store, token: TOKEN, clusterName: 'test' });
+    ({ tls, ca } = await testApiTls());
+    dispatcher = new Agent({ connect: { ca } });
+    server = new ApiServer({ store, token: TOKEN, clusterName: 'test', tls });
     await server.listen();
     base = server.url;
-    client = new ApiClient({ name: 'test', server: base, token: TOKEN });
+    client = new ApiClient({ name: 'test', server: base, token: TOKEN, ca });
   });
   after(async () => {
+    await dispatcher.close();
     await client.close();
     await server.close();
     store.close();
@@ -140,7 +150,7 @@ describe('API server', () => {
   });
 
   it('refuses oversize bodies with 413 before reading them', async () => {
-    const small = new ApiServer({ store, token: TOKEN, clusterName: 'small', maxBodyBytes: 1024 });
+    const small = new ApiServer({ store, token: TOKEN, clusterName: 'small', maxBodyBytes: 1024, tls });
     await small.listen();
     try {
       const res = await request(`${small.url}/api/v1/namespaces/default/services`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ ...service('big'), metadata: { name: 'big', annotations: { a: 'x'.repeat(5000) } } }) });
@@ -217,9 +227,9 @@ describe('API server', () => {
     const ns = kindFor('v1', 'Namespace');
     await client.create(ns, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'inf' } });
     await client.create(SVC(), service('one', 80, 'inf'));
-    const own = new ApiServer({ store, token: TOKEN, clusterName: 'restartable' });
+    const own = new ApiServer({ store, token: TOKEN, clusterName: 'restartable', tls });
     const port = await own.listen();
-    const c2 = new ApiClient({ name: 'restartable', server: own.url, token: TOKEN });
+    const c2 = new ApiClient({ name: 'restartable', server: own.url, token: TOKEN, ca });
     const inf = new Informer(c2, SVC(), { namespace: 'inf', minBackoffMs: 20, maxBackoffMs: 100 }).start();
     try {
       await inf.waitForSync();
@@ -231,7 +241,7 @@ describe('API server', () => {
       await client.create(SVC(), service('three', 80, 'inf'));
       await client.delete(SVC(), 'one', 'inf');
       assert.ok(inf.get('one', 'inf'), 'last known state kept while the API is away');
-      const again = new ApiServer({ store, token: TOKEN, clusterName: 'restartable', port });
+      const again = new ApiServer({ store, token: TOKEN, clusterName: 'restartable', port, tls });
       await again.listen();
       try {
         await waitFor(() => inf.get('three', 'inf') !== undefined && inf.get('one', 'inf') === undefined, 5000);

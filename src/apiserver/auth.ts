@@ -19,16 +19,27 @@ export function loadOrCreateToken(file: string): string {
   return token;
 }
 
-/** Checks `Authorization: Bearer <token>` in constant time; throws CM_ERR_UNAUTHORIZED. */
-export function makeTokenCheck(token: string): (req: IncomingMessage) => void {
-  const expected = Buffer.from(token);
-  return (req) => {
+/** Who made a request: the cluster's admin (its token), or a service account (a token it was issued). */
+export type Principal =
+  | { kind: 'admin' }
+  | { kind: 'serviceaccount'; namespace: string; serviceAccount: string; uid?: string };
+
+/**
+ * Authenticates `Authorization: Bearer <token>`: the admin token (compared in constant time),
+ * else, given `verifyServiceAccount`, a service account token (a JWT this cluster issued; it
+ * rejects with the reason). Throws CM_ERR_UNAUTHORIZED.
+ */
+export function makeAuthenticator(opts: { token: string; verifyServiceAccount?: (token: string) => Promise<Principal> | undefined }): (req: IncomingMessage) => Promise<Principal> {
+  const expected = Buffer.from(opts.token);
+  const admin: Principal = { kind: 'admin' };
+  return async (req) => {
     const header = req.headers.authorization;
     if (!header) throw new CrossmeshError('CM_ERR_UNAUTHORIZED', 'Unauthorized: no bearer token; use a kubeconfig from `crossmesh kubeconfig get NAME`');
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
     const given = m ? Buffer.from(m[1]) : Buffer.alloc(0);
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      throw new CrossmeshError('CM_ERR_UNAUTHORIZED', 'Unauthorized: the bearer token is not valid for this cluster');
-    }
+    if (given.length === expected.length && timingSafeEqual(given, expected)) return admin;
+    const sa = m ? opts.verifyServiceAccount?.(m[1]) : undefined;
+    if (sa) return sa;
+    throw new CrossmeshError('CM_ERR_UNAUTHORIZED', 'Unauthorized: the bearer token is not valid for this cluster');
   };
 }

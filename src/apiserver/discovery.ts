@@ -20,9 +20,11 @@ export function buildDiscovery(): Map<string, unknown> {
   for (const [gv, kinds] of byGroupVersion) {
     const resources = kinds.flatMap((k) => {
       const main = { name: k.plural, singularName: k.singular, namespaced: k.namespaced, kind: k.kind, verbs, shortNames: k.shortNames };
-      return k.hasStatus
-        ? [main, { name: `${k.plural}/status`, singularName: '', namespaced: k.namespaced, kind: k.kind, verbs: ['get', 'patch', 'update'] }]
-        : [main];
+      const subs: unknown[] = [];
+      if (k.hasStatus) subs.push({ name: `${k.plural}/status`, singularName: '', namespaced: k.namespaced, kind: k.kind, verbs: ['get', 'patch', 'update'] });
+      // The TokenRequest subresource, listed as Kubernetes lists it (`kubectl create token` looks for it).
+      if (k.kind === 'ServiceAccount') subs.push({ name: 'serviceaccounts/token', singularName: '', namespaced: true, group: 'authentication.k8s.io', version: 'v1', kind: 'TokenRequest', verbs: ['create'] });
+      return [main, ...subs];
     });
     const doc = { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: gv, resources };
     if (gv.includes('/')) {
@@ -33,6 +35,9 @@ export function buildDiscovery(): Map<string, unknown> {
       docs.set(`/api/${gv}`, doc);
     }
   }
+  // The identity API (/apis/identity.crossmesh.io/v1/...: trust bundle, workload certificates,
+  // intermediate CA) is non-resource paths and not listed: kubectl's discovery fails on a group
+  // without resources ("received empty response"), and it must never try to list anything there.
   docs.set('/api', { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [] });
   docs.set('/apis', { kind: 'APIGroupList', apiVersion: 'v1', groups });
   return docs;

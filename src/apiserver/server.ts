@@ -1,18 +1,33 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server } from 'node:https';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { ResourceStore } from '../store/types.js';
 import { CrossmeshError } from '../errors.js';
-import { makeTokenCheck } from './auth.js';
+import { makeAuthenticator, type Principal } from './auth.js';
 import { buildDiscovery } from './discovery.js';
 import { handleResource, NAMESPACES_KEY, type HandlerContext } from './handlers.js';
-import { parseResourcePath } from '../api/wire.js';
+import { handleIdentity, handleTokenRequest, IDENTITY_API, matchTokenRequest, serviceAccountScope, serviceAccountVerifier, type IdentityBackend } from './identity-routes.js';
+import { parseResourcePath, statusFromError } from '../api/wire.js';
 import { sendError, sendJson } from './status.js';
 import { refuseConnect } from '../proxy/guards.js';
 import { VERSION } from '../version.js';
 
+/** The API's TLS serving key and certificate chain (PEM). */
+export interface ApiTlsCredentials {
+  keyPem: string;
+  certPem: string;
+}
+
+/** How long a connection may take to send its first byte and finish the TLS handshake. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+
 export interface ApiServerOptions {
   store: ResourceStore;
   token: string;
+  /** The serving certificate: the API is HTTPS only (`setTlsCredentials` renews it). */
+  tls: ApiTlsCredentials;
+  /** The identity endpoints and service account tokens (`identity-routes.ts`); without it they answer 404. */
+  identity?: IdentityBackend;
   clusterName: string;
   host?: string;
   port?: number;
@@ -24,15 +39,19 @@ export interface ApiServerOptions {
 }
 
 /**
- * The cluster's Kubernetes-style REST API over a ResourceStore: resource CRUD, status
- * subresource, list/watch, discovery, bearer-token auth (only /healthz, /readyz, /livez and
- * /version are open).
+ * The cluster's Kubernetes-style REST API over a ResourceStore, over HTTPS only: resource CRUD,
+ * status subresource, list/watch, discovery, bearer-token auth (only /healthz, /readyz, /livez
+ * and /version are open), and the identity endpoints. A plain-HTTP request to the port is
+ * answered with a 400 Status saying to use https:// (the first byte tells them apart: a TLS
+ * handshake starts with 0x16), not with a TLS alert the client can't explain.
  */
 export class ApiServer {
   private readonly server: Server;
+  private readonly front: NetServer;
   private readonly ctx: HandlerContext;
-  private readonly checkToken: (req: IncomingMessage) => void;
+  private readonly authenticate: (req: IncomingMessage) => Promise<Principal>;
   private readonly discovery = buildDiscovery();
+  private readonly sniffing = new Set<Socket>();
   private closed = false;
 
   constructor(private readonly opts: ApiServerOptions) {
@@ -41,50 +60,106 @@ export class ApiServer {
       maxBodyBytes: opts.maxBodyBytes ?? 3 * 1024 * 1024,
       bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 10_000,
     };
-    this.checkToken = makeTokenCheck(opts.token);
+    this.authenticate = makeAuthenticator({
+      token: opts.token,
+      verifyServiceAccount: opts.identity ? serviceAccountVerifier(opts.store, opts.identity.tokens) : undefined,
+    });
     ensureNamespace(opts.store, 'default');
-    this.server = createServer({ maxHeaderSize: 16 * 1024 }, (req, res) => {
+    this.server = createHttpsServer({
+      key: opts.tls.keyPem,
+      cert: opts.tls.certPem,
+      minVersion: 'TLSv1.2',
+      maxHeaderSize: 16 * 1024,
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+    }, (req, res) => {
       this.handle(req, res).catch((err) => sendError(res, err));
     });
-    refuseConnect(this.server, `the API of cluster ${opts.clusterName}`);
+    refuseConnect(this.server as unknown as HttpServer, `the API of cluster ${opts.clusterName}`);
+    // A failed handshake (a client that does not trust the CA, a scanner) only ends that connection.
+    this.server.on('tlsClientError', (_err, socket) => socket.destroy());
     // Watches are long-lived; the default 5 s keep-alive only concerns idle sockets.
     this.server.requestTimeout = 0;
     this.server.headersTimeout = 30_000;
+    this.front = createNetServer((socket) => this.sniff(socket));
   }
 
   async listen(): Promise<number> {
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1', () => {
-        this.server.off('error', reject);
+      this.front.once('error', reject);
+      this.front.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1', () => {
+        this.front.off('error', reject);
         resolve();
       });
     });
+    // The HTTPS server gets its connections from the front listener and never listens itself;
+    // node:http sets up its connection tracking (headersTimeout / requestTimeout checks,
+    // closeIdleConnections, closeAllConnections) on 'listening', so it is told it is.
+    this.server.emit('listening');
     return this.port;
   }
 
   get port(): number {
-    return (this.server.address() as AddressInfo).port;
+    return (this.front.address() as AddressInfo).port;
   }
 
+  /** https://host:port; a wildcard listen address is reached (and certified) as loopback. */
   get url(): string {
-    return `http://${this.opts.host ?? '127.0.0.1'}:${this.port}`;
+    let host = this.opts.host ?? '127.0.0.1';
+    if (host === '0.0.0.0') host = '127.0.0.1';
+    if (host === '::') host = '::1';
+    return `https://${host.includes(':') ? `[${host}]` : host}:${this.port}`;
+  }
+
+  /** Serves new connections with renewed credentials; open ones keep theirs. */
+  setTlsCredentials(tls: ApiTlsCredentials): void {
+    this.server.setSecureContext({ key: tls.keyPem, cert: tls.certPem, minVersion: 'TLSv1.2' });
   }
 
   /** Stops accepting, ends open watches, waits for in-flight requests. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const s of this.sniffing) s.destroy();
     await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeIdleConnections();
+      // The front listener counts every accepted socket, TLS ones included: its close waits for all.
+      this.front.close(() => resolve());
+      // Stops node:http's connection checks and closes idle keep-alive connections (it reports
+      // "not running" because it never listened: nothing to do about that).
+      this.server.close(() => undefined);
       // Watch streams never finish on their own: end them so close() can complete.
-      setTimeout(() => this.server.closeAllConnections(), 200).unref();
+      setTimeout(() => {
+        this.server.closeAllConnections();
+        for (const s of this.sniffing) s.destroy();
+      }, 200).unref();
+    });
+  }
+
+  /** Reads a connection's first bytes: a TLS ClientHello goes to the HTTPS server, anything else gets a plain-HTTP 400. */
+  private sniff(socket: Socket): void {
+    this.sniffing.add(socket);
+    socket.on('error', () => undefined);
+    socket.setTimeout(HANDSHAKE_TIMEOUT_MS, () => socket.destroy());
+    socket.once('close', () => this.sniffing.delete(socket));
+    socket.once('data', (chunk: Buffer) => {
+      if (chunk[0] === 0x16) {
+        socket.pause();
+        socket.setTimeout(0);
+        this.sniffing.delete(socket);
+        // node:tls feeds what the socket already read to the TLS layer first.
+        socket.unshift(chunk);
+        this.server.emit('connection', socket);
+        return;
+      }
+      // Read on (and drop) the rest so the client's FIN closes the socket; destroyed if it lingers.
+      socket.resume();
+      const status = statusFromError(new CrossmeshError('CM_ERR_BAD_REQUEST', `the API of cluster ${this.opts.clusterName} serves HTTPS only: use https://<host>:${this.port} and trust the cluster's CA (the kubeconfig from \`crossmesh kubeconfig get ${this.opts.clusterName}\` has both)`));
+      const body = JSON.stringify(status);
+      socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
     });
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const url = new URL(req.url ?? '/', 'https://localhost');
     const path = url.pathname;
     if (path === '/healthz' || path === '/readyz' || path === '/livez') {
       res.writeHead(200, { 'content-type': 'text/plain' });
@@ -94,7 +169,16 @@ export class ApiServer {
     if (path === '/version') {
       return sendJson(res, 200, { major: '1', minor: '28', gitVersion: `v1.28.0-crossmesh.${VERSION}`, platform: `${process.platform}/${process.arch}`, crossmesh: VERSION, cluster: this.opts.clusterName });
     }
-    this.checkToken(req);
+    const principal = await this.authenticate(req);
+    const identity = this.opts.identity;
+    if (identity) {
+      const tokenTarget = matchTokenRequest(path);
+      if (tokenTarget) return handleTokenRequest(this.opts.store, identity.tokens, req, res, tokenTarget, principal);
+      if (path.startsWith(`${IDENTITY_API}/`) && path !== `${IDENTITY_API}/`) return handleIdentity(identity, req, res, path, principal);
+    }
+    if (principal.kind !== 'admin') {
+      throw new CrossmeshError('CM_ERR_FORBIDDEN', `Forbidden: ${serviceAccountScope(principal)}; ${req.method} ${path} needs the cluster's admin token (a kubeconfig from \`crossmesh kubeconfig get NAME\`)`);
+    }
     if (path === '/metrics' && this.opts.metrics) {
       const m = await this.opts.metrics();
       res.writeHead(200, { 'content-type': m.contentType });

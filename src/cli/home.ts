@@ -1,9 +1,9 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { clusterDir, clustersDir, contextEndpoint, crossmeshHome, readConfig, type CliConfig } from '../util/home.js';
+import { clusterCaFile, clusterDir, clustersDir, contextEndpoint, crossmeshHome, readConfig, type CliConfig } from '../util/home.js';
 
 // The layout of the home and its path helpers are in src/util/home.ts (the sidecar needs them too).
-export { clusterDir, clustersDir, crossmeshHome };
+export { clusterCaFile, clusterDir, clustersDir, crossmeshHome };
 
 /** What a running cluster process writes once it listens (its "ready file"). */
 export interface ClusterRecord {
@@ -48,7 +48,7 @@ export function listClusterNames(home = crossmeshHome()): string[] {
 // config.json is read by the sidecar too (its cluster's endpoint): reader in util/home.ts.
 export { contextEndpoint, readConfig, type CliConfig };
 
-/** Atomic write (temp + rename), mode 0600: the file holds API tokens. */
+/** Atomic write (temp + rename), mode 0600: the file holds API tokens (and each cluster's CA). */
 export function writeConfig(cfg: CliConfig, home = crossmeshHome()): void {
   mkdirSync(home, { recursive: true, mode: 0o700 });
   const file = join(home, 'config.json');

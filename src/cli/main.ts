@@ -48,10 +48,15 @@ export function buildProgram(): Command {
     .option('--mesh-port <port>', "gateway mesh (tunnel) port for other clusters' sidecars (0 = any free port)", port, 0)
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .requiredOption('--data-dir <dir>', 'where the cluster keeps its store and token')
+    .option('--ca-cert <file>', 'PEM certificate of the root CA this cluster uses instead of generating one (with --ca-key)')
+    .option('--ca-key <file>', 'PEM private key (ECDSA P-256) of --ca-cert')
+    .option('--trust-domain <name>', 'SPIFFE trust domain of the mesh (default crossmesh.local; kept across restarts)')
+    .option('--insecure-plaintext', 'mesh traffic without mTLS (comparison and debugging only; the API stays HTTPS)')
+    .option('--workload-cert-ttl <duration>', 'lifetime of workload certificates, e.g. 10s, 24h (default 24h)')
     .action(async (o) => {
       // Loaded here: only this command needs the cluster (API server, store, gateway).
-      const { runClusterProcess } = await import('./commands/cluster.js');
-      await runClusterProcess({ name: o.name, apiPort: o.apiPort, gatewayPort: o.gatewayPort, meshPort: o.meshPort, dataDir: o.dataDir, host: o.host });
+      const [{ runClusterProcess }, { identityFlags }] = await Promise.all([import('./commands/cluster.js'), import('./identity-flags.js')]);
+      await runClusterProcess({ name: o.name, apiPort: o.apiPort, gatewayPort: o.gatewayPort, meshPort: o.meshPort, dataDir: o.dataDir, host: o.host, ...identityFlags(o) });
     });
 
   program.command('up')
@@ -61,11 +66,16 @@ export function buildProgram(): Command {
     .option('--gateway-port <port>', 'gateway port of the first cluster; the next ones count up (0 = free ports)', port, 8080)
     .option('--host <addr>', 'address the clusters listen on', '127.0.0.1')
     .option('--no-join', `do not join the other clusters to ${CONTROL_PLANE} (apply Cluster resources yourself)`)
+    .option('--ca-cert <file>', `PEM certificate of your own root CA: the mesh root, given to ${CONTROL_PLANE} (or, without it in --clusters, to each cluster); with --ca-key`)
+    .option('--ca-key <file>', 'PEM private key (ECDSA P-256) of --ca-cert')
+    .option('--trust-domain <name>', 'SPIFFE trust domain of the mesh (default crossmesh.local); fixed once a cluster started')
+    .option('--insecure-plaintext', 'mesh traffic without mTLS (comparison and debugging only; the API stays HTTPS); fixed once a cluster started')
+    .option('--workload-cert-ttl <duration>', 'lifetime of workload certificates, e.g. 10s, 24h (default 24h); fixed once a cluster started')
     .action(async (o) => {
       const names = String(o.clusters).split(',').map((s) => s.trim()).filter(Boolean);
       if (names.length === 0) throw new CrossmeshError('CM_ERR_USAGE', '--clusters: give at least one name');
-      const { clusterTable, joinMembers, up } = await lifecycle();
-      const states = await up({ clusters: names, apiPort: o.apiPort, gatewayPort: o.gatewayPort, host: o.host }, (m) => process.stderr.write(m + '\n'));
+      const [{ clusterTable, joinMembers, up }, { identityFlags }] = await Promise.all([lifecycle(), import('./identity-flags.js')]);
+      const states = await up({ clusters: names, apiPort: o.apiPort, gatewayPort: o.gatewayPort, host: o.host, identity: identityFlags(o) }, (m) => process.stderr.write(m + '\n'));
       out(clusterTable(states));
       if (o.join && names.includes(CONTROL_PLANE)) {
         const members = states.filter((s) => s.name !== CONTROL_PLANE);

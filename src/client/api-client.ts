@@ -5,6 +5,10 @@ import type { KubeObject, WatchEvent } from '../api/types.js';
 import { CrossmeshError } from '../errors.js';
 import { errorFromStatus, resourcePath } from '../api/wire.js';
 import type { ApiEndpoint } from './kubeconfig.js';
+import {
+  INTERMEDIATE_CSR_PATH, INTERMEDIATE_PATH, TRUST_BUNDLE_PATH, WORKLOAD_CERTIFICATES_PATH, tokenRequestPath,
+  type IntermediateInfo, type TokenRequest, type TrustBundle, type WorkloadCertificateRequest, type WorkloadCertificateResponse,
+} from '../identity/api.js';
 export interface ListResponse {
   items: KubeObject[];
   resourceVersion: string;
@@ -21,23 +25,36 @@ export interface WatchOptions {
   onOpen?: () => void;
 }
 
-/** Most sockets one client keeps open (a watch holds one for as long as it runs). */
+/**
+ * Most sockets one client keeps open for requests. Watches do not count: each holds its socket
+ * for as long as it runs, so they use an agent of their own without a cap (a sidecar runs eight
+ * informers; sharing the capped pool left its lease renewals queued behind them forever).
+ */
 const MAX_SOCKETS = 8;
 const HEADERS_TIMEOUT_MS = 30_000;
 /** Idle keep-alive sockets are closed after this, or 1 s before the server's `Keep-Alive: timeout=` hint. */
 const IDLE_SOCKET_MS = 30_000;
+
+/** OpenSSL / node:tls verification failures: the server answered, but can't be trusted. */
+const TLS_VERIFY_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_SIGNATURE_FAILURE', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_UNTRUSTED', 'CERT_REJECTED',
+]);
 
 type Requester = (options: RequestOptions, cb: (res: IncomingMessage) => void) => ClientRequest;
 
 /**
  * Client of a crossmesh (Kubernetes-style) API: one keep-alive connection pool per server
  * (node:http's Agent, at most 8 sockets; node:http is loaded by every process anyway, undici
- * would add ~20 MB and ~100 ms of module loading and a WASM parser compile to each).
+ * would add ~20 MB and ~100 ms of module loading and a WASM parser compile to each). An
+ * https:// server is verified against the endpoint's `ca` (the cluster's root) when it has one.
  * Every failure is a CrossmeshError: API refusals carry the server's code, and transport
  * failures are CM_ERR_UNAVAILABLE naming the server, so callers can tell "refused" from "away".
  */
 export class ApiClient {
   private readonly agent: Agent;
+  /** Watches only: one socket each, no cap, not kept alive after the stream ends. */
+  private readonly watchAgent: Agent;
   private readonly auth: string;
   private readonly host: string;
   private readonly port: number;
@@ -58,7 +75,11 @@ export class ApiClient {
     // https only when asked for: node:https pulls in TLS.
     const mod = tls ? (createRequire(import.meta.url)('node:https') as typeof import('node:https')) : undefined;
     const agentOpts = { keepAlive: true, maxSockets: MAX_SOCKETS, timeout: IDLE_SOCKET_MS, scheduling: 'lifo' as const };
-    this.agent = mod ? new mod.Agent(agentOpts) : new Agent(agentOpts);
+    // The cluster's CA (kubeconfig certificate-authority[-data]) is the only trust anchor when given;
+    // without one, the system's roots apply (a cluster API behind a publicly trusted certificate).
+    this.agent = mod ? new mod.Agent({ ...agentOpts, ...(endpoint.ca ? { ca: endpoint.ca } : {}) }) : new Agent(agentOpts);
+    const watchOpts = { keepAlive: false, ...(endpoint.ca ? { ca: endpoint.ca } : {}) };
+    this.watchAgent = mod ? new mod.Agent(watchOpts) : new Agent({ keepAlive: false });
     this.send = mod ? mod.request : httpRequest;
     this.host = url.hostname.replace(/^\[|\]$/g, '');
     this.port = Number(url.port) || (tls ? 443 : 80);
@@ -117,6 +138,37 @@ export class ApiClient {
     }
   }
 
+  /** Kubernetes TokenRequest for a ServiceAccount (admin token): the token and when it expires. */
+  async requestToken(namespace: string, serviceAccount: string, spec: { audiences?: string[]; expirationSeconds?: number } = {}): Promise<{ token: string; expirationTimestamp: string }> {
+    const res = (await this.call('POST', tokenRequestPath(namespace, serviceAccount), { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec })) as TokenRequest;
+    return res.status!;
+  }
+
+  /** GET the cluster's trust bundle (admin or service account token). */
+  trustBundle(): Promise<TrustBundle> {
+    return this.call('GET', TRUST_BUNDLE_PATH) as Promise<TrustBundle>;
+  }
+
+  /** POST a workload certificate request (service account token only). */
+  requestWorkloadCertificate(body: WorkloadCertificateRequest): Promise<WorkloadCertificateResponse> {
+    return this.call('POST', WORKLOAD_CERTIFICATES_PATH, body) as Promise<WorkloadCertificateResponse>;
+  }
+
+  /** The cluster's mesh CA (admin): issuer, expiry, root fingerprint, whether it is due for renewal. */
+  intermediateInfo(): Promise<IntermediateInfo> {
+    return this.call('GET', INTERMEDIATE_PATH) as Promise<IntermediateInfo>;
+  }
+
+  /** Asks the cluster for an intermediate CSR for `trustDomain` (admin); it keeps the key. */
+  async intermediateCsr(trustDomain: string): Promise<string> {
+    return ((await this.call('POST', INTERMEDIATE_CSR_PATH, { trustDomain })) as { csr: string }).csr;
+  }
+
+  /** Installs a signed intermediate ([intermediate, ..., root] PEMs) as the cluster's mesh CA (admin). */
+  installIntermediate(certificateChain: string[]): Promise<IntermediateInfo> {
+    return this.call('PUT', INTERMEDIATE_PATH, { certificateChain }) as Promise<IntermediateInfo>;
+  }
+
   /** GET on any path (discovery, /version); JSON body. */
   raw(method: string, path: string, body?: unknown, contentType?: string): Promise<unknown> {
     return this.call(method, path, body, contentType);
@@ -133,7 +185,7 @@ export class ApiClient {
     if (opts.signal.aborted) return;
     let res: IncomingMessage;
     try {
-      res = await this.open('GET', path, { authorization: this.auth }, undefined, opts.signal);
+      res = await this.open('GET', path, { authorization: this.auth }, undefined, opts.signal, this.watchAgent);
     } catch (err) {
       if (opts.signal.aborted) return;
       throw this.transportError(err);
@@ -178,6 +230,7 @@ export class ApiClient {
     for (const req of this.inflight) req.destroy(new Error('the client was closed'));
     this.inflight.clear();
     this.agent.destroy();
+    this.watchAgent.destroy();
   }
 
   private async call(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<unknown> {
@@ -206,10 +259,10 @@ export class ApiClient {
   }
 
   /** Sends one request; resolves with the response head (connect and header timeouts applied). */
-  private open(method: string, path: string, headers: Record<string, string | number>, payload?: Buffer, signal?: AbortSignal): Promise<IncomingMessage> {
+  private open(method: string, path: string, headers: Record<string, string | number>, payload?: Buffer, signal?: AbortSignal, agent: Agent = this.agent): Promise<IncomingMessage> {
     if (this.closed) return Promise.reject(new Error('the client was closed'));
     return new Promise((resolve, reject) => {
-      const req = this.send({ agent: this.agent, host: this.host, port: this.port, method, path, headers, signal }, (res) => {
+      const req = this.send({ agent, host: this.host, port: this.port, method, path, headers, signal }, (res) => {
         clearTimeout(headersTimer);
         res.once('close', () => this.inflight.delete(req));
         resolve(res);
@@ -236,7 +289,11 @@ export class ApiClient {
   }
 
   private transportError(err: unknown): CrossmeshError {
-    const msg = err instanceof Error ? `${(err as NodeJS.ErrnoException).code ?? err.name}: ${err.message}` : String(err);
+    const code = (err as NodeJS.ErrnoException)?.code;
+    const msg = err instanceof Error ? `${code ?? err.name}: ${err.message}` : String(err);
+    if (code && TLS_VERIFY_CODES.has(code)) {
+      return new CrossmeshError('CM_ERR_UNAVAILABLE', `cluster API ${this.endpoint.name} at ${this.endpoint.server}: its TLS certificate is not trusted (${msg}); ${this.endpoint.ca ? 'the CA given for it (kubeconfig certificate-authority-data) did not issue it' : 'no CA was given for it (kubeconfig certificate-authority-data, as `crossmesh kubeconfig get NAME` prints)'}`, { cause: err });
+    }
     return new CrossmeshError('CM_ERR_UNAVAILABLE', `cluster API ${this.endpoint.name} at ${this.endpoint.server} is unreachable (${msg})`);
   }
 }

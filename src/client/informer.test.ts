@@ -8,15 +8,17 @@ import { ApiClient } from './api-client.js';
 import { Informer } from './informer.js';
 import type { CrossmeshError } from '../errors.js';
 import { FakeClock } from '../../test/support/fake-clock.js';
+import { testApiTls } from '../../test/support/cluster-fixtures.js';
 
 const TOKEN = 'b'.repeat(64);
 
 describe('Informer during a long API outage', () => {
   it('1,000 back-offs leave no abort listener behind; the delays double to the cap with ±20 % jitter', async () => {
     const store = new MemoryStore();
-    const server = new ApiServer({ store, token: TOKEN, clusterName: 'outage' });
+    const { tls, ca } = await testApiTls('outage');
+    const server = new ApiServer({ store, token: TOKEN, clusterName: 'outage', tls });
     await server.listen();
-    const client = new ApiClient({ name: 'outage', server: server.url, token: TOKEN });
+    const client = new ApiClient({ name: 'outage', server: server.url, token: TOKEN, ca });
     const clock = new FakeClock();
     const inf = new Informer(client, kindFor('v1', 'Service'), { minBackoffMs: 100, maxBackoffMs: 3000, clock });
     const errors: CrossmeshError[] = [];

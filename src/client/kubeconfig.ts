@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { z } from 'zod';
 import { CrossmeshError } from '../errors.js';
@@ -8,21 +10,28 @@ export interface ApiEndpoint {
   name: string;
   server: string;
   token: string;
+  /** PEM of the CA(s) the server's certificate must chain to (kubeconfig certificate-authority[-data]). */
+  ca?: string;
 }
 
 const kubeconfigSchema = z.object({
-  clusters: z.array(z.object({ name: z.string(), cluster: z.object({ server: z.string().url() }).passthrough() })).min(1),
+  clusters: z.array(z.object({
+    name: z.string(),
+    cluster: z.object({ server: z.string().url(), 'certificate-authority-data': z.string().optional(), 'certificate-authority': z.string().optional() }).passthrough(),
+  })).min(1),
   users: z.array(z.object({ name: z.string(), user: z.object({ token: z.string().optional() }).passthrough() })).default([]),
   contexts: z.array(z.object({ name: z.string(), context: z.object({ cluster: z.string(), user: z.string().optional() }).passthrough() })).default([]),
   'current-context': z.string().optional(),
 }).passthrough();
 
-/** Renders the kubeconfig document `crossmesh kubeconfig get NAME` prints. */
+/** Renders the kubeconfig document `crossmesh kubeconfig get NAME` prints (the CA inline, base64 PEM). */
 export function renderKubeconfig(ep: ApiEndpoint): string {
+  const cluster: Record<string, string> = { server: ep.server };
+  if (ep.ca) cluster['certificate-authority-data'] = Buffer.from(ep.ca).toString('base64');
   return stringifyYaml({
     apiVersion: 'v1',
     kind: 'Config',
-    clusters: [{ name: ep.name, cluster: { server: ep.server } }],
+    clusters: [{ name: ep.name, cluster }],
     users: [{ name: `${ep.name}-admin`, user: { token: ep.token } }],
     contexts: [{ name: ep.name, context: { cluster: ep.name, user: `${ep.name}-admin` } }],
     'current-context': ep.name,
@@ -31,10 +40,13 @@ export function renderKubeconfig(ep: ApiEndpoint): string {
 }
 
 /**
- * Resolves a kubeconfig document to its current context's server and token. Only bearer-token
+ * Resolves a kubeconfig document to its current context's server, token and CA. Only bearer-token
  * users are supported (that is what crossmesh issues); anything else is refused with the reason.
+ * The CA is `certificate-authority-data` (base64 PEM) or `certificate-authority` (a PEM file; a
+ * relative path is relative to `opts.baseDir`, the kubeconfig file's directory, default the
+ * working directory).
  */
-export function parseKubeconfig(text: string, where = 'kubeconfig'): ApiEndpoint {
+export function parseKubeconfig(text: string, where = 'kubeconfig', opts: { baseDir?: string } = {}): ApiEndpoint {
   let doc: unknown;
   try {
     doc = parseYaml(text);
@@ -54,5 +66,27 @@ export function parseKubeconfig(text: string, where = 'kubeconfig'): ApiEndpoint
   if (!user?.user.token) {
     throw new CrossmeshError('CM_ERR_INVALID', `${where}: the user of context "${ctxName ?? cluster.name}" has no token; crossmesh clusters authenticate with bearer tokens`);
   }
-  return { name: ctxName ?? cluster.name, server: cluster.cluster.server.replace(/\/$/, ''), token: user.user.token };
+  const ca = clusterCa(cluster.cluster, `${where}: cluster "${cluster.name}"`, opts.baseDir);
+  return { name: ctxName ?? cluster.name, server: cluster.cluster.server.replace(/\/$/, ''), token: user.user.token, ...(ca ? { ca } : {}) };
+}
+
+function clusterCa(c: { 'certificate-authority-data'?: string; 'certificate-authority'?: string }, where: string, baseDir = process.cwd()): string | undefined {
+  let pem: string;
+  if (c['certificate-authority-data'] !== undefined) {
+    pem = Buffer.from(c['certificate-authority-data'], 'base64').toString('utf8');
+    if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+      throw new CrossmeshError('CM_ERR_INVALID', `${where}: certificate-authority-data is not base64 of a PEM certificate`);
+    }
+    return pem;
+  }
+  const file = c['certificate-authority'];
+  if (file === undefined) return undefined;
+  const path = isAbsolute(file) ? file : resolve(baseDir, file);
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new CrossmeshError('CM_ERR_INVALID', `${where}: certificate-authority ${path} can't be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new CrossmeshError('CM_ERR_INVALID', `${where}: certificate-authority ${path} holds no PEM certificate`);
+  return pem;
 }

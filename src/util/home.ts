@@ -6,8 +6,9 @@ import type { ApiEndpoint } from '../client/kubeconfig.js';
 /**
  * Everything crossmesh keeps on disk lives under one home ($CROSSMESH_HOME, default
  * ~/.crossmesh), so two homes never mix:
- *   config.json                 contexts (API server + token per cluster) and the current one
- *   clusters/<name>/            a cluster's data dir: resources.db, token, cluster.json, cluster.log
+ *   config.json                 contexts (API server + token + CA per cluster) and the current one
+ *   clusters/<name>/            a cluster's data dir: resources.db, token, cluster.json, cluster.log,
+ *                               pki/ (its CAs, keys, token key; pki/ca.crt is what API clients trust)
  *   apps/<cluster>/<ns>/<id>/   a running app + sidecar (from `crossmesh run`)
  *   state/                      data dir of the sidecars' Dapr state stores (state.sqlite's state.db)
  * The path helpers and the reader of config.json are here, low in the tree, because the CLI and
@@ -31,10 +32,15 @@ export function stateDir(home = crossmeshHome()): string {
   return join(home, 'state');
 }
 
-/** config.json: the contexts (API server + token per cluster) and the current one. */
+/** config.json: the contexts (API server + token + the CA its certificate chains to, per cluster) and the current one. */
 export interface CliConfig {
   currentContext?: string;
-  contexts: Record<string, { server: string; token: string }>;
+  contexts: Record<string, { server: string; token: string; ca?: string }>;
+}
+
+/** The PEM root a cluster's API clients trust, written by the cluster process (`<dataDir>/pki/ca.crt`). */
+export function clusterCaFile(name: string, home = crossmeshHome()): string {
+  return join(clusterDir(name, home), 'pki', 'ca.crt');
 }
 
 export function readConfig(home = crossmeshHome()): CliConfig {
@@ -47,5 +53,5 @@ export function readConfig(home = crossmeshHome()): CliConfig {
 
 export function contextEndpoint(cfg: CliConfig, name: string): ApiEndpoint | undefined {
   const c = cfg.contexts[name];
-  return c ? { name, server: c.server, token: c.token } : undefined;
+  return c ? { name, server: c.server, token: c.token, ...(c.ca ? { ca: c.ca } : {}) } : undefined;
 }

@@ -26,20 +26,27 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
 /**
  * One GET on a fresh connection, the body as text; rejects on a transport error, a reply that is
  * not HTTP, or after `timeoutMs`. For the CLI's health and metadata checks against crossmesh's
- * own servers: HTTP/1.0 over node:net (the reply then has no chunked framing and ends when the
- * server closes), so a short-lived CLI process initialises neither the node:http client (~3 ms on
- * its first request) nor, as the global `fetch` would, Node's bundled undici (~40 ms and ~40 MB
- * of peak memory).
+ * own servers: HTTP/1.0 over node:net, or node:tls for https:// (verified against `opts.ca`
+ * when given; the reply then has no chunked framing and ends when the server closes), so a
+ * short-lived CLI process initialises neither the node:http client (~3 ms on its first request)
+ * nor, as the global `fetch` would, Node's bundled undici (~40 ms and ~40 MB of peak memory).
  */
-export async function httpGet(url: string, timeoutMs: number): Promise<{ status: number; text: string }> {
+export async function httpGet(url: string, timeoutMs: number, opts: { ca?: string } = {}): Promise<{ status: number; text: string }> {
   const u = new URL(url);
-  if (u.protocol !== 'http:') throw new Error(`httpGet: only http:// URLs (${url})`);
-  const { connect } = await import('node:net');
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`httpGet: only http:// and https:// URLs (${url})`);
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  const request = `GET ${u.pathname}${u.search} HTTP/1.0\r\nHost: ${u.host}\r\nAccept: application/json\r\n\r\n`;
+  let socket: import('node:net').Socket;
+  if (u.protocol === 'https:') {
+    const { connect } = await import('node:tls');
+    const { isIP } = await import('node:net');
+    socket = connect({ host, port: Number(u.port) || 443, ...(opts.ca ? { ca: opts.ca } : {}), ...(isIP(host) ? {} : { servername: host }) }, () => socket.write(request));
+  } else {
+    const { connect } = await import('node:net');
+    socket = connect({ host, port: Number(u.port) || 80 }, () => socket.end(request));
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    const socket = connect({ host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) || 80 }, () => {
-      socket.end(`GET ${u.pathname}${u.search} HTTP/1.0\r\nHost: ${u.host}\r\nAccept: application/json\r\n\r\n`);
-    });
     const timer = setTimeout(() => socket.destroy(new Error(`no answer from ${url} within ${timeoutMs} ms`)), timeoutMs);
     socket.on('data', (c: Buffer) => chunks.push(c));
     socket.once('error', (err) => {

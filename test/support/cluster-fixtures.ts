@@ -2,6 +2,8 @@
 import { KINDS, type KubeObject } from '../../src/api/index.js';
 import { ApiClient } from '../../src/client/api-client.js';
 import { startCluster, type RunningCluster } from '../../src/cluster/cluster.js';
+import { ClusterPki } from '../../src/identity/cluster-pki.js';
+import type { ApiTlsCredentials } from '../../src/apiserver/server.js';
 
 export const kind = (k: string) => KINDS.find((x) => x.kind === k)!;
 export const SVC = kind('Service');
@@ -16,7 +18,7 @@ export interface TestCluster {
 
 export async function startTestCluster(name = 'cluster-1'): Promise<TestCluster> {
   const cluster = await startCluster({ name, dataDir: null, gatewayPort: 0 });
-  const api = new ApiClient({ name, server: cluster.apiUrl, token: cluster.token });
+  const api = new ApiClient(cluster.endpoint);
   return {
     cluster,
     api,
@@ -58,4 +60,14 @@ export function seedExport(name = 'nodeapp', ns = 'dapr-test', spec: Record<stri
 
 export async function ensureNamespace(api: ApiClient, ns: string): Promise<void> {
   await api.apply(kind('Namespace'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+}
+
+/**
+ * A serving certificate for an ApiServer started on its own in a test (the API is HTTPS only),
+ * and the CA a client must trust for it (`ca` of the ApiEndpoint).
+ */
+export async function testApiTls(clusterName = 'test'): Promise<{ tls: ApiTlsCredentials; ca: string }> {
+  const pki = await ClusterPki.open(null, { clusterName });
+  pki.close();
+  return { tls: pki.servingCredentials(), ca: pki.rootPem };
 }

@@ -3,8 +3,9 @@ import { join, resolve } from 'node:path';
 import { startCluster } from '../../cluster/cluster.js';
 import type { ClusterRecord } from '../home.js';
 import { log } from '../../util/log.js';
+import type { IdentityFlags } from '../identity-flags.js';
 
-export interface ClusterCommandOptions {
+export interface ClusterCommandOptions extends IdentityFlags {
   name: string;
   apiPort: number;
   gatewayPort: number;
@@ -20,7 +21,13 @@ export interface ClusterCommandOptions {
  */
 export async function runClusterProcess(opts: ClusterCommandOptions): Promise<void> {
   const dataDir = resolve(opts.dataDir);
-  const cluster = await startCluster({ name: opts.name, dataDir, host: opts.host, apiPort: opts.apiPort, gatewayPort: opts.gatewayPort, meshPort: opts.meshPort });
+  // A supplied root is checked (naming the file that is wrong) before anything starts.
+  const supplied = opts.caCert ? await (await import('../../identity/cluster-pki.js')).validateSuppliedCaFiles(opts.caCert, opts.caKey!, opts.trustDomain) : undefined;
+  const cluster = await startCluster({
+    name: opts.name, dataDir, host: opts.host, apiPort: opts.apiPort, gatewayPort: opts.gatewayPort, meshPort: opts.meshPort,
+    trustDomain: opts.trustDomain, caCertPem: supplied?.certPem, caKeyPem: supplied?.keyPem,
+    meshMode: opts.insecurePlaintext ? 'plaintext' : undefined, workloadCertTtlSeconds: opts.workloadCertTtlSeconds,
+  });
   const record: ClusterRecord = {
     name: opts.name,
     pid: process.pid,
@@ -35,7 +42,8 @@ export async function runClusterProcess(opts: ClusterCommandOptions): Promise<vo
   // ports.json outlives the process: a restart reuses the ports, so kubeconfigs stay valid.
   writeAtomic(join(dataDir, 'ports.json'), { apiPort: cluster.apiPort, gatewayPort: cluster.gatewayPort, meshPort: cluster.meshPort });
   writeAtomic(file, record);
-  log.info(`cluster ${opts.name} ready: api ${cluster.apiUrl}, gateway port ${cluster.gatewayPort}, mesh port ${cluster.meshPort}, data ${dataDir}`);
+  const { pki } = cluster;
+  log.info(`cluster ${opts.name} ready: api ${cluster.apiUrl} (CA ${join(dataDir, 'pki', 'ca.crt')}), gateway port ${cluster.gatewayPort}, mesh port ${cluster.meshPort}, mesh ${pki.mode}, trust domain ${pki.trustDomain}, workload certificates ${pki.workloadTtlSeconds}s, data ${dataDir}`);
 
   let stopping = false;
   const stop = async (signal: string) => {

@@ -3,8 +3,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CrossmeshError } from '../../errors.js';
 import {
-  clusterDir, crossmeshHome, contextEndpoint, isProcessAlive, listClusterNames, readClusterPorts, readClusterRecord, readConfig, writeConfig, type ClusterRecord,
+  clusterCaFile, clusterDir, crossmeshHome, contextEndpoint, isProcessAlive, listClusterNames, readClusterPorts, readClusterRecord, readConfig, writeConfig, type ClusterRecord,
 } from '../home.js';
+import { identityArgs, type IdentityFlags } from '../identity-flags.js';
 import { formatTable } from '../output.js';
 import { httpGet } from '../../util/http.js';
 import { stopAllApps } from './apps.js';
@@ -19,6 +20,8 @@ export interface UpOptions {
   gatewayPort: number;
   host: string;
   timeoutMs?: number;
+  /** --ca-cert/--ca-key, --trust-domain, --insecure-plaintext, --workload-cert-ttl (undefined = not given). */
+  identity?: IdentityFlags;
 }
 
 export interface ClusterState {
@@ -27,9 +30,18 @@ export interface ClusterState {
   state: 'running' | 'started' | 'stopped' | 'unhealthy';
 }
 
+/** The cluster's CA as its process wrote it (undefined before its first start). */
+function clusterCa(name: string, home = crossmeshHome()): string | undefined {
+  try {
+    return readFileSync(clusterCaFile(name, home), 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
 async function healthy(record: ClusterRecord): Promise<boolean> {
   try {
-    const res = await httpGet(`${record.apiUrl}/healthz`, 1000);
+    const res = await httpGet(`${record.apiUrl}/healthz`, 1000, { ca: clusterCa(record.name) });
     return res.status >= 200 && res.status < 300;
   } catch {
     return false;
@@ -50,7 +62,7 @@ export async function joinMembers(controlPlane: string, members: ClusterState[])
   // validation (zod) and kubeconfig rendering (yaml) only here: `status` shares this module.
   const [{ kindFor, validateObject }, { renderKubeconfig }, { ApiClient }] = await Promise.all([import('../../api/validation.js'), import('../../client/kubeconfig.js'), import('../../client/api-client.js')]);
   const cfg = readConfig();
-  const cp = new ApiClient({ name: controlPlane, server: cfg.contexts[controlPlane].server, token: cfg.contexts[controlPlane].token });
+  const cp = new ApiClient(contextEndpoint(cfg, controlPlane)!);
   const kind = kindFor('flomesh.io/v1alpha1', 'Cluster');
   const lines: string[] = [];
   try {
@@ -79,6 +91,7 @@ export async function joinMembers(controlPlane: string, members: ClusterState[])
  */
 export async function up(opts: UpOptions, onProgress: (msg: string) => void = () => undefined): Promise<ClusterState[]> {
   const home = crossmeshHome();
+  const identity = await checkIdentityFlags(opts.clusters, opts.identity ?? {}, home);
   mkdirSync(home, { recursive: true, mode: 0o700 });
   const results: ClusterState[] = [];
   const starting: Promise<ClusterState>[] = [];
@@ -95,7 +108,7 @@ export async function up(opts: UpOptions, onProgress: (msg: string) => void = ()
       // The mesh port is any free one the first time, then kept (ports.json) like the others.
       const meshPort = previous?.meshPort ?? 0;
       onProgress(`starting ${name}...`);
-      const record = await spawnCluster(name, apiPort, gatewayPort, meshPort, opts.host, opts.timeoutMs ?? 15_000);
+      const record = await spawnCluster(name, apiPort, gatewayPort, meshPort, opts.host, identityArgs(identity.flags, identity.caTargets.includes(name)), opts.timeoutMs ?? 15_000);
       return { name, record, state: 'started' as const };
     })());
   });
@@ -106,21 +119,53 @@ export async function up(opts: UpOptions, onProgress: (msg: string) => void = ()
   const cfg = readConfig(home);
   for (const r of results) {
     const token = readFileSync(join(clusterDir(r.name, home), 'token'), 'utf8').trim();
-    cfg.contexts[r.name] = { server: r.record!.apiUrl, token };
+    const ca = clusterCa(r.name, home);
+    cfg.contexts[r.name] = { server: r.record!.apiUrl, token, ...(ca ? { ca } : {}) };
   }
   cfg.currentContext ??= opts.clusters[0];
   writeConfig(cfg, home);
   return results;
 }
 
-async function spawnCluster(name: string, apiPort: number, gatewayPort: number, meshPort: number, host: string, timeoutMs: number): Promise<ClusterRecord> {
+/**
+ * The identity flags checked before anything starts: a supplied CA (readable, a CA, its key,
+ * valid; the error names the file), and, for every named cluster that ran before, the same
+ * trust domain / mode / workload TTL / root it was first started with. The supplied root goes to
+ * the control plane when it is among the clusters (it is the mesh root), else to each of them.
+ * A CA declaring a trust domain sets it for all of them (members must share the mesh's).
+ */
+async function checkIdentityFlags(clusters: string[], flags: IdentityFlags, home: string): Promise<{ flags: IdentityFlags; caTargets: string[] }> {
+  const { checkPkiSettings, readPkiSettings, PKI_DIR } = await import('../../identity/pki-settings.js');
+  let caCertPem: string | undefined;
+  let resolved = flags;
+  if (flags.caCert) {
+    const { validateSuppliedCaFiles } = await import('../../identity/cluster-pki.js');
+    const ca = await validateSuppliedCaFiles(flags.caCert, flags.caKey!, flags.trustDomain);
+    caCertPem = ca.certPem;
+    resolved = { ...flags, trustDomain: ca.trustDomain };
+  }
+  const caTargets = flags.caCert ? (clusters.includes(CONTROL_PLANE) ? [CONTROL_PLANE] : clusters) : [];
+  for (const name of clusters) {
+    const persisted = readPkiSettings(join(clusterDir(name, home), PKI_DIR));
+    if (!persisted) continue;
+    checkPkiSettings(name, persisted, {
+      trustDomain: resolved.trustDomain,
+      mode: resolved.insecurePlaintext ? 'plaintext' : undefined,
+      workloadCertTtlSeconds: resolved.workloadCertTtlSeconds,
+      caCertPem: caTargets.includes(name) ? caCertPem : undefined,
+    }, 'CM_ERR_USAGE');
+  }
+  return { flags: resolved, caTargets };
+}
+
+async function spawnCluster(name: string, apiPort: number, gatewayPort: number, meshPort: number, host: string, extraArgs: string[], timeoutMs: number): Promise<ClusterRecord> {
   const [{ spawn }, { clusterNodeFlags }] = await Promise.all([import('node:child_process'), import('../node-flags.js')]);
   const dir = clusterDir(name);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   rmSync(join(dir, 'cluster.json'), { force: true });
   const logFile = join(dir, 'cluster.log');
   const out = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [...clusterNodeFlags(), BIN, 'cluster', '--name', name, '--api-port', String(apiPort), '--gateway-port', String(gatewayPort), '--mesh-port', String(meshPort), '--host', host, '--data-dir', dir], {
+  const child = spawn(process.execPath, [...clusterNodeFlags(), BIN, 'cluster', '--name', name, '--api-port', String(apiPort), '--gateway-port', String(gatewayPort), '--mesh-port', String(meshPort), '--host', host, '--data-dir', dir, ...extraArgs], {
     detached: true,
     stdio: ['ignore', out, out],
     env: process.env,
