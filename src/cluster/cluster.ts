@@ -12,6 +12,7 @@ import { Gateway } from '../gateway/index.js';
 import { MulticlusterController } from '../multicluster/controller.js';
 import { LeaseController } from '../leases/index.js';
 import { ClusterPki, type MeshMode } from '../identity/cluster-pki.js';
+import { GatewayIdentity } from '../gateway/identity.js';
 import { SaTokens } from '../identity/sa-token.js';
 import { PKI_DIR } from '../identity/pki-settings.js';
 import type { ApiEndpoint } from '../client/kubeconfig.js';
@@ -120,10 +121,23 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningCluster
   const endpoints = new StoreCache(store, storageKeyOf('Endpoints')).start();
   const exports = new StoreCache(store, storageKeyOf('ServiceExport')).start();
   const exportController = new ExportController({ store, exports, services }).start();
-  const gateway = new Gateway({ clusterName: opts.name, exports, services, endpoints, host, port: opts.gatewayPort ?? 0, meshPort: opts.meshPort ?? 0 });
+  // The gateway's HTTP ingress reaches app sidecars (mTLS only) as a workload of this cluster.
+  let gatewayIdentity: GatewayIdentity | undefined;
+  try {
+    gatewayIdentity = pki.mode === 'mtls' ? await GatewayIdentity.start(pki, opts.name) : undefined;
+  } catch (err) {
+    exportController.stop();
+    for (const c of [services, endpoints, exports]) c.stop();
+    await api.close();
+    stopPki();
+    store.close();
+    throw err;
+  }
+  const gateway = new Gateway({ clusterName: opts.name, exports, services, endpoints, host, port: opts.gatewayPort ?? 0, meshPort: opts.meshPort ?? 0, meshTls: gatewayIdentity?.tls });
   metricsOf.gateway = gateway;
   const stopGateway = async () => {
     exportController.stop();
+    gatewayIdentity?.close();
     await gateway.close();
     for (const c of [services, endpoints, exports]) c.stop();
   };
