@@ -4,6 +4,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, eventually, runCli, tempDir } from './helpers.js';
+import { meshClientVia } from './support/mesh-client.js';
+import { contextEndpoint, readConfig } from '../src/util/home.js';
 
 /**
  * `crossmesh run / exec / stop / status / down` with real processes: a cluster process from
@@ -78,9 +80,11 @@ describe('crossmesh run / exec / stop', () => {
     assert.deepEqual(svc.spec.ports.map((p: { port: number; targetPort: number }) => [p.port, p.targetPort]), [[3000, 3000]]);
     assert.deepEqual(await endpointPorts(), [r1.ports.inbound]);
 
-    const reply = await fetch(`http://127.0.0.1:${r1.ports.inbound}/ports`);
-    assert.match(reply.headers.get('x-crossmesh-served-by') ?? '', new RegExp(`^cluster-1/nodeapp-${r1.instanceId}$`));
-    const body = (await reply.json()) as { pid: number; path: string; env: Record<string, string> };
+    // The inbound port speaks mesh mTLS only: call it as a workload of cluster-1 would.
+    const mesh = await meshClientVia(contextEndpoint(readConfig(home), 'cluster-1')!, 'dapr-test');
+    const reply = await mesh.request(r1.ports.inbound!, '/ports');
+    assert.match(String(reply.headers['x-crossmesh-served-by'] ?? ''), new RegExp(`^cluster-1/nodeapp-${r1.instanceId}$`));
+    const body = JSON.parse(reply.text) as { pid: number; path: string; env: Record<string, string> };
     assert.equal(body.pid, r1.appPid);
     assert.equal(body.path, '/ports');
     const proxy = `http://127.0.0.1:${r1.ports.outbound}`;

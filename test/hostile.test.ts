@@ -2,6 +2,9 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { request as httpsRequest } from 'node:https';
+import { meshClient } from './support/mesh-client.js';
 import { kindFor } from '../src/api/index.js';
 import { ApiClient } from '../src/client/api-client.js';
 import { startCluster, type RunningCluster } from '../src/cluster/cluster.js';
@@ -16,14 +19,29 @@ interface RawReply {
   closed: boolean;
 }
 
+/** One HTTPS request to a cluster API (its CA trusted), like fetch's answer shape. */
+function apiFetch(url: string, ca: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; json(): Promise<unknown>; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { method: init.method ?? 'GET', headers: init.headers, ca, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode!, text, json: async () => JSON.parse(text) }));
+    });
+    req.on('error', reject);
+    req.end(init.body);
+  });
+}
+
 /**
  * Sends raw bytes on a fresh TCP connection and collects what comes back until the server closes,
  * a complete response has arrived, or `timeoutMs` passes. `body` may be a stream of chunks
  * (huge bodies are written as far as the server lets us).
  */
-function raw(port: number, bytes: string | Buffer, opts: { timeoutMs?: number; extra?: () => Iterable<Buffer> } = {}): Promise<RawReply> {
+function raw(port: number, bytes: string | Buffer, opts: { timeoutMs?: number; extra?: () => Iterable<Buffer>; tls?: ConnectionOptions } = {}): Promise<RawReply> {
   return new Promise((resolve) => {
-    const sock = connect(port, '127.0.0.1');
+    // TLS listeners (the API, mTLS inbound ports): the same bytes inside a verified session.
+    const sock = opts.tls ? tlsConnect({ host: '127.0.0.1', port, ...opts.tls }) : connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
     let done = false;
     const finish = (closed: boolean) => {
@@ -47,7 +65,7 @@ function raw(port: number, bytes: string | Buffer, opts: { timeoutMs?: number; e
     });
     sock.on('close', () => finish(true));
     sock.on('error', () => finish(true));
-    sock.on('connect', async () => {
+    sock.on(opts.tls ? 'secureConnect' : 'connect', async () => {
       sock.write(bytes);
       if (opts.extra) {
         for (const chunk of opts.extra()) {
@@ -76,6 +94,7 @@ describe('hostile input on every listener', () => {
   let callerSidecar: RunningSidecar;
   const hits: string[] = [];
   let L: Record<'api' | 'gateway' | 'outbound' | 'inbound' | 'dapr', number>;
+  let TLS: Partial<Record<keyof typeof L, ConnectionOptions>> = {};
   /** A path on each listener that reaches the app when the request is well-formed. */
   let good: Record<keyof typeof L, string>;
 
@@ -89,22 +108,24 @@ describe('hostile input on every listener', () => {
     const appPort = (app.address() as { port: number }).port;
     cluster = await startCluster({ name: 'cluster-1', dataDir: null });
     other = await startCluster({ name: 'cluster-2', dataDir: null });
-    client = new ApiClient({ name: 'cluster-1', server: cluster.apiUrl, token: cluster.token });
+    client = new ApiClient(cluster.endpoint);
     await client.create(kindFor('v1', 'Namespace'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'dapr-test' } });
     await client.create(kindFor('v1', 'Service'), { apiVersion: 'v1', kind: 'Service', metadata: { name: 'nodeapp', namespace: 'dapr-test' }, spec: { ports: [{ port: 3000 }] } });
     await client.create(kindFor('flomesh.io/v1alpha1', 'ServiceExport'), {
       apiVersion: 'flomesh.io/v1alpha1', kind: 'ServiceExport', metadata: { name: 'nodeapp', namespace: 'dapr-test' },
       spec: { pathRewrite: { from: '^/nodeapp/?', to: '/' }, rules: [{ portNumber: 3000, path: '/nodeapp', pathType: 'Prefix' }] },
     });
-    const api = { name: 'cluster-1', server: cluster.apiUrl, token: cluster.token };
+    const api = cluster.endpoint;
     appSidecar = await startSidecar({ identity: { clusterName: 'cluster-1', namespace: 'dapr-test', appId: 'nodeapp' }, api, servicePort: 3000, appPort, processMetrics: false });
     callerSidecar = await startSidecar({ identity: { clusterName: 'cluster-1', namespace: 'dapr-test', appId: 'caller' }, api, processMetrics: false });
     L = { api: cluster.apiPort, gateway: cluster.gatewayPort, outbound: callerSidecar.ports.outbound, inbound: appSidecar.ports.inbound!, dapr: callerSidecar.ports.http };
+    // The API is HTTPS and the inbound port mesh mTLS: the hostile bytes go inside a real session.
+    TLS = { api: { ca: cluster.ca }, inbound: (await meshClient(cluster.pki)).tlsOptions };
     good = { api: '/api/v1/namespaces', gateway: '/nodeapp/ports', outbound: 'http://nodeapp.dapr-test:3000/ports', inbound: '/ports', dapr: '/v1.0/invoke/nodeapp/method/ports' };
     // Every listener's good path works (the API one with the token).
     await eventually(async () => (await fetch(`http://127.0.0.1:${L.gateway}${good.gateway}`)).status === 200, 5000, 'gateway route');
     await eventually(async () => (await raw(L.outbound, `GET ${good.outbound} HTTP/1.1\r\nHost: nodeapp.dapr-test:3000\r\nConnection: close\r\n\r\n`)).status === 200, 5000, 'outbound route');
-    assert.equal((await fetch(`http://127.0.0.1:${L.inbound}/ports`)).status, 200);
+    assert.equal((await raw(L.inbound, 'GET /ports HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', { tls: TLS.inbound })).status, 200);
     assert.equal((await fetch(`http://127.0.0.1:${L.dapr}${good.dapr}`)).status, 200);
     hits.length = 0;
   });
@@ -131,7 +152,7 @@ describe('hostile input on every listener', () => {
     const path = `/sentinel-${++sentinels}`;
     const target = { gateway: `/nodeapp${path}`, outbound: `http://nodeapp.dapr-test:3000${path}`, inbound: path, dapr: `/v1.0/invoke/nodeapp/method${path}` }[name];
     const host = name === 'outbound' ? 'nodeapp.dapr-test:3000' : 'x';
-    const r = await raw(L[name], `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    const r = await raw(L[name], `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`, { tls: TLS[name] });
     assert.equal(r.status, 200, `${name}: the sentinel ${path} answered ${r.status || 'nothing'}`);
     assert.equal(r.body, `app saw ${path}`);
     const seen = hits.slice(from);
@@ -142,7 +163,7 @@ describe('hostile input on every listener', () => {
   /** Sends `bytes` to a listener; asserts a 4xx and that the app got nothing (the sentinel sent after it arrives alone). */
   async function refused(name: keyof typeof L, bytes: string | Buffer, expect?: number | RegExp, opts?: Parameters<typeof raw>[2]): Promise<RawReply> {
     const before = hits.length;
-    const r = await raw(L[name], bytes, opts);
+    const r = await raw(L[name], bytes, { ...opts, tls: TLS[name] });
     const what = `${name}: ${JSON.stringify(bytes.toString().slice(0, 120))}`;
     assert.ok(isClear4xx(r), `${what} answered ${r.status || 'nothing'} (${r.head.slice(0, 80)})`);
     if (typeof expect === 'number') assert.equal(r.status, expect, what);
@@ -253,7 +274,7 @@ describe('hostile input on every listener', () => {
         // The inbound listener serves only its own app: an absolute-form target keeps its path, never its host.
         if (n === 'inbound') {
           hits.length = 0;
-          const r = await raw(L.inbound, `GET http://127.0.0.1:${decoyPort}/ports HTTP/1.1\r\nHost: 127.0.0.1:${decoyPort}\r\nConnection: close\r\n\r\n`);
+          const r = await raw(L.inbound, `GET http://127.0.0.1:${decoyPort}/ports HTTP/1.1\r\nHost: 127.0.0.1:${decoyPort}\r\nConnection: close\r\n\r\n`, { tls: TLS.inbound });
           assert.equal(r.status, 200);
           assert.deepEqual(hits, ['GET /ports']);
           hits.length = 0;
@@ -272,21 +293,21 @@ describe('hostile input on every listener', () => {
   it('the cluster API: no token, a wrong token, another cluster\'s token, a malformed header: 401', async () => {
     const url = `${cluster.apiUrl}/api/v1/namespaces`;
     for (const auth of [undefined, 'Bearer wrong', `Bearer ${other.token}`, `Bearer ${cluster.token}x`, `Bearer ${cluster.token.slice(0, -1)}`, `Basic ${Buffer.from(`admin:${cluster.token}`).toString('base64')}`, cluster.token, 'Bearer', `bearer  ${'a'.repeat(5000)}`]) {
-      const res = await fetch(url, { headers: auth === undefined ? {} : { authorization: auth } });
+      const res = await apiFetch(url, cluster.ca, { headers: auth === undefined ? {} : { authorization: auth } });
       assert.equal(res.status, 401, String(auth).slice(0, 40));
       const body = (await res.json()) as { kind: string; message: string };
       assert.equal(body.kind, 'Status');
     }
-    const ok = await fetch(url, { headers: { authorization: `Bearer ${cluster.token}` } });
+    const ok = await apiFetch(url, cluster.ca, { headers: { authorization: `Bearer ${cluster.token}` } });
     assert.equal(ok.status, 200);
     // The other cluster refuses this one's token as well.
-    assert.equal((await fetch(`${other.apiUrl}/api/v1/namespaces`, { headers: { authorization: `Bearer ${cluster.token}` } })).status, 401);
-    assert.equal((await fetch(`${cluster.apiUrl}/metrics`)).status, 401);
+    assert.equal((await apiFetch(`${other.apiUrl}/api/v1/namespaces`, other.ca, { headers: { authorization: `Bearer ${cluster.token}` } })).status, 401);
+    assert.equal((await apiFetch(`${cluster.apiUrl}/metrics`, cluster.ca)).status, 401);
   });
 
   it('a catastrophic pathRewrite regex is refused at apply time through the API, and the gateway keeps serving', async () => {
     const before = await client.get(kindFor('flomesh.io/v1alpha1', 'ServiceExport'), 'nodeapp', 'dapr-test');
-    const res = await fetch(`${cluster.apiUrl}/apis/flomesh.io/v1alpha1/namespaces/dapr-test/serviceexports/nodeapp`, {
+    const res = await apiFetch(`${cluster.apiUrl}/apis/flomesh.io/v1alpha1/namespaces/dapr-test/serviceexports/nodeapp`, cluster.ca, {
       method: 'PUT',
       headers: { authorization: `Bearer ${cluster.token}`, 'content-type': 'application/json' },
       body: JSON.stringify({ ...before, spec: { ...before!.spec, pathRewrite: { from: '^/nodeapp/(a+)+$', to: '/' } } }),

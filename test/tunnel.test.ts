@@ -18,7 +18,7 @@ import { StoreCache } from '../src/client/cache.js';
 import { Gateway } from '../src/gateway/index.js';
 import type { MeshOutboundRouter } from '../src/sidecar/outbound.js';
 import { startSidecar, type RunningSidecar } from '../src/sidecar/sidecar.js';
-import { EPS, SEXP, SVC, endpoints, ensureNamespace, seedExport, service, startTestCluster, type TestCluster } from './support/cluster-fixtures.js';
+import { EPS, SEXP, SVC, endpoints, ensureNamespace, seedExport, service, startTestCluster, meshRoot, type TestCluster } from './support/cluster-fixtures.js';
 import { startBackend, waitFor, type Backend } from './support/http-backend.js';
 import { spawnSidecar, type SidecarProcess } from './support/sidecar-process.js';
 import { RawConn } from './support/tunnel-client.js';
@@ -141,7 +141,8 @@ describe('mesh tunnels between clusters through real sidecars', () => {
   }
 
   before(async () => {
-    [ca, cb, cc] = await Promise.all([startTestCluster('cluster-a'), startTestCluster('cluster-b'), startTestCluster('cluster-c')]);
+    const root = await meshRoot();
+    [ca, cb, cc] = await Promise.all([startTestCluster('cluster-a', root), startTestCluster('cluster-b', root), startTestCluster('cluster-c', root)]);
     gatewayB = () => cb.cluster.gateway;
     gwPortB = cb.cluster.gatewayPort;
     meshPortB = cb.cluster.meshPort;
