@@ -106,7 +106,7 @@ describe('manifests, property-based, through the API of an in-process cluster', 
 
   before(async () => {
     cluster = await startCluster({ name: 'props', dataDir: null });
-    client = new ApiClient({ name: 'props', server: cluster.apiUrl, token: cluster.token });
+    client = new ApiClient(cluster.endpoint);
     await client.create(kindFor('v1', 'Namespace'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
   });
   after(async () => {

@@ -11,7 +11,7 @@ export const RESILIENCY = kindFor('dapr.io/v1alpha1', 'Resiliency');
 
 export async function clusterWithNamespace(name = 'cluster-1'): Promise<{ cluster: RunningCluster; client: ApiClient }> {
   const cluster = await startCluster({ name, dataDir: null });
-  const client = new ApiClient({ name, server: cluster.apiUrl, token: cluster.token });
+  const client = new ApiClient(cluster.endpoint);
   await client.create(kindFor('v1', 'Namespace'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
   return { cluster, client };
 }
