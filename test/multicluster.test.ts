@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { kindFor } from '../src/api/index.js';
 import type { KubeObject } from '../src/api/types.js';
 import { ApiClient } from '../src/client/api-client.js';
+import { INTERMEDIATE_PATH, type IntermediateInfo } from '../src/identity/api.js';
+import { fingerprintOf } from '../src/identity/pki-settings.js';
 import { startCluster, type RunningCluster } from '../src/cluster/cluster.js';
 import { eventually, runCli, tempDir } from './helpers.js';
 
@@ -47,10 +49,10 @@ describe('multi-cluster control plane with four cluster processes', () => {
   const pidOf = (name: string) => JSON.parse(readFileSync(join(home, 'clusters', name, 'cluster.json'), 'utf8')).pid as number;
 
   function refreshClients(): void {
-    const cfg = JSON.parse(readFileSync(join(home, 'config.json'), 'utf8')) as { contexts: Record<string, { server: string; token: string }> };
+    const cfg = JSON.parse(readFileSync(join(home, 'config.json'), 'utf8')) as { contexts: Record<string, { server: string; token: string; ca?: string }> };
     for (const [name, ctx] of Object.entries(cfg.contexts)) {
       void clients.get(name)?.close();
-      clients.set(name, new ApiClient({ name, server: ctx.server, token: ctx.token }));
+      clients.set(name, new ApiClient({ name, server: ctx.server, token: ctx.token, ...(ctx.ca ? { ca: ctx.ca } : {}) }));
     }
   }
 
@@ -69,6 +71,15 @@ describe('multi-cluster control plane with four cluster processes', () => {
       spec: { serviceAccountName: '*', pathRewrite: { from: `^/${name}/?`, to: '/' }, rules: [{ portNumber: 3000, path: `/${name}`, pathType: 'Prefix' }], ...extra.spec },
     });
   }
+
+  const intermediateOf = async (cluster: string) => (await c(cluster).raw('GET', INTERMEDIATE_PATH)) as IntermediateInfo;
+  /** The control plane's root (the mesh root), as its process wrote it. */
+  const meshRootFingerprint = () => fingerprintOf(readFileSync(join(home, 'clusters', 'control-plane', 'pki', 'ca.crt'), 'utf8'));
+  const meshIdentityOf = async (m: string) => {
+    const o = await c('control-plane').get(CLUSTER, m);
+    return o?.status?.conditions?.find((x: { type: string }) => x.type === 'MeshIdentity') as { status: string; reason: string; message: string; lastTransitionTime: string } | undefined;
+  };
+  let intermediatesBeforeRestart: Map<string, IntermediateInfo> | undefined;
 
   const importOf = (cluster: string, ns: string, name: string) => c(cluster).get(SIMP, name, ns);
   const clusterKeysOf = (imp: KubeObject | undefined) => (imp?.spec?.ports ?? []).flatMap((p: { endpoints: { clusterKey: string }[] }) => p.endpoints.map((e) => e.clusterKey)).sort();
@@ -99,6 +110,18 @@ describe('multi-cluster control plane with four cluster processes', () => {
       assert.equal(cond.message, `Cluster ${key(m)} joined ClusterSet successfully.`);
       const def = await c(m).get(NS, 'default');
       assert.match(def!.metadata.annotations!['multicluster.flomesh.io/managed-by'], /^control-plane\//);
+    }
+    // Each member's mesh CA is now an intermediate of the control plane's root.
+    for (const m of ['cluster-1', 'cluster-2', 'cluster-3']) {
+      const cond = await eventually(async () => {
+        const x = await meshIdentityOf(m);
+        return x?.status === 'True' ? x : undefined;
+      }, 5000, `${m} MeshIdentity`);
+      const info = await intermediateOf(m);
+      assert.equal(info.rootFingerprint, meshRootFingerprint());
+      assert.equal(info.joined, true);
+      assert.match(info.subject, new RegExp(`CN=crossmesh cluster ${m} CA`));
+      assert.equal(cond.message, `Cluster ${key(m)}: mesh CA "${info.subject}" issued by "${info.issuer}" (mesh root ${info.rootFingerprint}), valid until ${info.notAfter}.`);
     }
     const table = await cli(['--cluster', 'control-plane', 'get', 'clusters']);
     assert.match(table.stdout, /cluster-2\s+default\s+default\s+default\s+127\.0\.0\.1:\d+\s+True/);
@@ -182,6 +205,8 @@ describe('multi-cluster control plane with four cluster processes', () => {
   });
 
   it('a control-plane outage keeps imports; on return it adds what is missing and removes what is stale', async () => {
+    intermediatesBeforeRestart = new Map();
+    for (const m of ['cluster-1', 'cluster-2', 'cluster-3']) intermediatesBeforeRestart.set(m, await intermediateOf(m));
     process.kill(pidOf('control-plane'), 'SIGKILL');
     // Changes only once the control plane is gone (its API refuses connections).
     await eventually(async () => {
@@ -210,6 +235,11 @@ describe('multi-cluster control plane with four cluster processes', () => {
     await eventually(async () => (await importOf('cluster-2', 'while-down', 'svcx')) === undefined, 5000, 'stale import removed');
     const nodeapp = await importOf('cluster-2', 'dapr-test', 'nodeapp');
     assert.deepEqual(clusterKeysOf(nodeapp), [key('cluster-1'), key('cluster-3')], 'no duplicates');
+    // The restarted control plane found the members' mesh CAs valid: nothing re-issued.
+    for (const [m, before] of intermediatesBeforeRestart!) {
+      assert.deepEqual(await intermediateOf(m), before, `${m}'s intermediate after the control-plane restart`);
+      assert.equal((await meshIdentityOf(m))?.status, 'True');
+    }
   });
 
   it('a cluster joined later (the seed way: kubeconfig get + apply Cluster) receives earlier exports; deleting it cleans up', async () => {
@@ -243,7 +273,7 @@ ${kc.split('\n').map((l) => '    ' + l).join('\n')}
     const other: RunningCluster = await startCluster({ name: 'other-cp', dataDir: null });
     try {
       const kc = (await cli(['kubeconfig', 'get', 'cluster-1'])).stdout;
-      const api = new ApiClient({ name: 'other-cp', server: other.apiUrl, token: other.token });
+      const api = new ApiClient(other.endpoint);
       await api.create(CLUSTER, { apiVersion: 'flomesh.io/v1alpha1', kind: 'Cluster', metadata: { name: 'cluster-1' }, spec: { gatewayHost: '127.0.0.1', gatewayPort: gatewayPort('cluster-1'), kubeconfig: kc } });
       const cond = await eventually(async () => {
         const o = await api.get(CLUSTER, 'cluster-1');
