@@ -1,6 +1,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent, request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -204,16 +205,24 @@ describe('sidecar mesh across four clusters (reference scenario steps 3-8)', () 
   });
 
   it('the gateway reports mesh tunnels by source cluster on its cluster API /metrics', async () => {
-    const cfg = JSON.parse(readFileSync(join(home, 'config.json'), 'utf8')) as { contexts: Record<string, { server: string; token: string }> };
+    const cfg = JSON.parse(readFileSync(join(home, 'config.json'), 'utf8')) as { contexts: Record<string, { server: string; token: string; ca: string }> };
     const c1 = cfg.contexts['cluster-1'];
-    const res = await fetch(`${c1.server}/metrics`, { headers: { authorization: `Bearer ${c1.token}` } });
+    // The cluster API is HTTPS with the cluster's CA (kept in the context).
+    const apiGet = (headers: Record<string, string>) => new Promise<{ status: number; text: string }>((resolve, reject) => {
+      httpsRequest(`${c1.server}/metrics`, { ca: c1.ca, headers }, (r) => {
+        let text = '';
+        r.on('data', (d) => (text += d));
+        r.on('end', () => resolve({ status: r.statusCode ?? 0, text }));
+      }).on('error', reject).end();
+    });
+    const res = await apiGet({ authorization: `Bearer ${c1.token}` });
     assert.equal(res.status, 200);
-    const text = await res.text();
+    const text = res.text;
     // Mesh calls go through the gateway's mesh port as L4 tunnels (the app sidecar behind it counts the requests).
     assert.match(text, /crossmesh_gateway_tunnels_total\{[^}]*source_cluster="cluster-2"[^}]*result="established"[^}]*\} [1-9]\d*/);
     assert.match(text, /crossmesh_gateway_tunnels_active\{[^}]*\} \d+/);
     assert.match(text, /crossmesh_gateway_request_duration_seconds/);
-    const anonymous = await fetch(`${c1.server}/metrics`);
+    const anonymous = await apiGet({});
     assert.equal(anonymous.status, 401);
 
     const env = await cli(['--cluster', 'cluster-2', 'exec', '-n', 'curl', '--app-id', 'curl', '--', process.execPath, '-e', 'console.log(process.env.DAPR_HTTP_PORT)']);

@@ -1,4 +1,5 @@
-import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { ResourceStore } from '../store/types.js';
@@ -77,6 +78,20 @@ export class ApiServer {
     refuseConnect(this.server as unknown as HttpServer, `the API of cluster ${opts.clusterName}`);
     // A failed handshake (a client that does not trust the CA, a scanner) only ends that connection.
     this.server.on('tlsClientError', (_err, socket) => socket.destroy());
+    // A request node:http can't parse gets the status node:http answers over plain TCP (431 for
+    // oversized headers, 400 otherwise): its own answer checks `bytesWritten === 0`, which a TLS
+    // socket never is after its handshake, so over https it would just close the connection.
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      // Already answered and ending (node:http reports the rest of a bad request again): let it flush.
+      if (!socket.writable) return;
+      const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+      if (err.code === 'ECONNRESET' || inFlight?.headersSent) {
+        socket.destroy();
+        return;
+      }
+      const code = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      socket.end(`HTTP/1.1 ${code} ${STATUS_CODES[code]}\r\nConnection: close\r\n\r\n`);
+    });
     // Watches are long-lived; the default 5 s keep-alive only concerns idle sockets.
     this.server.requestTimeout = 0;
     this.server.headersTimeout = 30_000;
