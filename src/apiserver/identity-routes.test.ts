@@ -5,6 +5,7 @@ import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT, generateKeyPair } from 'jose';
@@ -91,6 +92,15 @@ describe('identity endpoints of the cluster API (HTTPS)', () => {
     });
     assert.match(plain, /^HTTP\/1\.1 400 /);
     assert.match(plain, /serves HTTPS only: use https:/);
+    // Oversized headers inside TLS get node:http's 431, as over plain TCP.
+    const big = await new Promise<string>((resolve) => {
+      const s = tlsConnect({ host: '127.0.0.1', port: cluster.apiPort, ca: cluster.ca }, () => s.write(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`));
+      let text = '';
+      s.on('data', (d) => (text += d));
+      s.on('error', () => resolve(text));
+      s.on('close', () => resolve(text));
+    });
+    assert.match(big, /^HTTP\/1\.1 431 /);
     // A client without the CA is refused, with the reason.
     const noCa = new ApiClient({ ...cluster.endpoint, ca: undefined });
     try {
