@@ -1,7 +1,8 @@
 /** Test fixtures of the gateway and export tests: a whole cluster in-process and the objects of the reference scenario. */
 import { KINDS, type KubeObject } from '../../src/api/index.js';
 import { ApiClient } from '../../src/client/api-client.js';
-import { startCluster, type RunningCluster } from '../../src/cluster/cluster.js';
+import { startCluster, type ClusterOptions, type RunningCluster } from '../../src/cluster/cluster.js';
+import { generateRootCa } from '../../src/identity/ca.js';
 import { ClusterPki } from '../../src/identity/cluster-pki.js';
 import type { ApiTlsCredentials } from '../../src/apiserver/server.js';
 
@@ -16,8 +17,12 @@ export interface TestCluster {
   close(): Promise<void>;
 }
 
-export async function startTestCluster(name = 'cluster-1'): Promise<TestCluster> {
-  const cluster = await startCluster({ name, dataDir: null, gatewayPort: 0 });
+/**
+ * One in-process cluster. Clusters of one test that call each other through the mesh need one
+ * trust root, as a control plane's members get: pass the same `meshRoot()` to each.
+ */
+export async function startTestCluster(name = 'cluster-1', opts: Partial<ClusterOptions> = {}): Promise<TestCluster> {
+  const cluster = await startCluster({ name, dataDir: null, gatewayPort: 0, ...opts });
   const api = new ApiClient(cluster.endpoint);
   return {
     cluster,
@@ -70,4 +75,10 @@ export async function testApiTls(clusterName = 'test'): Promise<{ tls: ApiTlsCre
   const pki = await ClusterPki.open(null, { clusterName });
   pki.close();
   return { tls: pki.servingCredentials(), ca: pki.rootPem };
+}
+
+/** A root CA to share between in-process clusters (their --ca-cert/--ca-key): one mesh, mutual trust. */
+export async function meshRoot(): Promise<Pick<ClusterOptions, 'caCertPem' | 'caKeyPem'>> {
+  const root = await generateRootCa();
+  return { caCertPem: root.certPem, caKeyPem: root.keyPem };
 }
