@@ -139,7 +139,7 @@ describe('sidecar mesh across four clusters (reference scenario steps 3-8)', () 
     const r = await cli(['--cluster', 'cluster-2', 'route', 'nodeapp.dapr-test:3000', '-n', 'curl']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /policy ActiveActive/);
-    assert.match(r.stdout, /cluster-1 via tunnel to nodeapp\.dapr-test:3000 through gateway mesh port 127\.0\.0\.1:\d+ \(weight 100\)/);
+    assert.match(r.stdout, /cluster-1 via tunnel to nodeapp\.dapr-test:3000 through gateway mesh port 127\.0\.0\.1:\d+ \(weight 100, mTLS end to end\)/);
   });
 
   it('ActiveActive weights 100/300 are observed within tolerance over 400 calls', async () => {
