@@ -200,6 +200,11 @@ export class ApiServer {
       res.end(m.body);
       return;
     }
+    if (path === '/openapi/v2' || path === '/openapi/v3' || path.startsWith('/openapi/v3/')) {
+      // Loaded on the first request: the documents are built from the zod schemas then.
+      const { handleOpenApi } = await import('./openapi.js');
+      return handleOpenApi(req, res, path, url);
+    }
     const discovered = this.discovery.get(path.replace(/\/$/, ''));
     if (discovered) {
       if (req.method !== 'GET') throw new CrossmeshError('CM_ERR_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`);
