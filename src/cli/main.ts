@@ -242,6 +242,14 @@ export function buildProgram(): Command {
       });
     });
 
+  program.command('crds')
+    .description('print the CustomResourceDefinitions of the crossmesh kinds (multi-document YAML), generated from their schemas')
+    .option('--dir <dir>', 'write one file per CRD (<plural>.<group>.yaml) into this directory instead, e.g. deploy/crds')
+    .action(async (o) => {
+      const { allCrdsYaml, writeCrds } = await import('./commands/crds.js');
+      out(o.dir ? writeCrds(o.dir) : allCrdsYaml());
+    });
+
   program.command('kubeconfig')
     .description('print a kubeconfig document for a cluster (what a Cluster resource\'s spec.kubeconfig carries)')
     .argument('<get>', 'the word "get"')
