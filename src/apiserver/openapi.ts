@@ -75,7 +75,7 @@ const ref = (f: Flavour, name: string) => ({ $ref: f === 'v2' ? `#/definitions/$
 /** v2 has no anyOf: int-or-string is `type: string, format: int-or-string`, as Kubernetes publishes IntOrString. */
 function forV2(s: JsonSchema): JsonSchema {
   if (s['x-kubernetes-int-or-string']) {
-    const { anyOf: _a, ...rest } = s;
+    const { anyOf: _a, 'x-kubernetes-int-or-string': _i, ...rest } = s;
     return { ...rest, type: 'string', format: 'int-or-string' };
   }
   const out: JsonSchema = { ...s };
