@@ -11,6 +11,17 @@
  * front of the same app. The load generator (load.ts) runs in its own process for each
  * measurement.
  *
+ * That mesh runs mTLS, the default (the rows `same-cluster`, `cross-cluster`, ...). Beside it, a
+ * second, isolated mesh in a CROSSMESH_HOME of its own, started with `crossmesh up
+ * --insecure-plaintext` with the same apps and resources, gives the plaintext rows of the same
+ * paths (`same-cluster-plaintext`, `cross-cluster-plaintext`, `cross-cluster-plaintext-bursty`);
+ * each is measured right after its mTLS row, shape by shape. The `mtlsVsPlaintext` part of the
+ * JSON (and the table after the main one) has the mTLS / plaintext req/s ratios, the added p90s
+ * of both, path CPU, and the connections opened during each closed loop (the gateway's tunnel
+ * counter and the app sidecar's inbound sockets: each is one TLS handshake in an mTLS row) to
+ * show sessions are reused; the issue's two targets are in the targets table. With `--only`, the
+ * plaintext mesh starts only when a plaintext row is named.
+ *
  * Load shapes (each timed by load.ts, see there):
  *   fixed rate: 1000 req/s over 16 keep-alive connections, arrivals evenly spaced (connection k
  *     sends at t0 + (n*16 + k)/rate), 1 KB POST body, latency from write to full reply;
@@ -60,6 +71,8 @@ const NODE_OPTS = argValue('--node-options');
 const PROFILE = argValue('--profile');
 /** `--autocannon`: closed loop with autocannon even when wrk is installed (to compare the two). */
 const FORCE_AUTOCANNON = args.includes('--autocannon');
+/** `--plaintext-first`: in each mTLS / plaintext pair, measure the plaintext row first (to see whether the order biases the pair). */
+const PLAINTEXT_FIRST = args.includes('--plaintext-first');
 /** `--no-install`: do not apt-get install wrk / nginx-light when missing. */
 const NO_INSTALL = args.includes('--no-install') || SMOKE;
 
@@ -83,26 +96,36 @@ const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
 // processes
 
 const home = mkdtempSync(join(tmpdir(), 'crossmesh-bench-'));
+/**
+ * The second, isolated mesh of the plaintext rows: the same three clusters, apps and resources in
+ * a CROSSMESH_HOME of its own, started with `crossmesh up --insecure-plaintext` (sidecars and
+ * gateway without TLS; its APIs stay HTTPS). Created only when a plaintext row is measured.
+ */
+const plainHome = mkdtempSync(join(tmpdir(), 'crossmesh-bench-plaintext-'));
 const children: ChildProcess[] = [];
 let nginxPid: number | undefined;
 
-function cliEnv(): NodeJS.ProcessEnv {
+/** `h`: the CROSSMESH_HOME of the mesh (the mTLS one unless told). */
+function cliEnv(h = home): NodeJS.ProcessEnv {
+  // --profile: the plaintext mesh's profiles go to DIR/plaintext (same cluster and app names).
+  const profileDir = PROFILE && h === plainHome ? join(PROFILE, 'plaintext') : PROFILE;
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
   return {
     ...process.env,
-    CROSSMESH_HOME: home,
+    CROSSMESH_HOME: h,
     CROSSMESH_CLUSTER: '',
     ...(PROFILE || NODE_OPTS ? { NODE_OPTIONS: [NODE_OPTS, PROFILE ? `--import ${HOOK}` : ''].filter(Boolean).join(' ') } : {}),
-    ...(PROFILE ? { CROSSMESH_BENCH_PROFILE_DIR: PROFILE } : {}),
+    ...(profileDir ? { CROSSMESH_BENCH_PROFILE_DIR: profileDir } : {}),
   };
 }
 
-function cli(argv: string[], input = ''): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...argv], { env: cliEnv(), input, encoding: 'utf8', timeout: 60_000 });
+function cli(argv: string[], input = '', h = home): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...argv], { env: cliEnv(h), input, encoding: 'utf8', timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-function must(argv: string[], input = ''): string {
-  const r = cli(argv, input);
+function must(argv: string[], input = '', h = home): string {
+  const r = cli(argv, input, h);
   if (r.code !== 0) throw new Error(`crossmesh ${argv.join(' ')} failed (${r.code}): ${r.stderr || r.stdout}`);
   return r.stdout;
 }
@@ -123,16 +146,18 @@ interface SidecarRecord {
   appPid: number;
   ports: { outbound: number; http: number; inbound?: number; app?: number };
   env: Record<string, string>;
+  /** The mesh mode the sidecar runs (mtls / plaintext). */
+  identity?: { mode: 'mtls' | 'plaintext'; spiffeId?: string };
 }
 
-function sidecarRecord(cluster: string, appId: string): SidecarRecord {
-  const dir = join(home, 'apps', cluster, NS, appId);
+function sidecarRecord(cluster: string, appId: string, h = home): SidecarRecord {
+  const dir = join(h, 'apps', cluster, NS, appId);
   const inst = readdirSync(dir)[0];
   return JSON.parse(readFileSync(join(dir, inst, 'sidecar.json'), 'utf8')) as SidecarRecord;
 }
 
-function clusterPid(name: string): number {
-  return (JSON.parse(readFileSync(join(home, 'clusters', name, 'cluster.json'), 'utf8')) as { pid: number }).pid;
+function clusterPid(name: string, h = home): number {
+  return (JSON.parse(readFileSync(join(h, 'clusters', name, 'cluster.json'), 'utf8')) as { pid: number }).pid;
 }
 
 async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
@@ -246,7 +271,9 @@ function cleanup(): void {
   }
   for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
   cli(['down', '--purge']);
+  if (plainStarted) cli(['down', '--purge'], '', plainHome);
   rmSync(home, { recursive: true, force: true });
+  rmSync(plainHome, { recursive: true, force: true });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -307,6 +334,130 @@ interface ProcUsage {
 }
 
 // ---------------------------------------------------------------------------------------------
+// the meshes
+
+/** The plaintext rows (measured on the --insecure-plaintext mesh). */
+const PLAINTEXT_ROWS = ['cross-cluster-plaintext', 'cross-cluster-plaintext-bursty', 'same-cluster-plaintext'];
+let plainStarted = false;
+
+interface MeshSetup {
+  home: string;
+  plaintext: boolean;
+  app: SidecarRecord;
+  /** The client sidecar in cluster-1 (same-cluster calls) and in cluster-2 (cross-cluster calls). */
+  c1: SidecarRecord;
+  c2: SidecarRecord;
+  appPort: number;
+  /** cluster-1's process: its gateway carries the cross-cluster tunnels. */
+  gatewayPid: number;
+}
+
+/**
+ * One mesh under CROSSMESH_HOME `h`: control-plane, cluster-1, cluster-2 (`crossmesh up`, with
+ * `--insecure-plaintext` for the plaintext mesh), the bench app in cluster-1, client-only apps in
+ * cluster-1 and cluster-2, the app's ServiceExport, a GlobalTrafficPolicy and a sqlite state store
+ * in cluster-2. Both meshes get exactly the same.
+ */
+async function startMesh(h: string, plaintext: boolean): Promise<MeshSetup> {
+  const tag = plaintext ? 'plaintext mesh' : 'mTLS mesh';
+  log(`${tag}: starting (CROSSMESH_HOME=${h})`);
+  if (plaintext) plainStarted = true;
+  const m = (argv: string[], input = '') => must(argv, input, h);
+  m(['up', '--clusters', 'control-plane,cluster-1,cluster-2', '--api-port', '0', '--gateway-port', '0', ...(plaintext ? ['--insecure-plaintext'] : [])]);
+  for (const c of ['cluster-1', 'cluster-2']) m(['--cluster', c, 'create', 'namespace', NS]);
+  // The state store, before the sidecars start (Dapr loads components at start).
+  m(['--cluster', 'cluster-2', 'apply', '-n', NS, '-f', '-'], `apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: statestore
+spec:
+  type: state.sqlite
+  version: v1
+  metadata:
+    - name: connectionString
+      value: ${join(h, 'state.db')}
+`);
+  m(['--cluster', 'cluster-1', 'run', '-n', NS, '--app-id', APP_ID, '--app-port', '3000', '--detach', '--', process.execPath, APP]);
+  for (const c of ['cluster-1', 'cluster-2']) m(['--cluster', c, 'run', '-n', NS, '--app-id', 'client', '--detach', '--', 'sleep', '86400']);
+  m(['--cluster', 'cluster-1', 'apply', '-n', NS, '-f', '-'], `apiVersion: flomesh.io/v1alpha1
+kind: ServiceExport
+metadata:
+  name: ${APP_ID}
+spec:
+  serviceAccountName: '*'
+  pathRewrite:
+    from: '^/${APP_ID}/?'
+    to: '/'
+  rules:
+    - portNumber: 3000
+      path: '/${APP_ID}'
+      pathType: Prefix
+`);
+  m(['--cluster', 'cluster-2', 'apply', '-n', NS, '-f', '-'], `apiVersion: flomesh.io/v1alpha1
+kind: GlobalTrafficPolicy
+metadata:
+  name: ${APP_ID}
+spec:
+  lbType: FailOver
+  targets:
+    - clusterKey: default/default/default/cluster-1
+`);
+  const app = sidecarRecord('cluster-1', APP_ID, h);
+  const c1 = sidecarRecord('cluster-1', 'client', h);
+  const c2 = sidecarRecord('cluster-2', 'client', h);
+  await eventually(`${tag}: same-cluster route`, async () => (await call(c1.ports.outbound, '/echo', { host: MESH_HOST })).status === 200);
+  await eventually(`${tag}: cross-cluster route`, async () => (await call(c2.ports.outbound, '/echo', { host: MESH_HOST })).status === 200, 20_000);
+  // The mode each sidecar reports (sidecar.json, what `status` shows) is checked, so a plaintext
+  // row can never silently measure an mTLS mesh or the other way round.
+  const want = plaintext ? 'plaintext' : 'mtls';
+  const modes = [app, c1, c2].map((r) => r.identity?.mode ?? 'not reported');
+  if (modes.some((x) => x !== want)) throw new Error(`${tag}: sidecars report mesh mode ${modes.join(', ')}, not ${want}`);
+  log(`${tag}: up (sidecars: ${want})`);
+  return { home: h, plaintext, app, c1, c2, appPort: Number(app.env.APP_PORT), gatewayPid: clusterPid('cluster-1', h) };
+}
+
+/** The gateway's count of established mesh tunnels from cluster-2 (cluster-1's API /metrics, HTTPS with the context's CA). */
+async function tunnelsEstablished(h: string): Promise<number | undefined> {
+  try {
+    const cfg = JSON.parse(readFileSync(join(h, 'config.json'), 'utf8')) as { contexts: Record<string, { server: string; token: string; ca?: string }> };
+    const ctx = cfg.contexts['cluster-1'];
+    const { request } = await import('node:https');
+    const text = await new Promise<string>((resolve, reject) => {
+      request(`${ctx.server}/metrics`, { ca: ctx.ca, headers: { authorization: `Bearer ${ctx.token}` } }, (r) => {
+        let t = '';
+        r.setEncoding('utf8');
+        r.on('data', (d) => (t += d));
+        r.on('end', () => (r.statusCode === 200 ? resolve(t) : reject(new Error(`/metrics ${r.statusCode}`))));
+      }).on('error', reject).end();
+    });
+    const m = /crossmesh_gateway_tunnels_total\{[^}]*source_cluster="cluster-2"[^}]*result="established"[^}]*\} (\d+)/.exec(text);
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Established TCP connections whose local port is `port` (/proc/net/tcp and tcp6), by remote address. */
+function connectionsTo(port: number): Set<string> {
+  const out = new Set<string>();
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n')) {
+      const c = line.trim().split(/\s+/);
+      // sl local rem st ...; st 01 = ESTABLISHED
+      if (c.length > 3 && c[3] === '01' && c[1].endsWith(`:${hex}`)) out.add(c[2]);
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
 // measurements
 
 /** Runs load.ts; `onMeasure` when its measured window starts, resolves with its result line. */
@@ -343,9 +494,44 @@ function runLoad(spec: LoadSpec, onMeasure: () => void): Promise<{ load: LoadRes
   });
 }
 
-async function measure(spec: LoadSpec, procs: Proc[]): Promise<{ load: LoadResult; usage: ProcUsage[] }> {
+/** Where a row's connections are counted (see ConnCount). */
+interface ConnProbe {
+  /** The app sidecar's inbound port: TCP connections into it. */
+  inboundPort?: number;
+  /** CROSSMESH_HOME of the mesh whose gateway (cluster-1) counts the row's tunnels. */
+  tunnelsOf?: string;
+}
+
+/**
+ * Connections opened while a row's load ran (sessions reused = a few per load run, never one
+ * per request), counted from before the load process starts to after it ended: the warmup and
+ * the measured run (the load generator opens its connections in the first milliseconds of
+ * each, too fast to read a counter in between; with wrk, the warmup and the measured run are
+ * two runs of 32 connections each, and a run's end cuts the exchanges in flight, whose upstream
+ * connections go with them). The app sidecar's inbound carries the only TLS hop of the mesh
+ * rows (client sidecar → app sidecar, through the gateway's tunnel across clusters), so each
+ * connection opened there is one TLS handshake in the mTLS rows (full or resumed).
+ */
+interface ConnCount {
+  /** Established connections into the app sidecar's inbound before the load started / after it ended. */
+  inboundBefore: number;
+  inboundAfter: number;
+  /** Distinct connections into it seen while the load ran (sampled every 250 ms and at the end) that were not there before. */
+  inboundOpened: number;
+  /** Cross cluster: mesh tunnels the gateway established from cluster-2 while the load ran (exact: its /metrics counter). */
+  tunnelsOpened?: number;
+  /** Requests of the measured window (the warmup's come on top). */
+  measuredRequests: number;
+}
+
+async function measure(spec: LoadSpec, procs: Proc[], probe?: ConnProbe): Promise<{ load: LoadResult; usage: ProcUsage[]; connections?: ConnCount }> {
   let before = procs.map(() => 0);
   let t0 = process.hrtime.bigint();
+  const port = probe?.inboundPort;
+  const atStart = port ? connectionsTo(port) : new Set<string>();
+  const seen = new Set<string>();
+  const sampler = port ? setInterval(() => { for (const c of connectionsTo(port)) seen.add(c); }, 250) : undefined;
+  const tunnels0 = probe?.tunnelsOf ? await tunnelsEstablished(probe.tunnelsOf) : undefined;
   const { load, endedAt } = await runLoad(spec, () => {
     before = procs.map((p) => p.pids.reduce((s, pid) => s + cpuTicks(pid), 0));
     t0 = process.hrtime.bigint();
@@ -363,7 +549,21 @@ async function measure(spec: LoadSpec, procs: Proc[]): Promise<{ load: LoadResul
       peakRssMb: Math.round(p.pids.reduce((s, pid) => s + memKb(pid, 'VmHWM'), 0) / 102.4) / 10,
     };
   });
-  return { load, usage };
+  let connections: ConnCount | undefined;
+  if (sampler) clearInterval(sampler);
+  if (probe) {
+    const atEnd = port ? connectionsTo(port) : new Set<string>();
+    for (const c of atEnd) seen.add(c);
+    const tunnels1 = probe.tunnelsOf ? await tunnelsEstablished(probe.tunnelsOf) : undefined;
+    connections = {
+      inboundBefore: atStart.size,
+      inboundAfter: atEnd.size,
+      inboundOpened: [...seen].filter((c) => !atStart.has(c)).length,
+      ...(tunnels1 !== undefined && tunnels0 !== undefined ? { tunnelsOpened: tunnels1 - tunnels0 } : {}),
+      measuredRequests: load.requests,
+    };
+  }
+  return { load, usage, connections };
 }
 
 type Shape = 'rate' | 'burst' | 'closed';
@@ -378,6 +578,8 @@ interface Scenario {
   available: boolean;
   note?: string;
   shapes: Shape[];
+  /** Count the connections of each measured window (mesh rows). */
+  conns?: ConnProbe;
 }
 
 type Added = { p50: number; p90: number; p99: number };
@@ -394,6 +596,8 @@ interface Row {
   burst?: LoadResult & { addedMs?: Added };
   closed?: LoadResult & { vsNginx2hop?: number; vsNginx3hop?: number };
   processes?: Partial<Record<Shape, ProcUsage[]>>;
+  /** Connections opened during each measured window (mesh rows): sessions reused, not one per request. */
+  connections?: Partial<Record<Shape, ConnCount>>;
 }
 
 interface CliTiming {
@@ -456,52 +660,11 @@ async function main(): Promise<void> {
       : 'WARNING: wrk is not installed (apt-get install -y wrk): closed loop falls back to autocannon, a Node load generator that takes a core from the system under test on 2 cores; req/s ratios are distorted';
   if (toolWarning) log(toolWarning);
 
-  must(['up', '--clusters', 'control-plane,cluster-1,cluster-2', '--api-port', '0', '--gateway-port', '0']);
-  for (const c of ['cluster-1', 'cluster-2']) must(['--cluster', c, 'create', 'namespace', NS]);
-  // The state store, before the sidecars start (Dapr loads components at start).
-  must(['--cluster', 'cluster-2', 'apply', '-n', NS, '-f', '-'], `apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: statestore
-spec:
-  type: state.sqlite
-  version: v1
-  metadata:
-    - name: connectionString
-      value: ${join(home, 'state.db')}
-`);
-  must(['--cluster', 'cluster-1', 'run', '-n', NS, '--app-id', APP_ID, '--app-port', '3000', '--detach', '--', process.execPath, APP]);
-  for (const c of ['cluster-1', 'cluster-2']) must(['--cluster', c, 'run', '-n', NS, '--app-id', 'client', '--detach', '--', 'sleep', '86400']);
-  must(['--cluster', 'cluster-1', 'apply', '-n', NS, '-f', '-'], `apiVersion: flomesh.io/v1alpha1
-kind: ServiceExport
-metadata:
-  name: ${APP_ID}
-spec:
-  serviceAccountName: '*'
-  pathRewrite:
-    from: '^/${APP_ID}/?'
-    to: '/'
-  rules:
-    - portNumber: 3000
-      path: '/${APP_ID}'
-      pathType: Prefix
-`);
-  must(['--cluster', 'cluster-2', 'apply', '-n', NS, '-f', '-'], `apiVersion: flomesh.io/v1alpha1
-kind: GlobalTrafficPolicy
-metadata:
-  name: ${APP_ID}
-spec:
-  lbType: FailOver
-  targets:
-    - clusterKey: default/default/default/cluster-1
-`);
-  const app = sidecarRecord('cluster-1', APP_ID);
-  const c1 = sidecarRecord('cluster-1', 'client');
-  const c2 = sidecarRecord('cluster-2', 'client');
-  const appPort = Number(app.env.APP_PORT);
-  const gatewayPid = clusterPid('cluster-1');
-  await eventually('same-cluster route', async () => (await call(c1.ports.outbound, '/echo', { host: MESH_HOST })).status === 200);
-  await eventually('cross-cluster route', async () => (await call(c2.ports.outbound, '/echo', { host: MESH_HOST })).status === 200, 20_000);
+  const mtlsMesh = await startMesh(home, false);
+  const { app, c1, c2, appPort, gatewayPid } = mtlsMesh;
+  // The plaintext mesh, only when a plaintext row is to be measured.
+  const wantPlain = !ONLY || PLAINTEXT_ROWS.some((k) => ONLY.has(k));
+  const plain = wantPlain ? await startMesh(plainHome, true) : undefined;
 
   const daprHttp = Number(c2.env.DAPR_HTTP_PORT);
   const invokePath = `/v1.0/invoke/${APP_ID}.${NS}/method/echo`;
@@ -543,6 +706,22 @@ spec:
     nginx: { id: 'nginx', name: 'nginx (master + workers)', pids: chains ? withChildren(chains.pid) : [] },
   } satisfies Record<string, Proc>;
   const crossProcs = [P.c2Sidecar, P.gateway, P.appSidecar, P.app, P.cluster2, P.controlPlane];
+  // The plaintext mesh's processes: the same roles, so the same ids in the JSON.
+  const PP = plain && {
+    app: { id: 'app', name: 'app (plaintext mesh)', pids: [plain.app.appPid] },
+    appSidecar: { id: 'app-sidecar', name: 'app sidecar (cluster-1, plaintext mesh)', pids: [plain.app.pid] },
+    c1Sidecar: { id: 'client-sidecar', name: 'client sidecar (cluster-1, plaintext mesh)', pids: [plain.c1.pid] },
+    c2Sidecar: { id: 'client-sidecar', name: 'client sidecar (cluster-2, plaintext mesh)', pids: [plain.c2.pid] },
+    gateway: { id: 'gateway', name: 'gateway (cluster-1 process, plaintext mesh)', pids: [plain.gatewayPid] },
+    cluster2: { id: 'cluster-2', name: 'cluster-2 process (plaintext mesh)', pids: [clusterPid('cluster-2', plain.home)], offPath: true },
+    controlPlane: { id: 'control-plane', name: 'control-plane process (plaintext mesh)', pids: [clusterPid('control-plane', plain.home)], offPath: true },
+  } satisfies Record<string, Proc>;
+  const plainCross = PP ? [PP.c2Sidecar, PP.gateway, PP.appSidecar, PP.app, PP.cluster2, PP.controlPlane] : [];
+  const plainNote = 'not measured (--only: the plaintext mesh was not started)';
+  // Connections counted during each measured window (TLS sessions reused, never one handshake
+  // per request): into the app sidecar's inbound (the one TLS hop of either path), and, cross
+  // cluster, the gateway's established tunnels (one per client sidecar → app sidecar connection).
+  const inboundOf = (m: MeshSetup) => m.app.ports.inbound;
   const both: Shape[] = ['rate', 'closed'];
   const scenarios: Scenario[] = [
     { key: 'direct', title: 'direct: client → app', hops: '0', origin: `http://127.0.0.1:${appPort}`, requests: [post], procs: [P.app], available: true, shapes: both },
@@ -551,19 +730,37 @@ spec:
       origin: `http://127.0.0.1:${appPort}`, requests: [post], procs: [P.app], available: true, shapes: ['burst'],
     },
     {
-      key: 'same-cluster', title: 'same cluster via mesh: client sidecar → app sidecar → app', hops: '2',
+      key: 'same-cluster', title: 'same cluster via mesh, mTLS: client sidecar → app sidecar → app', hops: '2',
       origin: `http://127.0.0.1:${c1.ports.outbound}`, requests: [mesh(post)], procs: [P.c1Sidecar, P.appSidecar, P.app], available: true, shapes: both,
+      conns: { inboundPort: inboundOf(mtlsMesh) },
     },
     {
-      key: 'cross-cluster', title: 'cross cluster via mesh: client sidecar → gateway → app sidecar → app', hops: '3',
+      key: 'same-cluster-plaintext', title: 'same cluster via mesh, plaintext (--insecure-plaintext): client sidecar → app sidecar → app', hops: '2',
+      origin: `http://127.0.0.1:${plain?.c1.ports.outbound ?? 0}`, requests: [mesh(post)], procs: PP ? [PP.c1Sidecar, PP.appSidecar, PP.app] : [],
+      available: plain !== undefined, note: plain ? undefined : plainNote, shapes: both, conns: plain && { inboundPort: inboundOf(plain) },
+    },
+    {
+      key: 'cross-cluster', title: 'cross cluster via mesh, mTLS: client sidecar → gateway → app sidecar → app', hops: '3',
       origin: `http://127.0.0.1:${c2.ports.outbound}`, requests: [mesh(post)], procs: crossProcs, available: true, shapes: both,
+      conns: { inboundPort: inboundOf(mtlsMesh), tunnelsOf: home },
     },
     {
-      key: 'cross-cluster-bursty', title: `cross cluster via mesh, bursty arrivals (${BURST})`, hops: '3',
+      key: 'cross-cluster-plaintext', title: 'cross cluster via mesh, plaintext (--insecure-plaintext): client sidecar → gateway → app sidecar → app', hops: '3',
+      origin: `http://127.0.0.1:${plain?.c2.ports.outbound ?? 0}`, requests: [mesh(post)], procs: plainCross,
+      available: plain !== undefined, note: plain ? undefined : plainNote, shapes: both, conns: plain && { inboundPort: inboundOf(plain), tunnelsOf: plain.home },
+    },
+    {
+      key: 'cross-cluster-bursty', title: `cross cluster via mesh, mTLS, bursty arrivals (${BURST})`, hops: '3',
       origin: `http://127.0.0.1:${c2.ports.outbound}`, requests: [mesh(post)], procs: crossProcs, available: true, shapes: ['burst'],
+      conns: { inboundPort: inboundOf(mtlsMesh), tunnelsOf: home },
     },
     {
-      key: 'dapr-invoke', title: 'Dapr invoke cross cluster: DAPR_HTTP_PORT → gateway → app sidecar → app', hops: '3',
+      key: 'cross-cluster-plaintext-bursty', title: `cross cluster via mesh, plaintext, bursty arrivals (${BURST})`, hops: '3',
+      origin: `http://127.0.0.1:${plain?.c2.ports.outbound ?? 0}`, requests: [mesh(post)], procs: plainCross,
+      available: plain !== undefined, note: plain ? undefined : plainNote, shapes: ['burst'], conns: plain && { inboundPort: inboundOf(plain), tunnelsOf: plain.home },
+    },
+    {
+      key: 'dapr-invoke', title: 'Dapr invoke cross cluster, mTLS: DAPR_HTTP_PORT → gateway → app sidecar → app', hops: '3',
       origin: `http://127.0.0.1:${daprHttp}`, requests: [{ ...post, path: invokePath }], procs: crossProcs, shapes: both,
       available: invokeOk, note: invokeOk ? undefined : `not available (probe: ${invokeProbe.status} ${invokeProbe.text.slice(0, 160)})`,
     },
@@ -586,39 +783,58 @@ spec:
   // neighbour's burst of CPU on this shared machine hits both sides of a ratio alike); printed
   // in the order above.
   // The bursty rows come after the cross-cluster closed loop: measured warm, like the others.
-  const order = ['direct', 'nginx-chain', 'cross-cluster', 'cross-cluster-bursty', 'direct-bursty', 'dapr-invoke', 'nginx-chain-2hop', 'same-cluster', 'state'];
+  // A group ([mTLS row, its plaintext row]) is measured shape by shape, interleaved: the mTLS
+  // row's fixed rate, the plaintext row's, then the mTLS closed loop, the plaintext one; each
+  // with the same warmup. So the two sides of the mTLS / plaintext ratio are the two closest
+  // measurements of the run (`--plaintext-first` swaps the two).
+  const order: (string | string[])[] = [
+    'direct', 'nginx-chain', ['cross-cluster', 'cross-cluster-plaintext'], ['cross-cluster-bursty', 'cross-cluster-plaintext-bursty'], 'direct-bursty',
+    'dapr-invoke', 'nginx-chain-2hop', ['same-cluster', 'same-cluster-plaintext'], 'state',
+  ];
 
   const rows = new Map<string, Row>();
   for (const s of scenarios) rows.set(s.key, { key: s.key, title: s.title, hops: s.hops, available: s.available, note: s.note });
   let crossPeak: { sidecars: ProcUsage[]; clusters: ProcUsage[] } | undefined;
-  for (const key of order) {
-    const s = scenarios.find((x) => x.key === key)!;
-    const row = rows.get(key)!;
-    if (!s.available || (ONLY && !ONLY.has(s.key))) {
-      if (s.available) {
-        row.note = 'not measured (--only)';
-        row.available = false;
+  for (const entry of order) {
+    const group: Scenario[] = [];
+    const keys = typeof entry === 'string' ? [entry] : PLAINTEXT_FIRST ? [...entry].reverse() : entry;
+    for (const key of keys) {
+      const s = scenarios.find((x) => x.key === key)!;
+      const row = rows.get(key)!;
+      if (!s.available || (ONLY && !ONLY.has(s.key))) {
+        if (s.available) {
+          row.note = 'not measured (--only)';
+          row.available = false;
+        }
+        log(`${s.key}: ${row.note}`);
+        continue;
       }
-      log(`${s.key}: ${row.note}`);
-      continue;
+      row.processes = {};
+      group.push(s);
     }
-    row.processes = {};
-    for (const shape of s.shapes) {
-      const spec: LoadSpec =
-        shape === 'closed'
-          ? { mode: 'closed', origin: s.origin, requests: s.requests, connections: CLOSED_CONNECTIONS, durationMs: MEASURE_MS, warmupMs: WARMUP_MS, wrk, tmpDir: home }
-          : { mode: shape, origin: s.origin, requests: s.requests, connections: RATE_CONNECTIONS, rate: RATE, durationMs: MEASURE_MS, warmupMs: WARMUP_MS };
-      log(`${s.key}: ${shape === 'closed' ? `closed loop (${closedTool}), ${CLOSED_CONNECTIONS} connections` : `${shape === 'burst' ? 'bursty' : 'evenly spaced'} ${RATE} req/s, ${RATE_CONNECTIONS} connections`}, ${MEASURE_MS} ms`);
-      const m = await measure(spec, s.procs);
-      row[shape] = m.load;
-      row.processes[shape] = m.usage;
-      const l = m.load;
-      log(`${s.key}: ${l.latencyMs ? `p90 ${l.latencyMs.p90} ms, ` : ''}${l.rps} req/s${l.errors ? `, errors ${l.errors} (${l.firstError})` : ''}`);
-    }
-    if (key === 'cross-cluster') {
-      // Peak RSS under the cross-cluster load: VmHWM right after its closed loop.
-      const closed = row.processes.closed ?? [];
-      crossPeak = { sidecars: closed.filter((p) => p.id.endsWith('sidecar')), clusters: closed.filter((p) => ['gateway', 'cluster-2', 'control-plane'].includes(p.id)) };
+    for (const shape of ['rate', 'burst', 'closed'] as const) {
+      for (const s of group) {
+        if (!s.shapes.includes(shape)) continue;
+        const row = rows.get(s.key)!;
+        const spec: LoadSpec =
+          shape === 'closed'
+            ? { mode: 'closed', origin: s.origin, requests: s.requests, connections: CLOSED_CONNECTIONS, durationMs: MEASURE_MS, warmupMs: WARMUP_MS, wrk, tmpDir: home }
+            : { mode: shape, origin: s.origin, requests: s.requests, connections: RATE_CONNECTIONS, rate: RATE, durationMs: MEASURE_MS, warmupMs: WARMUP_MS };
+        log(`${s.key}: ${shape === 'closed' ? `closed loop (${closedTool}), ${CLOSED_CONNECTIONS} connections` : `${shape === 'burst' ? 'bursty' : 'evenly spaced'} ${RATE} req/s, ${RATE_CONNECTIONS} connections`}, ${MEASURE_MS} ms`);
+        const m = await measure(spec, s.procs, s.conns);
+        row[shape] = m.load;
+        row.processes![shape] = m.usage;
+        if (m.connections) (row.connections ??= {})[shape] = m.connections;
+        const l = m.load;
+        const c = m.connections;
+        const connText = c ? `; connections opened during the load (warmup + window): ${c.tunnelsOpened !== undefined ? `${c.tunnelsOpened} tunnels, ` : ''}${c.inboundOpened} into the app sidecar` : '';
+        log(`${s.key}: ${l.latencyMs ? `p90 ${l.latencyMs.p90} ms, ` : ''}${l.rps} req/s${l.errors ? `, errors ${l.errors} (${l.firstError})` : ''}${connText}`);
+        if (s.key === 'cross-cluster' && shape === 'closed') {
+          // Peak RSS under the cross-cluster load: VmHWM right after its closed loop.
+          const closed = m.usage;
+          crossPeak = { sidecars: closed.filter((p) => p.id.endsWith('sidecar')), clusters: closed.filter((p) => ['gateway', 'cluster-2', 'control-plane'].includes(p.id)) };
+        }
+      }
     }
   }
 
@@ -652,6 +868,7 @@ spec:
     if (r.closed && nginx3) r.closed.vsNginx3hop = ratio(r.closed.rps, nginx3);
   }
 
+  const mtlsVsPlaintext = compareTls(rows);
   const targets = computeTargets(rows, crossPeak, cliTimes, nginxNote);
 
   const machine = {
@@ -680,8 +897,10 @@ spec:
       warmupMs: WARMUP_MS,
       cliRuns: CLI_RUNS,
       body: '1 KB POST, 1 KB reply',
+      pairs: `mTLS / plaintext rows measured back to back, shape by shape, ${PLAINTEXT_FIRST ? 'plaintext first (--plaintext-first)' : 'mTLS first'}; plaintext mesh: crossmesh up --insecure-plaintext in its own CROSSMESH_HOME`,
     },
     rows: rowList,
+    mtlsVsPlaintext,
     cli: cliTimes,
     targets,
     elapsedSeconds: Math.round((Date.now() - started) / 1000),
@@ -692,6 +911,7 @@ spec:
     [
       `latency: ${RATE} req/s over ${RATE_CONNECTIONS} connections (evenly spaced arrivals unless the row says bursty), timed from write to full reply, ${MEASURE_MS / 1000} s; closed loop: ${closedTool === 'wrk' ? `wrk -t1 -c${CLOSED_CONNECTIONS} -d${MEASURE_MS / 1000}s` : `autocannon -c ${CLOSED_CONNECTIONS}`}${toolWarning ? `\n${toolWarning}` : ''}`,
       table(rowList),
+      tlsTable(mtlsVsPlaintext),
       procTable(rowList) + (nginxPerHop(rowList) ? `\n\n${nginxPerHop(rowList)}` : ''),
       cliTable(cliTimes) + (machineScale(rowList, cliTimes) ? `\n\n${machineScale(rowList, cliTimes)}` : ''),
       targetTable(targets),
@@ -718,6 +938,20 @@ function computeTargets(rows: Map<string, Row>, crossPeak: { sidecars: ProcUsage
   check('same-vs-nginx2', 'same-cluster closed-loop req/s vs nginx 2-hop chain', '>= 0.8x', 'x', same?.closed?.vsNginx2hop, (v) => v >= 0.8, rows.get('nginx-chain-2hop')?.available ? undefined : `nginx chain not measured: ${nginxNote}`);
   check('cross-added-p90', `cross-cluster added p90 over direct, ${RATE} req/s evenly spaced`, '<= 0.5 ms', 'ms', cross?.rate?.addedMs?.p90, (v) => v <= 0.5);
   check('cross-bursty-added-p90', `cross-cluster added p90 over direct, ${RATE} req/s bursty (${BURST})`, '<= 2 ms', 'ms', rows.get('cross-cluster-bursty')?.burst?.addedMs?.p90, (v) => v <= 2);
+  // Issue 14 (mesh identity): mTLS against the same path in plaintext, in this run.
+  const tls = compareTls(rows);
+  const plainNote = rows.get('cross-cluster-plaintext')?.available ? undefined : `plaintext row not measured: ${rows.get('cross-cluster-plaintext')?.note ?? ''}`;
+  check('mtls-cross-vs-plaintext', 'cross-cluster closed-loop req/s with mTLS vs the same path in plaintext (--insecure-plaintext mesh)', '>= 0.8x', 'x', tls['cross-cluster'].ratio, (v) => v >= 0.8,
+    tls['cross-cluster'].ratio !== undefined ? `${tls['cross-cluster'].mtlsRps} vs ${tls['cross-cluster'].plaintextRps} req/s` : plainNote);
+  check('mtls-cross-added-p90', `cross-cluster with mTLS, added p90 over direct, ${RATE} req/s evenly spaced`, '<= 0.8 ms', 'ms', tls['cross-cluster'].mtlsAddedP90, (v) => v <= 0.8,
+    tls['cross-cluster'].plaintextAddedP90 !== undefined ? `plaintext: ${tls['cross-cluster'].plaintextAddedP90} ms` : undefined);
+  // The closed loop's load opens CLOSED_CONNECTIONS connections per run (the warmup run and the
+  // measured run), and each run's end cuts its exchanges in flight with their upstream
+  // connections: so at most that many TLS connections per run, never one per request.
+  const opened = tls['cross-cluster'].mtlsConnections;
+  const runs = WARMUP_MS ? 2 : 1;
+  check('mtls-sessions-reused', `TLS connections (handshakes) opened while the cross-cluster mTLS closed loop ran (${runs === 2 ? 'warmup + measured run' : 'one run'} of ${CLOSED_CONNECTIONS} connections)`, `<= ${runs * CLOSED_CONNECTIONS}, never one per request`, 'connections',
+    opened?.tunnelsOpened ?? opened?.inboundOpened, (v) => v <= runs * CLOSED_CONNECTIONS, opened ? `${opened.measuredRequests} requests in the measured window alone` : undefined);
   const closedCpu = (id: string) => cross?.processes?.closed?.find((p) => p.id === id)?.cpuUsPerRequest;
   check('cpu-client-sidecar', 'CPU per request, client sidecar (L7 hop), cross-cluster closed loop', '<= 30 µs', 'µs', closedCpu('client-sidecar'), (v) => v <= 30);
   check('cpu-gateway', 'CPU per request, gateway (tunnel hop; cluster-1 process), cross-cluster closed loop', '<= 20 µs', 'µs', closedCpu('gateway'), (v) => v <= 20);
@@ -740,6 +974,73 @@ function computeTargets(rows: Map<string, Row>, crossPeak: { sidecars: ProcUsage
     dapr !== undefined && proxied ? `${dapr} µs vs ${proxied} µs` : rows.get('dapr-invoke')?.note,
   );
   return t;
+}
+
+interface TlsCompare {
+  /** The two rows compared (closed-loop req/s; fixed-rate and bursty latency). */
+  mtlsRow: string;
+  plaintextRow: string;
+  mtlsRps?: number;
+  plaintextRps?: number;
+  /** mTLS req/s / plaintext req/s, closed loop. */
+  ratio?: number;
+  /** Added p90 over direct at the fixed rate, evenly spaced (ms). */
+  mtlsAddedP90?: number;
+  plaintextAddedP90?: number;
+  /** Added p90 over direct-bursty, bursty arrivals (ms; cross cluster). */
+  mtlsBurstyAddedP90?: number;
+  plaintextBurstyAddedP90?: number;
+  /** CPU per request summed over the path's processes, closed loop (µs). */
+  mtlsPathCpuUs?: number;
+  plaintextPathCpuUs?: number;
+  /** Connections opened during the closed loop's measured window. */
+  mtlsConnections?: ConnCount;
+  plaintextConnections?: ConnCount;
+}
+
+/** mTLS rows against their plaintext rows of the same run (issue 14). */
+function compareTls(rows: Map<string, Row>): Record<'cross-cluster' | 'same-cluster', TlsCompare> {
+  const one = (m: string, p: string, mb?: string, pb?: string): TlsCompare => {
+    const a = rows.get(m);
+    const b = rows.get(p);
+    const cpu = (r: Row | undefined) => (r?.processes?.closed ? r.processes.closed.filter((x) => !x.offPath).reduce((s, x) => s + x.cpuUsPerRequest, 0) : undefined);
+    const ar = a?.available ? a.closed?.rps : undefined;
+    const br = b?.available ? b.closed?.rps : undefined;
+    return {
+      mtlsRow: m,
+      plaintextRow: p,
+      mtlsRps: ar,
+      plaintextRps: br,
+      ratio: ar !== undefined && br ? ratio2(ar / br) : undefined,
+      mtlsAddedP90: a?.rate?.addedMs?.p90,
+      plaintextAddedP90: b?.rate?.addedMs?.p90,
+      ...(mb ? { mtlsBurstyAddedP90: rows.get(mb)?.burst?.addedMs?.p90, plaintextBurstyAddedP90: rows.get(pb!)?.burst?.addedMs?.p90 } : {}),
+      mtlsPathCpuUs: cpu(a),
+      plaintextPathCpuUs: cpu(b),
+      mtlsConnections: a?.connections?.closed,
+      plaintextConnections: b?.connections?.closed,
+    };
+  };
+  return {
+    'cross-cluster': one('cross-cluster', 'cross-cluster-plaintext', 'cross-cluster-bursty', 'cross-cluster-plaintext-bursty'),
+    'same-cluster': one('same-cluster', 'same-cluster-plaintext'),
+  };
+}
+
+function tlsTable(t: Record<string, TlsCompare>): string {
+  const lines = [
+    'mTLS vs plaintext (issue 14; each pair measured back to back, same warmup):',
+    '',
+    '| path | mTLS req/s | plaintext req/s | mTLS / plaintext | added p90 ms mTLS / plaintext | bursty added p90 ms mTLS / plaintext | path CPU µs/req mTLS / plaintext | connections opened while the closed loop ran (warmup + measured run; mTLS: one handshake each) mTLS / plaintext | closed-loop requests (measured window) |',
+    '|---|---|---|---|---|---|---|---|---|',
+  ];
+  const conn = (c: ConnCount | undefined) => (c ? `${c.tunnelsOpened ?? c.inboundOpened}` : '–');
+  for (const [path, x] of Object.entries(t)) {
+    lines.push(
+      `| ${path} | ${x.mtlsRps?.toLocaleString('en-US') ?? '–'} | ${x.plaintextRps?.toLocaleString('en-US') ?? '–'} | ${x.ratio !== undefined ? `${fmt(x.ratio)}x` : '–'} | ${fmt(x.mtlsAddedP90)} / ${fmt(x.plaintextAddedP90)} | ${x.mtlsBurstyAddedP90 !== undefined || x.plaintextBurstyAddedP90 !== undefined ? `${fmt(x.mtlsBurstyAddedP90)} / ${fmt(x.plaintextBurstyAddedP90)}` : '–'} | ${x.mtlsPathCpuUs ?? '–'} / ${x.plaintextPathCpuUs ?? '–'} | ${conn(x.mtlsConnections)} / ${conn(x.plaintextConnections)} | ${x.mtlsConnections?.measuredRequests ?? '–'} / ${x.plaintextConnections?.measuredRequests ?? '–'} |`,
+    );
+  }
+  return lines.join('\n');
 }
 
 const ratio2 = (x: number) => Math.round(x * 100) / 100;
