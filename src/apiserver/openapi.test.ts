@@ -29,16 +29,21 @@ describe('OpenAPI documents from the zod schemas', () => {
     }
   });
 
-  it('core lists carry the list-merge extensions; int-or-string is v2 format and v3 anyOf', () => {
+  it('core lists carry the list-merge extensions; int-or-string is the named IntOrString in v2 and v3', () => {
     const v2 = buildOpenApiV2() as any;
     const ports = v2.definitions['io.k8s.api.core.v1.Service'].properties.spec.properties.ports;
     assert.equal(ports['x-kubernetes-patch-merge-key'], 'port');
     assert.equal(ports['x-kubernetes-patch-strategy'], 'merge');
     assert.equal(ports['x-kubernetes-list-type'], 'map');
     assert.deepEqual(ports['x-kubernetes-list-map-keys'], ['port', 'protocol']);
-    assert.deepEqual(ports.items.properties.targetPort, { type: 'string', format: 'int-or-string' });
+    const intOrString = 'io.k8s.apimachinery.pkg.util.intstr.IntOrString';
+    assert.equal(ports.items.properties.targetPort.$ref, `#/definitions/${intOrString}`);
+    assert.deepEqual({ ...v2.definitions[intOrString], description: undefined }, { type: 'string', format: 'int-or-string', description: undefined });
     const core = buildOpenApiV3(groupVersions().find((g) => g.group === '')!) as any;
-    assert.equal(core.components.schemas['io.k8s.api.core.v1.Service'].properties.spec.properties.ports.items.properties.targetPort['x-kubernetes-int-or-string'], true);
+    const v3TargetPort = core.components.schemas['io.k8s.api.core.v1.Service'].properties.spec.properties.ports.items.properties.targetPort;
+    assert.deepEqual(v3TargetPort.allOf, [{ $ref: `#/components/schemas/${intOrString}` }]);
+    assert.equal(v3TargetPort['x-kubernetes-int-or-string'], undefined);
+    assert.equal(core.components.schemas[intOrString].format, 'int-or-string');
     // SMP is offered for core kinds only.
     assert.ok(v2.paths['/api/v1/namespaces/{namespace}/services/{name}'].patch.consumes.includes('application/strategic-merge-patch+json'));
     assert.ok(!v2.paths['/apis/flomesh.io/v1alpha1/namespaces/{namespace}/serviceexports/{name}'].patch.consumes.includes('application/strategic-merge-patch+json'));

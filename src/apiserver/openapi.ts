@@ -72,22 +72,35 @@ type Flavour = 'v2' | 'v3';
 
 const ref = (f: Flavour, name: string) => ({ $ref: f === 'v2' ? `#/definitions/${name}` : `#/components/schemas/${name}` });
 
-/** v2 has no anyOf: int-or-string is `type: string, format: int-or-string`, as Kubernetes publishes IntOrString. */
-function forV2(s: JsonSchema): JsonSchema {
+const INT_OR_STRING = 'io.k8s.apimachinery.pkg.util.intstr.IntOrString';
+
+/**
+ * Core kinds' int-or-string fields (Service targetPort) point at Kubernetes' named
+ * `IntOrString` definition (`type: string, format: int-or-string`), as the Kubernetes API server
+ * publishes them: `kubectl explain` prints the definition's name (`<IntOrString>`), and v2 has
+ * no anyOf to say it otherwise. (CRDs keep `x-kubernetes-int-or-string`: apiextensions' form.)
+ */
+function withIntOrStringRef(s: JsonSchema, f: Flavour): JsonSchema {
   if (s['x-kubernetes-int-or-string']) {
-    const { anyOf: _a, 'x-kubernetes-int-or-string': _i, ...rest } = s;
-    return { ...rest, type: 'string', format: 'int-or-string' };
+    const { anyOf: _a, 'x-kubernetes-int-or-string': _i, type: _t, ...rest } = s;
+    // v3 siblings of $ref are ignored, so the description travels beside it in allOf, as Kubernetes writes it.
+    return f === 'v2' ? { ...ref(f, INT_OR_STRING), ...rest } : { ...rest, allOf: [ref(f, INT_OR_STRING)] };
   }
   const out: JsonSchema = { ...s };
-  if (out.properties) out.properties = Object.fromEntries(Object.entries(out.properties as Record<string, JsonSchema>).map(([k, v]) => [k, forV2(v)]));
-  if (out.items) out.items = forV2(out.items as JsonSchema);
-  if (out.additionalProperties && typeof out.additionalProperties === 'object') out.additionalProperties = forV2(out.additionalProperties as JsonSchema);
+  if (out.properties) out.properties = Object.fromEntries(Object.entries(out.properties as Record<string, JsonSchema>).map(([k, v]) => [k, withIntOrStringRef(v, f)]));
+  if (out.items) out.items = withIntOrStringRef(out.items as JsonSchema, f);
+  if (out.additionalProperties && typeof out.additionalProperties === 'object') out.additionalProperties = withIntOrStringRef(out.additionalProperties as JsonSchema, f);
   return out;
 }
 
 function schemasOf(gv: GroupVersion, f: Flavour): Record<string, JsonSchema> {
   const defs: Record<string, JsonSchema> = {};
-  const conv = (s: JsonSchema) => (f === 'v2' ? forV2(s) : s);
+  const conv = (s: JsonSchema) => withIntOrStringRef(s, f);
+  defs[INT_OR_STRING] = {
+    type: 'string',
+    format: 'int-or-string',
+    description: 'IntOrString is a type that can hold an int32 or a string.',
+  };
   defs[OBJECT_META] = conv({
     ...objectMetaJsonSchema(),
     description: 'ObjectMeta is metadata that all persisted resources must have, which includes all objects users must create.',
