@@ -2,21 +2,18 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseYaml } from 'yaml';
 import { validateObject, KINDS, type KindInfo } from '../api/validation.js';
 import type { KubeObject } from '../api/types.js';
-import type { ResourceStore, ObjectRef } from '../store/types.js';
+import type { ObjectRef } from '../store/types.js';
 import { CrossmeshError } from '../errors.js';
 import { readBody } from '../util/http.js';
 import type { ResourcePath } from '../api/wire.js';
-import { compileLabelSelector } from './selectors.js';
 import { sendJson } from './status.js';
-import { serveWatch } from './watch.js';
+import { getObject, listOrWatch } from './read.js';
+import type { HandlerContext } from './context.js';
+import { notFound } from './refusals.js';
+
+export type { HandlerContext };
 
 export const NAMESPACES_KEY = 'core/namespaces';
-
-export interface HandlerContext {
-  store: ResourceStore;
-  maxBodyBytes: number;
-  bookmarkIntervalMs: number;
-}
 
 /** Dispatches one authenticated resource request. Throws CrossmeshError for every refusal. */
 export async function handleResource(ctx: HandlerContext, req: IncomingMessage, res: ServerResponse, url: URL, p: ResourcePath): Promise<void> {
@@ -31,11 +28,8 @@ export async function handleResource(ctx: HandlerContext, req: IncomingMessage, 
   }
   const ref = refOf(p, p.name);
   switch (method) {
-    case 'GET': {
-      const obj = ctx.store.get(ref);
-      if (!obj) throw notFound(p);
-      return sendJson(res, 200, obj);
-    }
+    case 'GET':
+      return getObject(ctx, req, res, p, ref);
     case 'PUT': {
       const body = await readObject(ctx, req, p);
       return sendJson(res, 200, replace(ctx, p, ref, body));
@@ -51,45 +45,6 @@ export async function handleResource(ctx: HandlerContext, req: IncomingMessage, 
     default:
       throw methodNotAllowed(method, 'an object', 'GET, PUT, PATCH, DELETE');
   }
-}
-
-function listOrWatch(ctx: HandlerContext, req: IncomingMessage, res: ServerResponse, url: URL, p: ResourcePath): void {
-  const q = url.searchParams;
-  const selector = compileLabelSelector(q.get('labelSelector'));
-  const name = fieldSelectorName(q.get('fieldSelector'));
-  if (q.get('watch') === 'true' || q.get('watch') === '1') {
-    const timeout = q.get('timeoutSeconds');
-    return serveWatch(ctx.store, req, res, {
-      storageKey: p.kind.storageKey,
-      namespace: p.namespace,
-      resourceVersion: q.get('resourceVersion') ?? undefined,
-      selector,
-      name,
-      bookmarks: q.get('allowWatchBookmarks') === 'true',
-      timeoutSeconds: timeout ? Number(timeout) : undefined,
-      bookmarkIntervalMs: ctx.bookmarkIntervalMs,
-    });
-  }
-  const list = ctx.store.list({ storageKey: p.kind.storageKey, namespace: p.namespace });
-  const items = list.items.filter((o) => (name === undefined || o.metadata.name === name) && (!selector || selector(o)));
-  sendJson(res, 200, {
-    kind: `${p.kind.kind}List`,
-    apiVersion: p.group ? `${p.group}/${p.version}` : p.version,
-    metadata: { resourceVersion: list.resourceVersion },
-    items,
-  });
-}
-
-/** Only `metadata.name=X` (and `metadata.namespace=X`, implied by the path) are supported, as informers use. */
-function fieldSelectorName(text: string | null): string | undefined {
-  if (!text) return undefined;
-  let name: string | undefined;
-  for (const part of text.split(',')) {
-    const m = /^metadata\.(name|namespace)==?(.*)$/.exec(part.trim());
-    if (!m) throw new CrossmeshError('CM_ERR_BAD_REQUEST', `fieldSelector: only metadata.name=VALUE is supported (got "${part}")`);
-    if (m[1] === 'name') name = m[2];
-  }
-  return name;
 }
 
 function create(ctx: HandlerContext, p: ResourcePath, body: KubeObject): KubeObject {
@@ -229,11 +184,6 @@ function requireNamespace(ctx: HandlerContext, obj: KubeObject): void {
 
 function refOf(p: ResourcePath, name: string, namespace = p.namespace): ObjectRef {
   return { storageKey: p.kind.storageKey, namespace: p.kind.namespaced ? namespace : undefined, name };
-}
-
-function notFound(p: ResourcePath): CrossmeshError {
-  const where = p.namespace ? ` in namespace "${p.namespace}"` : '';
-  return new CrossmeshError('CM_ERR_NOT_FOUND', `${p.kind.plural} "${p.name}" not found${where}`, { kind: p.kind.kind, name: p.name });
 }
 
 function methodNotAllowed(method: string, what: string, allowed: string): CrossmeshError {
