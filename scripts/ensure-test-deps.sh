@@ -10,3 +10,14 @@ if ! command -v redis-server >/dev/null 2>&1; then
     echo "crossmesh: redis-server is not installed; the redis tests will fail (apt-get install -y redis-server)" >&2
   fi
 fi
+# kubectl: the kubectl suites (test/kubectl*.test.ts) run the real binary. Machines of this kind
+# have kubectl 1.28 on PATH with 1.27 … 1.33 beside it; where none is found, Debian's
+# kubernetes-client is installed so the suites run instead of failing on a missing binary.
+if ! command -v kubectl >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "crossmesh: installing kubernetes-client (kubectl) for the tests (apt-get)..." >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client) >&2 || echo "crossmesh: could not install kubernetes-client; the kubectl tests will fail" >&2
+  else
+    echo "crossmesh: kubectl is not installed; the kubectl tests will fail (apt-get install -y kubernetes-client)" >&2
+  fi
+fi
