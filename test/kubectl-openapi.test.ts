@@ -1,10 +1,9 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { runCli, tempDir } from './helpers.js';
+import { SEED, kubectlBinaries, run, seedFiles } from './support/kubectl.js';
 
 /**
  * The real kubectl against a real cluster process over the kubeconfig of `crossmesh kubeconfig
@@ -12,39 +11,6 @@ import { runCli, tempDir } from './helpers.js';
  * client-side `apply -f --validate=strict` of the seed manifests, with the default kubectl and
  * the oldest and newest of the side-by-side versions. No kubectl = a failing test, never a skip.
  */
-const SEED = fileURLToPath(new URL('../../../shared/reference/seed-manifests/', import.meta.url));
-const HINT = 'install it with `apt-get install -y kubernetes-client` (Debian), or put kubectl on PATH';
-
-function kubectlBinaries(): { name: string; path: string }[] {
-  let main: string;
-  try {
-    main = execFileSync('sh', ['-c', 'command -v kubectl'], { encoding: 'utf8' }).trim();
-  } catch {
-    throw new Error(`kubectl is not on PATH: ${HINT}`);
-  }
-  if (!main) throw new Error(`kubectl is not on PATH: ${HINT}`);
-  const dir = dirname(realpathSync(main));
-  const out = [{ name: 'kubectl (default)', path: main }];
-  for (const v of ['1.27', '1.33']) {
-    const p = join(dir, `kubectl.${v}`);
-    if (existsSync(p)) out.push({ name: `kubectl.${v}`, path: p });
-  }
-  return out;
-}
-
-function run(cmd: string, args: string[], env: Record<string, string>, input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = execFile(cmd, args, { timeout: 60_000, env: { ...process.env, ...env } }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
-    child.stdin?.end(input ?? '');
-  });
-}
-
-/** A seed manifest's documents without the Kubernetes workloads crossmesh does not serve (it runs apps with `crossmesh run`). */
-function withoutWorkloads(text: string): string {
-  return text.split(/^---$/m).filter((d) => !/^kind:\s*Deployment\s*$/m.test(d)).join('---\n');
-}
-
 describe('kubectl against a crossmesh cluster: OpenAPI, explain, client-side apply', () => {
   const { dir: home, cleanup } = tempDir();
   const cli = (args: string[]) => runCli(args, { home });
@@ -69,21 +35,6 @@ describe('kubectl against a crossmesh cluster: OpenAPI, explain, client-side app
   it('finds kubectl 1.27 and 1.33 beside the default one', () => {
     assert.deepEqual(binaries.map((b) => b.name), ['kubectl (default)', 'kubectl.1.27', 'kubectl.1.33'], `the side-by-side kubectl.1.27 / kubectl.1.33 are missing next to ${binaries[0].path}`);
   });
-
-  const seedFiles = (): { file: string; namespace?: string; text: string }[] => {
-    const member = '    apiVersion: v1\n    kind: Config\n    clusters:\n    - name: cluster-1\n      cluster: {server: "https://127.0.0.1:1"}\n    users: []\n    contexts: []\n';
-    const cluster = readFileSync(join(SEED, '01-cluster.yaml'), 'utf8')
-      .replace(/\$\{CLUSTER_NAME\}/g, 'cluster-1').replace(/\$\{HOST_IP\}/g, '127.0.0.1').replace(/\$\{PORT\}/g, '81')
-      .replace(/^ {4}<the member's kubeconfig.*>$/m, member.trimEnd());
-    return [
-      { file: '01-cluster.yaml', text: cluster },
-      { file: '03-statestore.yaml', namespace: 'dapr-test', text: readFileSync(join(SEED, '03-statestore.yaml'), 'utf8') },
-      { file: '04-nodeapp.yaml', namespace: 'dapr-test', text: withoutWorkloads(readFileSync(join(SEED, '04-nodeapp.yaml'), 'utf8').replace(/\$\{CLUSTER_NAME\}/g, 'cluster-1')) },
-      { file: '05-curl.yaml', namespace: 'curl', text: withoutWorkloads(readFileSync(join(SEED, '05-curl.yaml'), 'utf8')) },
-      { file: '06-serviceexport.yaml', namespace: 'dapr-test', text: readFileSync(join(SEED, '06-serviceexport.yaml'), 'utf8') },
-      { file: '07-globaltrafficpolicy.yaml', namespace: 'dapr-test', text: readFileSync(join(SEED, '07-globaltrafficpolicy.yaml'), 'utf8') },
-    ];
-  };
 
   for (const [i, b] of kubectlBinaries().entries()) {
     it(`${b.name}: apply -f --validate=strict of every seed manifest, then again unchanged`, async () => {
