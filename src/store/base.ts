@@ -8,7 +8,8 @@ import type { KubeObject, WatchEventType } from '../api/types.js';
 import { CrossmeshError } from '../errors.js';
 import { objectKey, namespaceFilter, type ObjectKey } from './keys.js';
 import { alreadyExists, buildCreated, buildDeleted, buildUpdated, checkExpectedVersion, notFound, stamp } from './metadata.js';
-import type { CollectionRef, ListResult, ObjectRef, ResourceStore, StoredWatchEvent, WatchHandler, WatchOptions, WriteOptions } from './types.js';
+import { page, snapshotAt } from './snapshot.js';
+import type { CollectionRef, ListOptions, ListResult, ObjectRef, ResourceStore, StoredWatchEvent, WatchHandler, WatchOptions, WriteOptions } from './types.js';
 import { WatchHub, type EventFilter, type EventSource, type HandlerErrorReporter } from './watchers.js';
 
 export const DEFAULT_EVENT_LOG_SIZE = 10_000;
@@ -32,6 +33,7 @@ export interface Change {
 export abstract class BaseStore implements ResourceStore {
   protected readonly eventLogSize: number;
   private readonly hub: WatchHub;
+  private readonly snapshotSource: EventSource;
   private closed = false;
 
   /**
@@ -53,6 +55,7 @@ export abstract class BaseStore implements ResourceStore {
       eventsSince: (after, filter) => this.eventsSince(after, filter),
     };
     this.hub = new WatchHub(source, opts.onHandlerError);
+    this.snapshotSource = source;
   }
 
   // --- backend primitives ---------------------------------------------------------------
@@ -73,10 +76,27 @@ export abstract class BaseStore implements ResourceStore {
     return obj && this.out(obj);
   }
 
-  list(ref: CollectionRef): ListResult {
+  list(ref: CollectionRef, opts: ListOptions = {}): ListResult {
     this.assertOpen();
-    const items = this.listObjects(ref.storageKey, namespaceFilter(ref));
-    return { items: this.freshReads ? items : items.map((o) => structuredClone(o)), resourceVersion: String(this.revision()) };
+    const namespace = namespaceFilter(ref);
+    const current = this.revision();
+    const at = opts.atRevision;
+    if (at !== undefined && (!Number.isSafeInteger(at) || at < 0 || at > current)) {
+      throw new CrossmeshError('CM_ERR_BAD_REQUEST', `cannot list at revision ${String(at)}: the store is at ${current}`);
+    }
+    if (opts.limit !== undefined && (!Number.isSafeInteger(opts.limit) || opts.limit < 1)) {
+      throw new CrossmeshError('CM_ERR_BAD_REQUEST', `list limit must be a positive integer, got ${String(opts.limit)}`);
+    }
+    let all = this.listObjects(ref.storageKey, namespace);
+    if (at !== undefined && at < current) {
+      all = snapshotAt(this.snapshotSource, { storageKey: ref.storageKey, namespace }, all, at);
+    }
+    const paged = opts.after || opts.limit !== undefined || opts.filter ? page(all, opts) : { items: all };
+    const items = this.freshReads ? paged.items : paged.items.map((o) => structuredClone(o));
+    const out: ListResult = { items, resourceVersion: String(at ?? current) };
+    if (paged.next) out.next = paged.next;
+    if (paged.remainingItemCount !== undefined) out.remainingItemCount = paged.remainingItemCount;
+    return out;
   }
 
   create(ref: ObjectRef, obj: KubeObject): KubeObject {

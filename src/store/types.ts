@@ -18,6 +18,27 @@ export interface ListResult {
   items: KubeObject[];
   /** The store revision the list is consistent with; watch from here to miss nothing. */
   resourceVersion: string;
+  /** With `limit`: the key of the last item returned when more items follow (list again with `after` set to it). */
+  next?: { namespace: string; name: string };
+  /** With `limit` and no `filter`: how many items follow this page. */
+  remainingItemCount?: number;
+}
+
+/** Options of one list call: a consistent page of the collection, at the current or an older revision. */
+export interface ListOptions {
+  /**
+   * The revision to list at (≤ the current one): the collection as it was then, rebuilt from the
+   * event log. CM_ERR_GONE (410) when the log no longer covers it (compacted), or when an object
+   * changed since then was last written before the oldest retained event (its state then is
+   * not kept). Undefined = now.
+   */
+  atRevision?: number;
+  /** Only items after this key, in list order (namespace '' for cluster-scoped objects). */
+  after?: { namespace: string; name: string };
+  /** At most this many items (a positive integer); `next` says where the rest starts. */
+  limit?: number;
+  /** Only items it accepts count (selectors); applied before `limit`. */
+  filter?: (obj: KubeObject) => boolean;
 }
 
 export interface WriteOptions {
@@ -57,7 +78,7 @@ export interface WatchOptions {
  */
 export interface ResourceStore {
   get(ref: ObjectRef): KubeObject | undefined;
-  list(ref: CollectionRef): ListResult;
+  list(ref: CollectionRef, opts?: ListOptions): ListResult;
   /** Fails with CM_ERR_ALREADY_EXISTS if present. */
   create(ref: ObjectRef, obj: KubeObject): KubeObject;
   /**

@@ -316,6 +316,75 @@ export function storeContract(name: string, makeStore: (opts?: ContractStoreOpti
       }
     });
 
+    it('lists in pages: limit, after, remainingItemCount, filter before limit', () => {
+      for (const [ns, name] of [['a', 'x'], ['a', 'y'], ['b', 'x'], ['b', 'z'], ['c', 'w']]) {
+        store.create({ storageKey: SVC, namespace: ns, name }, svc(name, { port: 80 }, { metadata: { name, labels: { l: name } } } as Partial<KubeObject>));
+      }
+      const p1 = store.list({ storageKey: SVC }, { limit: 2 });
+      assert.deepEqual(p1.items.map((o) => `${o.metadata.namespace}/${o.metadata.name}`), ['a/x', 'a/y']);
+      assert.deepEqual(p1.next, { namespace: 'a', name: 'y' });
+      assert.equal(p1.remainingItemCount, 3);
+      const p2 = store.list({ storageKey: SVC }, { limit: 2, after: p1.next });
+      assert.deepEqual(p2.items.map((o) => `${o.metadata.namespace}/${o.metadata.name}`), ['b/x', 'b/z']);
+      assert.equal(p2.remainingItemCount, 1);
+      const p3 = store.list({ storageKey: SVC }, { limit: 2, after: p2.next });
+      assert.deepEqual(p3.items.map((o) => o.metadata.name), ['w']);
+      assert.equal(p3.next, undefined);
+      assert.equal(p3.remainingItemCount, undefined);
+      // A filter counts only the items it accepts and gives no remaining count.
+      const f = store.list({ storageKey: SVC }, { limit: 1, filter: (o) => o.metadata.name === 'x' });
+      assert.deepEqual(f.items.map((o) => o.metadata.namespace), ['a']);
+      assert.deepEqual(f.next, { namespace: 'a', name: 'x' });
+      assert.equal(f.remainingItemCount, undefined);
+      const f2 = store.list({ storageKey: SVC }, { limit: 1, after: f.next, filter: (o) => o.metadata.name === 'x' });
+      assert.deepEqual(f2.items.map((o) => o.metadata.namespace), ['b']);
+      // The last match: no next page.
+      assert.equal(f2.next, undefined);
+      expectCode(() => store.list({ storageKey: SVC }, { limit: 0 }), 'CM_ERR_BAD_REQUEST');
+      expectCode(() => store.list({ storageKey: SVC }, { atRevision: store.revision() + 1 }), 'CM_ERR_BAD_REQUEST');
+    });
+
+    it('lists at an older revision from the event log: creates, updates and deletes since are undone', () => {
+      const ref = (name: string, namespace = 'ns') => ({ storageKey: SVC, namespace, name });
+      store.create(ref('a'), svc('a', { port: 1 }));
+      store.create(ref('b'), svc('b', { port: 1 }));
+      store.create({ storageKey: EXP, namespace: 'ns', name: 'other' }, { apiVersion: 'flomesh.io/v1alpha1', kind: 'ServiceExport', metadata: { name: 'other' }, spec: {} });
+      const then = store.list({ storageKey: SVC, namespace: 'ns' });
+      store.update(ref('a'), svc('a', { port: 2 }));
+      store.delete(ref('b'));
+      store.create(ref('c'), svc('c'));
+      store.create(ref('d', 'elsewhere'), svc('d'));
+      const at = store.list({ storageKey: SVC, namespace: 'ns' }, { atRevision: Number(then.resourceVersion) });
+      assert.equal(at.resourceVersion, then.resourceVersion);
+      assert.deepEqual(at.items, then.items);
+      const paged = store.list({ storageKey: SVC, namespace: 'ns' }, { atRevision: Number(then.resourceVersion), limit: 1, after: { namespace: 'ns', name: 'a' } });
+      assert.deepEqual(paged.items.map((o) => [o.metadata.name, o.spec]), [['b', { port: 1 }]]);
+      assert.equal(store.list({ storageKey: SVC }).items.length, 3);
+    });
+
+    it('a list at a revision the log no longer covers is Gone (410)', () => {
+      const small = makeStore({ eventLogSize: 3 });
+      try {
+        const s = small.store;
+        const ref = (name: string) => ({ storageKey: SVC, namespace: 'ns', name });
+        s.create(ref('a'), svc('a', { port: 1 }));
+        s.create(ref('b'), svc('b', { port: 1 }));
+        const r2 = s.revision();
+        s.create(ref('c'), svc('c'));
+        s.create(ref('d'), svc('d'));
+        // The log holds 2..4: at 2, c and d did not exist (their ADDED events are kept).
+        assert.deepEqual(s.list({ storageKey: SVC }, { atRevision: r2 }).items.map((o) => o.metadata.name), ['a', 'b']);
+        s.update(ref('a'), svc('a', { port: 2 }));
+        // a was last written at 1, no longer in the log: its state at 2 is lost.
+        expectCode(() => s.list({ storageKey: SVC }, { atRevision: r2 }), 'CM_ERR_GONE', /too old resource version/);
+        expectCode(() => s.list({ storageKey: SVC }, { atRevision: 0 }), 'CM_ERR_GONE');
+        // Another collection untouched since: still fine.
+        assert.deepEqual(s.list({ storageKey: EXP }, { atRevision: r2 }).items, []);
+      } finally {
+        small.cleanup();
+      }
+    });
+
     it('a throwing handler breaks neither the write nor the other handlers', () => {
       const reported: unknown[] = [];
       const fx2 = makeStore({ onHandlerError: (err) => reported.push(err) });
