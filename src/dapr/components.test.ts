@@ -47,7 +47,8 @@ test('components from the cluster: scopes, secretKeyRef, failures recorded but n
     const s = byName(reg);
     assert.equal(s.theirs, undefined, 'scoped to another app: not loaded');
     for (const n of ['mine', 'everyone', 'secretive', 'keyless']) assert.equal(s[n]?.state, 'loaded', `${n}: ${s[n]?.error}`);
-    assert.deepEqual(s.mine.capabilities, ['ETAG', 'TRANSACTIONAL', 'TTL', 'QUERY_API']);
+    // daprd's answer for state.in-memory: its features, then ACTOR (etag + transactions); no QUERY_API.
+    assert.deepEqual(s.mine.capabilities, ['ETAG', 'TRANSACTIONAL', 'TTL', 'ACTOR']);
     assert.equal(s.nosecret.state, 'failed');
     assert.match(s.nosecret.error!, /^nosecret: .*secret "absent" not found/);
     assert.equal(s.badtype.state, 'failed');
@@ -91,5 +92,26 @@ test('components from the cluster: scopes, secretKeyRef, failures recorded but n
   } finally {
     await api.close();
     await reg.close();
+  }
+});
+
+test("/v1.0/metadata capabilities per store type are daprd's (features in components-contrib's order, then ACTOR)", async () => {
+  const { createStateStore } = await import('../state/factory.js');
+  const { daprCapabilities } = await import('./components.js');
+  const dir = mkdtempSync(join(tmpdir(), 'cm-caps-'));
+  try {
+    const expected: Record<string, Record<string, string>> = {
+      'state.in-memory': {},
+      'state.sqlite': { connectionString: 'caps.db' },
+      'state.redis': { redisHost: '127.0.0.1:1' },
+    };
+    for (const [type, metadata] of Object.entries(expected)) {
+      // Not initialised: features are what the type declares, no connection is made.
+      const store = await createStateStore(type, { name: 'caps', metadata, dataDir: dir });
+      // The @dapr/dapr SDK's own e2e test expects ETAG, TRANSACTIONAL and ACTOR for state.redis.
+      assert.deepEqual(daprCapabilities(store.features), ['ETAG', 'TRANSACTIONAL', 'TTL', 'ACTOR'], type);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -67,12 +67,22 @@ interface Entry {
   generation: number;
 }
 
-const DAPR_CAPS: Array<[keyof StateStore['features'], string]> = [
-  ['etag', 'ETAG'],
-  ['transactional', 'TRANSACTIONAL'],
-  ['ttl', 'TTL'],
-  ['query', 'QUERY_API'],
-];
+/**
+ * What `/v1.0/metadata` reports for a state store, as daprd does: the component's features in
+ * components-contrib's order (state.in-memory, state.sqlite and state.redis all declare ETag,
+ * Transactional, TTL), then `ACTOR` for every store with both etags and transactions (daprd's
+ * runtime appends it). `QUERY_API` is not reported: daprd's in-memory and sqlite stores do not
+ * declare it (crossmesh's query on them is an extra), and state.redis declares it only with
+ * RedisJSON, which crossmesh's redis store does not query.
+ */
+export function daprCapabilities(features: StateStore['features']): string[] {
+  const caps: string[] = [];
+  if (features.etag) caps.push('ETAG');
+  if (features.transactional) caps.push('TRANSACTIONAL');
+  if (features.ttl) caps.push('TTL');
+  if (features.etag && features.transactional) caps.push('ACTOR');
+  return caps;
+}
 
 /** Dapr's keyPrefix strategies; throws on a prefix containing `||`. */
 export function keyPrefixFor(strategy: string | undefined, ctx: { appId: string; namespace: string; storeName: string }): string {
@@ -367,7 +377,7 @@ export class ComponentRegistry extends EventEmitter<ComponentRegistryEvents> {
     };
     entry.state = 'loaded';
     entry.error = undefined;
-    entry.capabilities = DAPR_CAPS.filter(([f]) => store!.features[f]).map(([, c]) => c);
+    entry.capabilities = daprCapabilities(store.features);
     log.info(`dapr component ${name} (${entry.type}) ${prev ? 'reloaded' : 'loaded'}`);
     if (prev && prev.store !== store) await prev.store.close().catch((err) => log.warn(`dapr component ${name}: closing the previous store: ${toCrossmeshError(err).message}`));
     this.emit('change');

@@ -105,6 +105,33 @@ for (const store of STORES) {
       await eventually(async () => (await http(base, 'GET', `/v1.0/state/${store}/t`)).status === 204, 4000, 'ttl expiry');
     });
 
+    test("the URL's metadata wins over an item's and an operation's (daprd merges the query over the body)", async () => {
+      // Expiry times say which TTL was applied: 1 s (the item's) or 300 s (the URL's).
+      const expiresIn = async (key: string): Promise<number> => {
+        const g = await http(base, 'GET', `/v1.0/state/${store}/${key}`);
+        assert.equal(g.status, 200, key);
+        return Date.parse(g.headers.get('metadata.ttlexpiretime')!) - Date.now();
+      };
+      const save = await http(base, 'POST', `/v1.0/state/${store}?metadata.ttlInSeconds=300`, [{ key: 'prec-save', value: 1, metadata: { ttlInSeconds: '1' } }]);
+      assert.equal(save.status, 204, save.text);
+      assert.ok((await expiresIn('prec-save')) > 100_000, 'save: the URL ttlInSeconds=300 applies');
+      const tx = await http(base, 'POST', `/v1.0/state/${store}/transaction?metadata.ttlInSeconds=300`, {
+        operations: [{ operation: 'upsert', request: { key: 'prec-tx', value: 1, metadata: { ttlInSeconds: '1' } } }],
+      });
+      assert.equal(tx.status, 204, tx.text);
+      assert.ok((await expiresIn('prec-tx')) > 100_000, 'transaction: the URL ttlInSeconds=300 applies');
+      // Without URL metadata the item's own applies; the body's transaction-level metadata is the
+      // transaction's (daprd hands it to the store's Multi), not each operation's.
+      const own = await http(base, 'POST', `/v1.0/state/${store}/transaction`, {
+        operations: [{ operation: 'upsert', request: { key: 'prec-own', value: 1, metadata: { ttlInSeconds: '300' } } }, { operation: 'upsert', request: { key: 'prec-none', value: 1 } }],
+        metadata: { ttlInSeconds: '1' },
+      });
+      assert.equal(own.status, 204, own.text);
+      assert.ok((await expiresIn('prec-own')) > 100_000, "transaction: the operation's ttlInSeconds=300 applies");
+      const none = await http(base, 'GET', `/v1.0/state/${store}/prec-none`);
+      assert.equal(none.headers.get('metadata.ttlexpiretime'), null, 'transaction-level metadata does not give operations a TTL');
+    });
+
     test('bulk get: raw data, etag, missing keys without data', async () => {
       await http(base, 'POST', `/v1.0/state/${store}`, `[{"key":"b1","value":{"x": [1, 2]}},{"key":"b2","value":"two"}]`);
       const r = await http(base, 'POST', `/v1.0/state/${store}/bulk`, { keys: ['b1', 'nope', 'b2'], parallelism: 2 });

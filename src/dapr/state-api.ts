@@ -16,6 +16,15 @@ export interface StateStores {
   hasStateStores(): boolean;
 }
 
+/**
+ * An item's metadata with the request's (`metadata.<k>=v` on the URL) merged over it: daprd's
+ * rule for save, bulk get and transaction operations — the URL wins over the body.
+ */
+function withRequestMetadata(item: unknown, request: Record<string, string> | undefined): Record<string, string> | undefined {
+  if (!item || typeof item !== 'object' || Array.isArray(item)) return request;
+  return request ? { ...(item as Record<string, string>), ...request } : (item as Record<string, string>);
+}
+
 /** Request metadata from `metadata.<k>=v` query parameters. */
 export function queryMetadata(query: string): Record<string, string> | undefined {
   if (!query || query.indexOf('metadata.') < 0) return undefined;
@@ -152,7 +161,7 @@ export async function saveState(stores: StateStores, storeName: string, query: s
       throw daprError('ERR_MALFORMED_REQUEST', { detail: `state item ${i} has no key` });
     }
     const etag = etagOf(it.etag);
-    const md = it.metadata && typeof it.metadata === 'object' ? (qmd ? { ...qmd, ...it.metadata } : it.metadata) : qmd;
+    const md = withRequestMetadata(it.metadata, qmd);
     reqs[i] = {
       key: fullKey(s, it.key),
       data: Buffer.from(raw[i] ?? 'null', 'utf8'),
@@ -251,7 +260,6 @@ export async function transactState(stores: StateStores, storeName: string, quer
   }
   const raw = rawTransactionValues(text);
   const qmd = queryMetadata(query);
-  const txMd = req.metadata && typeof req.metadata === 'object' ? (qmd ? { ...qmd, ...req.metadata } : req.metadata) : qmd;
   const fail = (msg: string) => daprError('ERR_STATE_TRANSACTION', { error: msg });
   const out: TransactionOperation[] = [];
   for (let i = 0; i < ops.length; i++) {
@@ -269,7 +277,9 @@ export async function transactState(stores: StateStores, storeName: string, quer
     const concurrency = concurrencyOf(r.options?.concurrency, etag !== undefined, fail);
     const consistency = consistencyOf(r.options?.consistency, fail);
     if (kind === 'upsert') {
-      const md = r.metadata && typeof r.metadata === 'object' ? (txMd ? { ...txMd, ...r.metadata } : r.metadata) : txMd;
+      // daprd gives each operation its own metadata with the URL's merged over it; the body's
+      // transaction-level metadata goes to the store as the transaction's, not into the operations.
+      const md = withRequestMetadata(r.metadata, qmd);
       out.push({ operation: 'upsert', key, data: Buffer.from(raw[i] ?? 'null', 'utf8'), etag, concurrency, consistency, ttlSeconds: ttlOf(md, fail) });
     } else {
       out.push({ operation: 'delete', key, etag, concurrency, consistency });

@@ -27,7 +27,7 @@ export interface ComponentStatus {
   state: 'loading' | 'loaded' | 'failed';
   /** "<component name>: <message>" when failed. */
   error?: string;
-  /** Dapr capability names (ETAG, TRANSACTIONAL, TTL, QUERY_API) once loaded. */
+  /** Dapr capability names as daprd reports them (ETAG, TRANSACTIONAL, TTL, ACTOR) once loaded. */
   capabilities: string[];
 }
 
