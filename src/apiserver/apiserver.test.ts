@@ -125,16 +125,13 @@ describe('API server', () => {
     }
   });
 
-  it('a watch from a resourceVersion that is no revision number ends with a 400 CM_ERR_BAD_REQUEST ERROR event', async () => {
+  it('a watch from a resourceVersion that is no revision number is refused with a 400 before it starts, as Kubernetes does', async () => {
     const res = await request(`${base}/api/v1/namespaces/default/services?watch=true&resourceVersion=abc`, { headers: auth });
-    const lines = (await res.body.text()).split('\n').filter((l) => l !== '');
-    assert.equal(lines.length, 1);
-    const ev = JSON.parse(lines[0]) as { type: string; object: { kind: string; code: number; message: string; details: { errorCode: string } } };
-    assert.equal(ev.type, 'ERROR');
-    assert.equal(ev.object.kind, 'Status');
-    assert.equal(ev.object.code, 400);
-    assert.equal(ev.object.details.errorCode, 'CM_ERR_BAD_REQUEST');
-    assert.match(ev.object.message, /resourceVersion "abc" is not a revision number; watch from the resourceVersion of a list/);
+    assert.equal(res.statusCode, 400);
+    const body = (await res.body.json()) as { kind: string; code: number; message: string; details: { errorCode: string } };
+    assert.equal(body.kind, 'Status');
+    assert.equal(body.details.errorCode, 'CM_ERR_BAD_REQUEST');
+    assert.match(body.message, /invalid resource version "abc": a resourceVersion is the number from a list's or an object's metadata.resourceVersion/);
   });
 
   it('validation errors carry every field problem as a cause', async () => {

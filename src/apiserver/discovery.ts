@@ -1,4 +1,52 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { KINDS, type KindInfo } from '../api/index.js';
+import { CrossmeshError } from '../errors.js';
+import { buildAggregatedDiscovery } from './aggregated-discovery.js';
+import { negotiate, notAcceptable } from './negotiate.js';
+import { sendJson } from './status.js';
+
+const DISCOVERY_TYPES = 'application/json, application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList, application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList';
+
+export interface Discovery {
+  /** Answers a discovery path (`/api`, `/apis`, `/api/v1`, `/apis/{g}/{v}`); false when `path` is none. */
+  serve(req: IncomingMessage, res: ServerResponse, path: string): boolean;
+}
+
+/**
+ * The discovery endpoints, every document built once at start: the plain documents below and,
+ * for `/api` and `/apis` when Accept asks for it, aggregated discovery (aggregated-discovery.ts)
+ * with the Content-Type kubectl checks (`...;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList`).
+ */
+export function makeDiscovery(): Discovery {
+  const docs = buildDiscovery();
+  const aggregated = buildAggregatedDiscovery();
+  return {
+    serve(req, res, rawPath) {
+      const path = rawPath.replace(/\/$/, '');
+      const doc = docs.get(path);
+      if (!doc) return false;
+      if (req.method !== 'GET') throw new CrossmeshError('CM_ERR_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`);
+      if (path !== '/api' && path !== '/apis') {
+        sendJson(res, 200, doc);
+        return true;
+      }
+      const fmt = negotiate(req.headers.accept, 'discovery');
+      if (!fmt) {
+        sendJson(res, 406, notAcceptable(req.headers.accept ?? '', DISCOVERY_TYPES));
+        return true;
+      }
+      res.setHeader('vary', 'Accept');
+      if (fmt.as !== 'APIGroupDiscoveryList') {
+        sendJson(res, 200, doc);
+        return true;
+      }
+      const body = aggregated.body(path, fmt.apiVersion.endsWith('v2beta1') ? 'v2beta1' : 'v2');
+      res.writeHead(200, { 'content-type': fmt.contentType, 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+      return true;
+    },
+  };
+}
 
 /**
  * Kubernetes discovery documents (/api, /api/v1, /apis, /apis/{group}/{version}), computed

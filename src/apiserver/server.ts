@@ -5,7 +5,7 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import type { ResourceStore } from '../store/types.js';
 import { CrossmeshError } from '../errors.js';
 import { makeAuthenticator, type Principal } from './auth.js';
-import { buildDiscovery } from './discovery.js';
+import { makeDiscovery } from './discovery.js';
 import { handleResource, NAMESPACES_KEY, type HandlerContext } from './handlers.js';
 import { handleIdentity, handleTokenRequest, IDENTITY_API, matchTokenRequest, serviceAccountScope, serviceAccountVerifier, type IdentityBackend } from './identity-routes.js';
 import { parseResourcePath, statusFromError } from '../api/wire.js';
@@ -51,7 +51,7 @@ export class ApiServer {
   private readonly front: NetServer;
   private readonly ctx: HandlerContext;
   private readonly authenticate: (req: IncomingMessage) => Promise<Principal>;
-  private readonly discovery = buildDiscovery();
+  private readonly discovery = makeDiscovery();
   private readonly sniffing = new Set<Socket>();
   private closed = false;
 
@@ -205,11 +205,7 @@ export class ApiServer {
       const { handleOpenApi } = await import('./openapi.js');
       return handleOpenApi(req, res, path, url);
     }
-    const discovered = this.discovery.get(path.replace(/\/$/, ''));
-    if (discovered) {
-      if (req.method !== 'GET') throw new CrossmeshError('CM_ERR_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`);
-      return sendJson(res, 200, discovered);
-    }
+    if (this.discovery.serve(req, res, path)) return;
     const resourcePath = parseResourcePath(path);
     if (!resourcePath) throw new CrossmeshError('CM_ERR_NOT_FOUND', `the server could not find the requested resource (${path})`);
     await handleResource(this.ctx, req, res, url, resourcePath);

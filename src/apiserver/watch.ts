@@ -1,43 +1,71 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ResourceStore, StoredWatchEvent } from '../store/types.js';
+import type { KindInfo } from '../api/index.js';
 import type { KubeObject } from '../api/types.js';
-import type { LabelSelector } from './selectors.js';
+import type { ResourceStore, StoredWatchEvent } from '../store/types.js';
 import { statusFromError } from '../api/wire.js';
-import { CrossmeshError } from '../errors.js';
+import type { ListQuery } from './list-options.js';
+import type { ReadFormat } from './negotiate.js';
+import { partialObjectMetadata, type TableConverter } from './table.js';
 
 export interface WatchRequest {
-  storageKey: string;
+  kind: KindInfo;
+  /** The apiVersion of the request's path (bookmark objects carry it). */
+  apiVersion: string;
   namespace?: string;
-  /** undefined or '0': start with ADDED for every existing object, as Kubernetes does. */
-  resourceVersion?: string;
-  selector?: LabelSelector;
-  /** Name filter (fieldSelector metadata.name=...). */
-  name?: string;
-  bookmarks: boolean;
-  timeoutSeconds?: number;
+  query: ListQuery;
+  format: ReadFormat;
+  tables: TableConverter;
   /** How often a BOOKMARK is sent when asked for (ms). */
   bookmarkIntervalMs: number;
 }
 
+const keyOf = (o: KubeObject) => `${o.metadata.namespace ?? ''}\u0000${o.metadata.name}`;
+
 /**
- * Streams newline-delimited watch events for one collection. Events come from the store's
- * synchronous subscription: replay from `resourceVersion` and live events are delivered in
- * one ordered sequence, so nothing is lost between a client's list and its watch. A revision
- * too old for the event log ends the stream with an ERROR event carrying a 410 Status, which
- * tells an informer to list again.
+ * Streams newline-delimited watch events for one collection, as Kubernetes does:
+ *  - where it starts: resourceVersion unset or "0" = ADDED for every existing object, then changes
+ *    (so does sendInitialEvents=true, which ends the initial events with a BOOKMARK annotated
+ *    `k8s.io/initial-events-end: "true"` when bookmarks are allowed, for streaming lists);
+ *    resourceVersion R = every change after R (replayed from the store's event log, which
+ *    survives restarts with the sqlite store), sendInitialEvents=false without R = changes from now;
+ *  - selectors: an object that starts matching arrives as ADDED, one that stops as DELETED;
+ *  - each event's object as JSON, a one-row Table (`kubectl get -w`) or PartialObjectMetadata;
+ *  - BOOKMARKs with the current resourceVersion every bookmarkIntervalMs when allowed;
+ *  - timeoutSeconds ends the stream; a revision older than the log = an ERROR event carrying
+ *    the 410 Expired Status, which tells the client to list again.
+ * Replay and live events come from the store's synchronous subscription in one ordered
+ * sequence, so nothing is lost between a client's list and its watch.
  */
 export function serveWatch(store: ResourceStore, req: IncomingMessage, res: ServerResponse, w: WatchRequest): void {
+  const q = w.query;
+  const fmt = w.format;
+  const contentType = fmt.as === 'Table' || fmt.as === 'PartialObjectMetadata' ? `application/json;as=${fmt.as};g=meta.k8s.io;v=${fmt.apiVersion.split('/')[1]}` : 'application/json';
   res.writeHead(200, {
-    'content-type': 'application/json',
+    'content-type': contentType,
     'transfer-encoding': 'chunked',
     'cache-control': 'no-cache',
   });
   res.flushHeaders();
+  const render = (obj: KubeObject): unknown => {
+    if (fmt.as === 'Table') return w.tables.table(w.kind, [obj], { resourceVersion: obj.metadata.resourceVersion }, q.includeObject, fmt.apiVersion);
+    if (fmt.as === 'PartialObjectMetadata') return partialObjectMetadata(obj, fmt.apiVersion);
+    return obj;
+  };
   const write = (type: string, object: unknown) => {
     res.write(JSON.stringify({ type, object }) + '\n');
   };
-  const matches = (obj: KubeObject) =>
-    (w.name === undefined || obj.metadata.name === w.name) && (!w.selector || w.selector(obj));
+  const bookmarkObject = (rv: number, annotations?: Record<string, string>): unknown => {
+    const metadata = { resourceVersion: String(rv), ...(annotations ? { annotations } : {}) };
+    if (fmt.as === 'Table') return { kind: 'Table', apiVersion: fmt.apiVersion, metadata, columnDefinitions: [], rows: [] };
+    if (fmt.as === 'PartialObjectMetadata') return { kind: 'PartialObjectMetadata', apiVersion: fmt.apiVersion, metadata };
+    return { kind: w.kind.kind, apiVersion: w.apiVersion, metadata };
+  };
+  const name = q.name;
+  const filter = q.filter;
+  const matches = (obj: KubeObject) => (name === undefined || obj.metadata.name === name) && (!filter || filter(obj));
+  // With a selector, the objects the client has been told about: a change that makes one stop
+  // matching is its DELETED, one that makes another start matching its ADDED.
+  const known = filter ? new Set<string>() : undefined;
 
   let unsubscribe: (() => void) | undefined;
   let bookmarkTimer: NodeJS.Timeout | undefined;
@@ -52,41 +80,70 @@ export function serveWatch(store: ResourceStore, req: IncomingMessage, res: Serv
   req.on('close', finish);
   res.on('close', finish);
 
+  const ref = { storageKey: w.kind.storageKey, namespace: w.namespace };
+  const rv = q.resourceVersion;
+  const initialEvents = q.sendInitialEvents ?? (rv === undefined || rv === '0');
   let fromRevision: number;
-  if (w.resourceVersion === undefined || w.resourceVersion === '' || w.resourceVersion === '0') {
-    const list = store.list({ storageKey: w.storageKey, namespace: w.namespace });
-    for (const obj of list.items) if (matches(obj)) write('ADDED', obj);
-    fromRevision = Number(list.resourceVersion);
-  } else {
-    fromRevision = Number(w.resourceVersion);
-    if (!Number.isInteger(fromRevision) || fromRevision < 0) {
-      write('ERROR', statusFromError(new CrossmeshError('CM_ERR_BAD_REQUEST', `resourceVersion "${w.resourceVersion}" is not a revision number; watch from the resourceVersion of a list (or 0 for a fresh list)`)));
-      res.end();
-      return;
-    }
-  }
   try {
-    unsubscribe = store.watch({ storageKey: w.storageKey, namespace: w.namespace, fromRevision }, (ev: StoredWatchEvent) => {
+    if (initialEvents) {
+      const list = store.list(ref);
+      for (const obj of list.items) {
+        if (!matches(obj)) continue;
+        known?.add(keyOf(obj));
+        write('ADDED', render(obj));
+      }
+      fromRevision = Number(list.resourceVersion);
+      if (q.sendInitialEvents && q.allowWatchBookmarks) write('BOOKMARK', bookmarkObject(fromRevision, { 'k8s.io/initial-events-end': 'true' }));
+    } else if (rv === undefined) {
+      fromRevision = store.revision();
+    } else {
+      fromRevision = Number(rv);
+      // Who matched at R decides ADDED/DELETED for selector watches; the list at R is rebuilt from the log.
+      if (known) {
+        try {
+          for (const obj of store.list(ref, { atRevision: Math.min(fromRevision, store.revision()), filter: matches }).items) known.add(keyOf(obj));
+        } catch {
+          // Not rebuildable: the watch below is Gone too, or every later change is passed on as it comes.
+        }
+      }
+    }
+    unsubscribe = store.watch({ ...ref, fromRevision }, (ev: StoredWatchEvent) => {
       lastRevision = ev.revision;
-      if (matches(ev.object)) write(ev.type, ev.object);
+      const obj = ev.object;
+      const now = matches(obj);
+      if (!known) {
+        if (now) write(ev.type, render(obj));
+        return;
+      }
+      const k = keyOf(obj);
+      const had = known.has(k);
+      if (ev.type === 'DELETED') {
+        if (had) write('DELETED', render(obj));
+        known.delete(k);
+      } else if (now) {
+        known.add(k);
+        write(had ? 'MODIFIED' : 'ADDED', render(obj));
+      } else if (had) {
+        known.delete(k);
+        write('DELETED', render(obj));
+      }
     });
   } catch (err) {
     write('ERROR', statusFromError(err));
     res.end();
     return;
   }
-  if (w.bookmarks) {
+  if (q.allowWatchBookmarks) {
     bookmarkTimer = setInterval(() => {
-      const rv = Math.max(lastRevision, store.revision());
-      write('BOOKMARK', { kind: '', apiVersion: '', metadata: { resourceVersion: String(rv) } });
+      write('BOOKMARK', bookmarkObject(Math.max(lastRevision, store.revision())));
     }, w.bookmarkIntervalMs);
     bookmarkTimer.unref();
   }
-  if (w.timeoutSeconds && w.timeoutSeconds > 0) {
+  if (q.timeoutSeconds) {
     timeoutTimer = setTimeout(() => {
       finish();
       res.end();
-    }, w.timeoutSeconds * 1000);
+    }, q.timeoutSeconds * 1000);
     timeoutTimer.unref();
   }
 }

@@ -15,52 +15,8 @@ import { stringify } from 'yaml';
 import { KINDS, type KindInfo } from '../../api/index.js';
 import { kindJsonSchema, type JsonSchema } from '../../api/jsonschema.js';
 
-export interface PrinterColumn {
-  name: string;
-  type: 'string' | 'integer' | 'number' | 'boolean' | 'date';
-  jsonPath: string;
-  description?: string;
-  priority?: number;
-}
-
-const cond = (type: string) => `.status.conditions[?(@.type=="${type}")].status`;
-const AGE: PrinterColumn = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' };
-
-/**
- * The columns `crossmesh get` prints for each kind (src/cli/commands/resources.ts), as JSONPath
- * (priority 1 = only with -o wide). Where `get` joins values (GATEWAY host:port, PATHS
- * port+path) the column shows what one JSONPath can: the host, the paths.
- */
-export const PRINTER_COLUMNS: Readonly<Record<string, PrinterColumn[]>> = {
-  Cluster: [
-    { name: 'Region', type: 'string', jsonPath: '.spec.region' },
-    { name: 'Zone', type: 'string', jsonPath: '.spec.zone' },
-    { name: 'Group', type: 'string', jsonPath: '.spec.group' },
-    { name: 'Gateway', type: 'string', jsonPath: '.spec.gatewayHost', description: 'the gateway host (port: .spec.gatewayPort)' },
-    { name: 'Managed', type: 'string', jsonPath: cond('Managed') },
-    { name: 'Message', type: 'string', jsonPath: '.status.conditions[0].message', priority: 1 },
-    AGE,
-  ],
-  ServiceExport: [
-    { name: 'Valid', type: 'string', jsonPath: cond('Valid') },
-    { name: 'Conflict', type: 'string', jsonPath: cond('Conflict') },
-    { name: 'Paths', type: 'string', jsonPath: '.spec.rules[*].path', priority: 1 },
-    AGE,
-  ],
-  ServiceImport: [
-    { name: 'Type', type: 'string', jsonPath: '.spec.type' },
-    { name: 'Ports', type: 'string', jsonPath: '.spec.ports[*].port' },
-    { name: 'Clusters', type: 'string', jsonPath: '.spec.ports[*].endpoints[*].clusterKey' },
-    AGE,
-  ],
-  GlobalTrafficPolicy: [
-    { name: 'LB Type', type: 'string', jsonPath: '.spec.lbType' },
-    { name: 'Targets', type: 'string', jsonPath: '.spec.targets[*].clusterKey' },
-    AGE,
-  ],
-  Component: [{ name: 'Type', type: 'string', jsonPath: '.spec.type' }, AGE],
-  Resiliency: [AGE],
-};
+import { PRINTER_COLUMNS } from '../../api/printer-columns.js';
+export { PRINTER_COLUMNS, type PrinterColumn } from '../../api/printer-columns.js';
 
 /** Kinds that get a CRD: everything but core and *.k8s.io kinds. */
 export function crdKinds(): KindInfo[] {
