@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { stateContract } from '../../test/support/state-contract.js';
+import { IN_MEMORY_ETAG_RULES } from './etag.js';
 import { MemoryStateStore } from './memory.js';
 
 const config = { name: 'statestore', metadata: {}, dataDir: '/nonexistent' };
@@ -12,7 +13,7 @@ stateContract(
     await store.init();
     return { store, cleanup: () => store.close() };
   },
-  { query: true, etagFormat: /^[0-9a-f-]{36}$/ },
+  { query: true, etagFormat: /^[0-9a-f-]{36}$/, etagRules: IN_MEMORY_ETAG_RULES, foreignEtag: 'mismatch' },
 );
 
 describe('MemoryStateStore specifics', () => {

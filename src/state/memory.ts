@@ -4,7 +4,7 @@
  * other call. ETag = a fresh random UUID per write, as in Dapr's in-memory store.
  */
 import { randomUUID } from 'node:crypto';
-import { assertUuidEtag, checkWrite } from './etag.js';
+import { checkWrite, IN_MEMORY_ETAG_RULES } from './etag.js';
 import { MetadataReader } from './metadata.js';
 import { runQuery, type QueryCandidate } from './query.js';
 import { effectiveTtl, expiresAtMs } from './ttl.js';
@@ -84,9 +84,8 @@ export class MemoryStateStore implements StateStore {
     const now = Date.now();
     const staged = new Map<string, Entry | undefined>();
     for (const op of ops) {
-      assertUuidEtag(op.key, op.etag);
       const current = staged.has(op.key) ? staged.get(op.key) : this.live(op.key, now);
-      checkWrite(op.operation, op.key, current?.etag, op.etag, op.concurrency);
+      checkWrite(op.operation, op.key, current?.etag, op.etag, op.concurrency, IN_MEMORY_ETAG_RULES);
       if (op.operation === 'upsert') {
         const expiresAt = expiresAtMs(effectiveTtl(op.ttlSeconds, this.defaultTtl), now);
         // Copy: the caller may reuse its buffer.

@@ -16,15 +16,18 @@ for _, k in ipairs(KEYS) do
 end
 return out`;
 
-// Shared by SET and TX: the concurrency rule (same as etag.ts checkWrite) and the write.
+// Shared by SET, DEL and TX: state.redis's concurrency rule (etag.ts has the table). As daprd's
+// scripts do, a key with no stored version is written (or deleted) whatever etag was given; a
+// stored one must match a given etag under any concurrency; first-write without an etag may not
+// overwrite an existing key.
 const RULES = `
 local function refused(op, fw, etag, cur)
-  if fw ~= "1" then return nil end
-  if etag == "" then
-    if op == "u" and cur then return "CM_ETAG_EXISTS" end
+  if not cur then return nil end
+  if etag ~= "" then
+    if cur ~= etag then return "CM_ETAG_MISMATCH" end
     return nil
   end
-  if cur ~= etag then return "CM_ETAG_MISMATCH" end
+  if fw == "1" and op == "u" then return "CM_ETAG_EXISTS" end
   return nil
 end
 local function upsert(k, data, ttl)

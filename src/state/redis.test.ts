@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { CrossmeshError, type ErrorCode } from '../errors.js';
 import { stateContract } from '../../test/support/state-contract.js';
+import { REDIS_ETAG_RULES } from './etag.js';
 import { runCounters } from '../../test/support/state-counter.js';
 import { createStateStore } from './factory.js';
 import { parseRedisHost } from './redis.js';
@@ -61,7 +62,7 @@ stateContract(
       },
     };
   },
-  { query: false, etagFormat: /^[1-9]\d*$/ },
+  { query: false, etagFormat: /^[1-9]\d*$/, etagRules: REDIS_ETAG_RULES, foreignEtag: 'invalid' },
 );
 
 async function freePort(): Promise<number> {

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { CrossmeshError } from '../errors.js';
 import { stateContract } from '../../test/support/state-contract.js';
+import { SQLITE_ETAG_RULES } from './etag.js';
 import { runCounters } from '../../test/support/state-counter.js';
 import { createStateStore } from './factory.js';
 import { SqliteStateStore, sqliteFile } from './sqlite.js';
@@ -48,7 +49,7 @@ stateContract(
       },
     };
   },
-  { query: true, etagFormat: UUID },
+  { query: true, etagFormat: UUID, etagRules: SQLITE_ETAG_RULES, foreignEtag: 'mismatch' },
 );
 
 /** Runs test/support/state-counter-worker.js in another process; resolves once it is ready, `go()` starts it. */

@@ -16,7 +16,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { CrossmeshError } from '../errors.js';
-import { assertUuidEtag, hasEtag } from './etag.js';
+import { hasEtag } from './etag.js';
 import { configError, etagMismatch } from './errors.js';
 import { MetadataReader } from './metadata.js';
 import { runQuery } from './query.js';
@@ -187,13 +187,15 @@ export class SqliteStateStore implements StateStore {
     return { data: row.value, etag: row.etag, ...(row.expires_at !== null ? { expiresAt: row.expires_at } : {}) };
   }
 
-  /** One statement per op; `changes === 0` on a conditional statement = the etag rule refused it. */
+  /**
+   * One statement per op; `changes === 0` on a conditional statement = the etag rule refused it
+   * (etag.ts, SQLITE_ETAG_RULES: a given etag must match a stored row, whatever the concurrency;
+   * first-write without one only inserts).
+   */
   private apply(op: TransactionOperation, now: number): void {
     this.open();
-    assertUuidEtag(op.key, op.etag);
-    const checked = op.concurrency === 'first-write';
     if (op.operation === 'delete') {
-      if (checked && hasEtag(op.etag)) {
+      if (hasEtag(op.etag)) {
         if (this.stmt.deleteIfEtag.run({ key: op.key, old: op.etag, now }).changes === 0) throw etagMismatch(op.key);
       } else {
         this.stmt.delete.run({ key: op.key });
@@ -202,12 +204,12 @@ export class SqliteStateStore implements StateStore {
     }
     const exp = expiresAtMs(effectiveTtl(op.ttlSeconds, this.defaultTtl), now) ?? null;
     const p: WriteParams = { key: op.key, value: op.data, etag: randomUUID(), old: null, exp, now };
-    if (!checked) {
-      this.stmt.upsert.run(p);
-    } else if (!hasEtag(op.etag)) {
+    if (hasEtag(op.etag)) {
+      if (this.stmt.updateIfEtag.run({ ...p, old: op.etag }).changes === 0) throw etagMismatch(op.key);
+    } else if (op.concurrency === 'first-write') {
       if (this.stmt.insertIfAbsent.run(p).changes === 0) throw etagMismatch(op.key, 'first-write: key already exists (no etag given)');
-    } else if (this.stmt.updateIfEtag.run({ ...p, old: op.etag }).changes === 0) {
-      throw etagMismatch(op.key);
+    } else {
+      this.stmt.upsert.run(p);
     }
   }
 

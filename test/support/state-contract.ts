@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { CrossmeshError, type ErrorCode } from '../../src/errors.js';
 import { runCounters } from './state-counter.js';
 import type { QueryRequest, StateStore } from '../../src/state/types.js';
+import type { EtagRules } from '../../src/state/etag.js';
 
 export interface StateFixture {
   store: StateStore;
@@ -21,6 +22,10 @@ export interface StateContractOptions {
   query: boolean;
   /** What this store's etags look like. */
   etagFormat: RegExp;
+  /** daprd's component's etag rules for this store (src/state/etag.ts has the table and the sources). */
+  etagRules: EtagRules;
+  /** An etag the store could never have issued: CM_ERR_ETAG_INVALID (redis: versions are numbers) or a plain mismatch. */
+  foreignEtag: 'invalid' | 'mismatch';
   /** Counter test size (default 50 clients × 4 increments). */
   counter?: { clients: number; times: number };
 }
@@ -80,29 +85,49 @@ export function stateContract(name: string, make: () => Promise<StateFixture>, o
       await store.set({ key: 'k', data: b('2'), etag: e1, concurrency: 'first-write' });
       await rejectsWith(store.set({ key: 'k', data: b('x'), etag: e1, concurrency: 'first-write' }), 'CM_ERR_ETAG_MISMATCH');
       assert.equal(await text('k'), '2');
-      // An etag for a key that does not exist can't match.
-      await rejectsWith(store.set({ key: 'other', data: b('x'), etag: e1, concurrency: 'first-write' }), 'CM_ERR_ETAG_MISMATCH');
-      assert.equal(await store.get('other'), undefined);
     });
 
-    it('last-write ignores etags', async () => {
+    it(`an etag on a key that does not exist: ${opts.etagRules.missingKeyWithEtag === 'ignore' ? 'written and deleted (daprd\'s state.redis)' : 'refused as a mismatch'}`, async () => {
+      // The Dapr JS SDK's e2e case: [{"key":"key-1","value":"value-1","etag":"1234","options":{"concurrency":"first-write"}}].
+      const etag = '1234';
+      if (opts.etagRules.missingKeyWithEtag === 'ignore') {
+        await store.set({ key: 'key-1', data: b('"value-1"'), etag, concurrency: 'first-write' });
+        assert.equal(await text('key-1'), '"value-1"');
+        await store.delete({ key: 'gone', etag, concurrency: 'first-write' });
+        await store.transact([{ operation: 'upsert', key: 'key-2', data: b('2'), etag, concurrency: 'first-write' }]);
+        assert.equal(await text('key-2'), '2');
+      } else {
+        await rejectsWith(store.set({ key: 'key-1', data: b('"value-1"'), etag, concurrency: 'first-write' }), 'CM_ERR_ETAG_MISMATCH', /key-1/);
+        await rejectsWith(store.set({ key: 'key-1', data: b('"value-1"'), etag, concurrency: 'last-write' }), 'CM_ERR_ETAG_MISMATCH');
+        await rejectsWith(store.delete({ key: 'gone', etag, concurrency: 'first-write' }), 'CM_ERR_ETAG_MISMATCH', /gone/);
+        await rejectsWith(store.transact([{ operation: 'upsert', key: 'key-2', data: b('2'), etag, concurrency: 'first-write' }]), 'CM_ERR_ETAG_MISMATCH');
+        assert.equal(await store.get('key-1'), undefined);
+        assert.equal(await store.get('key-2'), undefined);
+      }
+    });
+
+    it('a given etag is checked under last-write too; without one last-write always writes', async () => {
       await store.set({ key: 'k', data: b('1'), concurrency: 'last-write' });
       const e1 = (await store.get('k'))!.etag;
       await store.set({ key: 'k', data: b('2'), concurrency: 'last-write' });
-      await store.set({ key: 'k', data: b('3'), etag: e1, concurrency: 'last-write' });
-      assert.equal(await text('k'), '3');
-      await store.delete({ key: 'k', etag: e1, concurrency: 'last-write' });
+      await rejectsWith(store.set({ key: 'k', data: b('3'), etag: e1, concurrency: 'last-write' }), 'CM_ERR_ETAG_MISMATCH', /k/);
+      await rejectsWith(store.delete({ key: 'k', etag: e1, concurrency: 'last-write' }), 'CM_ERR_ETAG_MISMATCH');
+      assert.equal(await text('k'), '2');
+      await store.set({ key: 'k', data: b('4'), etag: (await store.get('k'))!.etag, concurrency: 'last-write' });
+      assert.equal(await text('k'), '4');
+      await store.delete({ key: 'k', concurrency: 'last-write' });
       assert.equal(await store.get('k'), undefined);
     });
 
-    it('an etag this store could never have issued is CM_ERR_ETAG_INVALID', async () => {
+    it(`an etag this store could never have issued is ${opts.foreignEtag === 'invalid' ? 'CM_ERR_ETAG_INVALID' : 'a mismatch'}`, async () => {
       await store.set({ key: 'k', data: b('1'), concurrency: 'last-write' });
-      await rejectsWith(store.set({ key: 'k', data: b('x'), etag: 'not-an-etag', concurrency: 'first-write' }), 'CM_ERR_ETAG_INVALID', /not-an-etag/);
-      await rejectsWith(store.delete({ key: 'k', etag: 'not-an-etag', concurrency: 'first-write' }), 'CM_ERR_ETAG_INVALID');
+      const code = opts.foreignEtag === 'invalid' ? 'CM_ERR_ETAG_INVALID' : 'CM_ERR_ETAG_MISMATCH';
+      await rejectsWith(store.set({ key: 'k', data: b('x'), etag: 'not-an-etag', concurrency: 'first-write' }), code, opts.foreignEtag === 'invalid' ? /not-an-etag/ : /k/);
+      await rejectsWith(store.delete({ key: 'k', etag: 'not-an-etag', concurrency: 'first-write' }), code);
       assert.equal(await text('k'), '1');
     });
 
-    it('delete: without etag always; with the current etag; a stale etag is refused', async () => {
+    it(`delete: the current etag deletes, a stale one is refused; first-write without an etag ${opts.etagRules.firstWriteDeleteNeedsEtag ? 'is refused for an existing key (daprd\'s state.in-memory)' : 'deletes'}`, async () => {
       await store.delete({ key: 'missing', concurrency: 'first-write' });
       await store.set({ key: 'k', data: b('1'), concurrency: 'last-write' });
       const e1 = (await store.get('k'))!.etag;
@@ -111,9 +136,14 @@ export function stateContract(name: string, make: () => Promise<StateFixture>, o
       assert.equal(await text('k'), '2');
       await store.delete({ key: 'k', etag: (await store.get('k'))!.etag, concurrency: 'first-write' });
       assert.equal(await store.get('k'), undefined);
-      await rejectsWith(store.delete({ key: 'k', etag: e1, concurrency: 'first-write' }), 'CM_ERR_ETAG_MISMATCH');
       await store.set({ key: 'k', data: b('3'), concurrency: 'last-write' });
-      await store.delete({ key: 'k', concurrency: 'first-write' });
+      if (opts.etagRules.firstWriteDeleteNeedsEtag) {
+        await rejectsWith(store.delete({ key: 'k', concurrency: 'first-write' }), 'CM_ERR_ETAG_MISMATCH', /already exists/);
+        assert.equal(await text('k'), '3');
+        await store.delete({ key: 'k', concurrency: 'last-write' });
+      } else {
+        await store.delete({ key: 'k', concurrency: 'first-write' });
+      }
       assert.equal(await store.get('k'), undefined);
     });
 
