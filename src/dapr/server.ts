@@ -8,6 +8,9 @@
  *   *    /v1.0/invoke/...  and unmatched routes with dapr-app-id       → InvokeHandler
  *   GET  /metrics                                      (Prometheus; no API token needed)
  *
+ *   *    /v1.0/publish, bindings, secrets, configuration, actors, /v1.0-alpha1/lock, unlock,
+ *        publish (bulk), configuration, crypto, subtlecrypto  → 501: not implemented yet (UNBUILT_BLOCKS)
+ *
  * Everything else: Dapr's fallback, 404 ERR_DIRECT_INVOKE (no app id).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -17,6 +20,7 @@ import { readBody } from '../util/http.js';
 import { log } from '../util/log.js';
 import { appIdFromHeaders } from './invoke.js';
 import { DaprError, daprError, sendDaprError } from './respond.js';
+import type { DaprErrorId } from '../errors.js';
 import { bulkGetState, deleteState, getState, queryState, saveState, transactState, type StateStores } from './state-api.js';
 import type { ComponentStatus, InvokeHandler, MetricsSource } from './types.js';
 
@@ -212,9 +216,31 @@ export function createDaprApiHandler(opts: DaprApiOptions): DaprRequestHandler {
       );
       return;
     }
+    const unbuilt = n >= 2 ? UNBUILT_BLOCKS.get(`${v}/${seg[1]}`) : undefined;
+    if (unbuilt) return sendDaprError(res, daprError(unbuilt, { method, path }));
     fallback(req, res, path);
   };
 }
+
+/**
+ * Dapr APIs crossmesh does not implement yet, by `<version>/<area>` of daprd's routes: each answers
+ * 501 with the block's "not configured" code, never falls through to the invocation fallback
+ * (daprd's router matches these paths before it looks for an app id).
+ */
+type UnbuiltBlockError = Extract<DaprErrorId, `${string}:not-implemented`>;
+const UNBUILT_BLOCKS: ReadonlyMap<string, UnbuiltBlockError> = new Map<string, UnbuiltBlockError>([
+  ['v1.0/publish', 'ERR_PUBSUB_NOT_CONFIGURED:not-implemented'],
+  ['v1.0-alpha1/publish', 'ERR_PUBSUB_NOT_CONFIGURED:not-implemented'],
+  ['v1.0/bindings', 'ERR_INVOKE_OUTPUT_BINDING:not-implemented'],
+  ['v1.0/secrets', 'ERR_SECRET_STORES_NOT_CONFIGURED:not-implemented'],
+  ['v1.0-alpha1/lock', 'ERR_LOCK_STORE_NOT_CONFIGURED:not-implemented'],
+  ['v1.0-alpha1/unlock', 'ERR_LOCK_STORE_NOT_CONFIGURED:not-implemented'],
+  ['v1.0/configuration', 'ERR_CONFIGURATION_STORE_NOT_CONFIGURED:not-implemented'],
+  ['v1.0-alpha1/configuration', 'ERR_CONFIGURATION_STORE_NOT_CONFIGURED:not-implemented'],
+  ['v1.0/actors', 'ERR_ACTOR_RUNTIME_NOT_FOUND:not-implemented'],
+  ['v1.0-alpha1/crypto', 'ERR_CRYPTO_PROVIDERS_NOT_CONFIGURED:not-implemented'],
+  ['v1.0-alpha1/subtlecrypto', 'ERR_CRYPTO_PROVIDERS_NOT_CONFIGURED:not-implemented'],
+]);
 
 /** Percent-decodes a path segment (as daprd unescapes route parameters); left as is when malformed. */
 function decode(s: string): string {

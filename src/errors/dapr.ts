@@ -74,6 +74,16 @@ export const DAPR_ERRORS = {
   ERR_STATE_STORE_NOT_SUPPORTED: { status: 500, grpc: 'Unimplemented', message: "state store {store} doesn't support transaction" },
   'ERR_STATE_STORE_NOT_SUPPORTED:query': { status: 500, grpc: 'Internal', message: 'state store does not support querying' },
   ERR_STATE_QUERY: { status: 500, grpc: 'Internal', message: 'failed query in state store {store}: {error}' },
+
+  // ---- building blocks crossmesh does not implement yet: daprd's "not configured" code of the
+  // block, answered 501 so a caller can tell "not built here" from "not configured here".
+  'ERR_PUBSUB_NOT_CONFIGURED:not-implemented': { status: 501, grpc: 'Unimplemented', message: 'crossmesh does not implement the pub/sub API yet ({method} {path}); no pubsub component can be configured' },
+  'ERR_INVOKE_OUTPUT_BINDING:not-implemented': { status: 501, grpc: 'Unimplemented', message: 'crossmesh does not implement the bindings API yet ({method} {path}); no binding component can be configured' },
+  'ERR_SECRET_STORES_NOT_CONFIGURED:not-implemented': { status: 501, grpc: 'Unimplemented', message: 'crossmesh does not implement the secrets API yet ({method} {path}); components resolve secretKeyRef from the cluster\'s Secrets' },
+  'ERR_LOCK_STORE_NOT_CONFIGURED:not-implemented': { status: 501, grpc: 'Unimplemented', message: 'crossmesh does not implement the distributed lock API yet ({method} {path}); no lock component can be configured' },
+  'ERR_CONFIGURATION_STORE_NOT_CONFIGURED:not-implemented': { status: 501, grpc: 'Unimplemented', message: 'crossmesh does not implement the configuration API yet ({method} {path}); no configuration component can be configured' },
+  'ERR_ACTOR_RUNTIME_NOT_FOUND:not-implemented': { status: 501, grpc: 'Unimplemented', message: 'crossmesh does not implement the actors API yet ({method} {path})' },
+  'ERR_CRYPTO_PROVIDERS_NOT_CONFIGURED:not-implemented': { status: 501, grpc: 'Unimplemented', message: 'crossmesh does not implement the cryptography API yet ({method} {path}); no crypto component can be configured' },
 } as const satisfies Record<string, DaprErrorSpec>;
 
 /** A catalogue entry: an errorCode, or `errorCode:variant`. */
