@@ -110,9 +110,18 @@ export function metadataSchema(nameRule: NameRule) {
       annotations: annotationMap.optional(),
       resourceVersion: z.string().optional(),
       uid: z.string().optional(),
-      creationTimestamp: z.string().optional(),
+      // Go clients send the zero time as null (kubectl create: `creationTimestamp: null`).
+      creationTimestamp: z.string().nullable().optional(),
       generation: z.number().int().min(0).optional(),
-      deletionTimestamp: z.string().optional(),
+      deletionTimestamp: z.string().nullable().optional(),
+      // The rest of Kubernetes' ObjectMeta: accepted as clients send them (the server keeps
+      // managedFields itself, see apiserver/managed-fields.ts).
+      generateName: z.string().optional(),
+      selfLink: z.string().optional(),
+      deletionGracePeriodSeconds: z.number().int().nullable().optional(),
+      finalizers: z.array(z.string()).optional(),
+      ownerReferences: z.array(z.object({}).passthrough()).optional(),
+      managedFields: z.array(z.object({}).passthrough()).nullable().optional(),
     })
     .passthrough();
 }

@@ -29,7 +29,7 @@ export interface StatusObject {
 
 export function statusFromError(err: unknown): StatusObject {
   const e = toCrossmeshError(err);
-  const causes = e.details.problems?.map((p) => ({ field: p.field, message: p.message, reason: 'FieldValueInvalid' }));
+  const causes = e.details.problems?.map((p) => ({ field: p.field, message: p.message, reason: p.reason ?? 'FieldValueInvalid' }));
   return {
     kind: 'Status',
     apiVersion: 'v1',
@@ -46,7 +46,7 @@ export function statusFromError(err: unknown): StatusObject {
 export function errorFromStatus(httpStatus: number, body: unknown): CrossmeshError {
   const s = body as Partial<StatusObject> | undefined;
   const code = (s?.details?.errorCode as CrossmeshError['code'] | undefined) ?? codeForHttpStatus(httpStatus);
-  const problems = s?.details?.causes?.map((c) => ({ field: c.field, message: c.message }));
+  const problems = s?.details?.causes?.map((c) => ({ field: c.field, message: c.message, ...(c.reason && c.reason !== 'FieldValueInvalid' ? { reason: c.reason } : {}) }));
   return new CrossmeshError(code, s?.message ?? `HTTP ${httpStatus}`, {
     name: s?.details?.name,
     kind: s?.details?.kind,

@@ -50,6 +50,8 @@ export interface FieldProblem {
   /** JSON path in the object, e.g. `spec.rules[0].portNumber`. */
   field: string;
   message: string;
+  /** Kubernetes' `StatusCause.reason` (FieldValueInvalid when unset): FieldValueRequired, FieldManagerConflict... */
+  reason?: string;
 }
 
 export interface ErrorDetails {
