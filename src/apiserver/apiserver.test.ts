@@ -109,10 +109,10 @@ describe('API server', () => {
       { method: 'GET', path: '/apis/flomesh.io/v1alpha1/namespaces/default/serviceexports/nope', status: 404, match: /not found/ },
       { method: 'POST', path: '/api/v1/namespaces/default/services', body: '{not json', status: 400, match: /not valid JSON/ },
       { method: 'POST', path: '/api/v1/namespaces/default/services', body: JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'Bad_Name' }, spec: { ports: [{ port: 70000 }] } }), status: 422, match: /metadata\.name|spec\.ports/ },
-      { method: 'POST', path: '/api/v1/namespaces/missing-ns/services', body: JSON.stringify(service('x', 80, 'missing-ns')), status: 404, match: /namespace "missing-ns" not found/ },
+      { method: 'POST', path: '/api/v1/namespaces/missing-ns/services', body: JSON.stringify(service('x', 80, 'missing-ns')), status: 404, match: /namespaces "missing-ns" not found/ },
       { method: 'POST', path: '/api/v1/namespaces/default/services', body: JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'x' } }), status: 400, match: /Secret/ },
       { method: 'DELETE', path: '/api/v1/namespaces/default/services', status: 405, match: /not allowed/ },
-      { method: 'PATCH', path: '/api/v1/namespaces/default/services/x', body: '{}', type: 'text/plain', status: 415, match: /content-type/ },
+      { method: 'PATCH', path: '/api/v1/namespaces/default/services/x', body: '{}', type: 'text/plain', status: 415, match: /unknown format - accepted media types include: application\/json-patch\+json/ },
       { method: 'DELETE', path: '/api/v1/namespaces/default', status: 403, match: /default/ },
     ];
     for (const c of cases) {
