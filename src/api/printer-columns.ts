@@ -62,7 +62,7 @@ type Obj = { [key: string]: any }; // eslint-disable-line @typescript-eslint/no-
 
 /** The Kubernetes kinds crossmesh serves: the columns of `crossmesh get` (as src/cli/commands/resources.ts prints them). */
 export const CORE_PRINTER_COLUMNS: Readonly<Record<string, CorePrinterColumn[]>> = {
-  Namespace: [{ name: 'Status', type: 'string', jsonPath: '.status.phase' }, AGE],
+  Namespace: [{ name: 'Status', type: 'string', jsonPath: '.status.phase', value: (o: Obj) => o.status?.phase ?? 'Active' }, AGE],
   Service: [
     { name: 'Type', type: 'string', jsonPath: '.spec.type', value: (o: Obj) => o.spec?.type ?? 'ClusterIP' },
     {
