@@ -155,7 +155,7 @@ export function serverSideApply(live: KubeObject | undefined, config: KubeObject
     const others = base.filter((e) => !sameEntry(e, me));
     const ownedElsewhere = (p: string) =>
       others.some((e) => e.set.has(p) || [...e.set].some((q) => q.startsWith(p + SEP))) || [...applied].some((q) => q.startsWith(p + SEP));
-    const gone = [...prev.set].filter((p) => !applied.has(p) && !ownedElsewhere(p)).sort((a, b) => b.length - a.length);
+    const gone = [...prev.set].filter((p) => !applied.has(p) && !ownedElsewhere(p)).sort((a, b) => a.length - b.length); // parents first: a removed item takes its fields with it
     for (const p of gone) removeAt(merged, dec(p), w.ti);
   }
 
