@@ -17,6 +17,7 @@ import { parseDeleteOptions, parseWriteOptions, type WriteOptions } from './writ
 import { checkUnknownFields, validateForWrite } from './field-validation.js';
 import { jsonPatch, mergePatch, strategicMergePatch, strategiesFor } from './patch.js';
 import { applyMerge, serverSideApply } from './apply.js';
+import { decodeProtobufObject, PROTOBUF } from './protobuf.js';
 import { baseManaged, recordUpdate, typeInfoFor, type FullMeta, type WriteContext } from './managed-fields.js';
 
 // The write side: create (POST), replace (PUT), patch (PATCH: merge, JSON, strategic merge,
@@ -290,6 +291,7 @@ function storeUpdate(ctx: HandlerContext, p: ResourcePath, ref: ObjectRef, obj: 
 async function readDocument(ctx: HandlerContext, req: IncomingMessage, defaultType: string): Promise<unknown> {
   const type = (req.headers['content-type'] ?? defaultType).split(';')[0].trim().toLowerCase() || defaultType;
   const raw = await readBody(req, ctx.maxBodyBytes);
+  if (type === PROTOBUF) return decodeProtobufObject(raw);
   return parseBody(raw, type);
 }
 
