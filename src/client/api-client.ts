@@ -110,9 +110,13 @@ export class ApiClient {
     return this.call('PUT', resourcePath(kind, obj.metadata.namespace, obj.metadata.name), obj) as Promise<KubeObject>;
   }
 
-  /** Create-or-update (server-side apply); the stored status is kept. */
+  /**
+   * Create-or-update (server-side apply as field manager `crossmesh`, forced: the object becomes
+   * what crossmesh declares even where another manager changed a field, e.g. a lease renewal's
+   * merge patch or a `kubectl edit`); the stored status is kept.
+   */
   apply(kind: KindInfo, obj: KubeObject): Promise<KubeObject> {
-    return this.call('PATCH', resourcePath(kind, obj.metadata.namespace, obj.metadata.name) + '?fieldManager=crossmesh', obj, 'application/apply-patch+yaml') as Promise<KubeObject>;
+    return this.call('PATCH', resourcePath(kind, obj.metadata.namespace, obj.metadata.name) + '?fieldManager=crossmesh&force=true', obj, 'application/apply-patch+yaml') as Promise<KubeObject>;
   }
 
   replaceStatus(kind: KindInfo, obj: KubeObject): Promise<KubeObject> {
