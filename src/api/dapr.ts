@@ -1,5 +1,5 @@
 /**
- * Dapr kinds (dapr.io/v1alpha1): Component and Resiliency, with the fields Dapr's own
+ * Dapr kinds (dapr.io/v1alpha1): Component, Resiliency and Configuration, with the fields Dapr's own
  * operator reads. `auth` and `scopes` sit at the top level beside `spec`, as Dapr writes them.
  */
 import { z } from 'zod';
@@ -192,6 +192,44 @@ export const checkResiliency: Check = (o, add) => {
 
 export const resiliencySchema = objectSchema('subdomain', { spec: resiliencySpecSchema, scopes }, checkResiliency);
 
+// ---- Configuration ---------------------------------------------------------------------
+
+/**
+ * Dapr's Configuration: crossmesh reads `spec.secrets.scopes` (the secrets API's allow/deny lists,
+ * src/dapr/secret-scopes.ts) of the one a sidecar is started with (`crossmesh run --config NAME`);
+ * the other sections (tracing, features, accessControl, ...) are kept as written and not acted on.
+ */
+export const secretsScopeSchema = z
+  .object({
+    storeName: nonEmptyString,
+    // daprd compares with strings.EqualFold.
+    defaultAccess: z.string().refine((s) => ['allow', 'deny'].includes(s.toLowerCase()), 'must be "allow" or "deny"').optional(),
+    allowedSecrets: z.array(z.string()).optional(),
+    deniedSecrets: z.array(z.string()).optional(),
+  })
+  .passthrough();
+
+export const configurationSpecSchema = z
+  .object({
+    secrets: z.object({ scopes: z.array(secretsScopeSchema).optional() }).passthrough().optional(),
+  })
+  .passthrough()
+  .default({});
+
+export const checkConfiguration: Check = (o, add) => {
+  const scopes = o?.spec?.secrets?.scopes;
+  if (!Array.isArray(scopes)) return;
+  const seen = new Map<string, number>();
+  scopes.forEach((s: any, i: number) => {
+    if (!isPlainObject(s) || typeof s.storeName !== 'string') return;
+    const j = seen.get(s.storeName);
+    if (j !== undefined) add(['spec', 'secrets', 'scopes', i, 'storeName'], `secret store "${s.storeName}" is scoped twice (also spec.secrets.scopes[${j}]): keep one entry per store`);
+    else seen.set(s.storeName, i);
+  });
+};
+
+export const configurationSchema = objectSchema('subdomain', { spec: configurationSpecSchema }, checkConfiguration);
+
 // ---- types -----------------------------------------------------------------------------
 
 export type ComponentMetadataItem = z.output<typeof componentMetadataItemSchema>;
@@ -203,6 +241,10 @@ export interface ComponentObject extends KubeObject {
   spec: ComponentSpec;
   auth?: { secretStore: string };
   scopes?: string[];
+}
+export type ConfigurationSpec = z.output<typeof configurationSpecSchema>;
+export interface ConfigurationObject extends KubeObject {
+  spec: ConfigurationSpec;
 }
 export interface ResiliencyObject extends KubeObject {
   spec: ResiliencySpec;

@@ -50,6 +50,7 @@ export const KINDS: readonly KindInfo[] = Object.freeze([
   def({ kind: 'Component', group: 'dapr.io', version: 'v1alpha1', plural: 'components', shortNames: [], namespaced: true, hasStatus: false }),
   def({ kind: 'Lease', group: 'coordination.k8s.io', version: 'v1', plural: 'leases', shortNames: [], namespaced: true, hasStatus: false }),
   def({ kind: 'Resiliency', group: 'dapr.io', version: 'v1alpha1', plural: 'resiliencies', shortNames: [], namespaced: true, hasStatus: false }),
+  def({ kind: 'Configuration', group: 'dapr.io', version: 'v1alpha1', plural: 'configurations', shortNames: [], namespaced: true, hasStatus: false }),
 ]);
 
 function apiVersionsOf(k: KindInfo): string[] {

@@ -55,6 +55,7 @@ export const PRINTER_COLUMNS: Readonly<Record<string, PrinterColumn[]>> = {
   ],
   Component: [{ name: 'Type', type: 'string', jsonPath: '.spec.type' }, AGE],
   Resiliency: [AGE],
+  Configuration: [AGE],
 };
 
 

@@ -110,11 +110,12 @@ export function buildProgram(): Command {
     .requiredOption('--app-id <id>', 'app id (also the name of its Service)')
     .option('--app-port <port>', 'service port callers use (<app-id>.<ns>:<port>); the app itself listens on $APP_PORT. Omit for a client-only app', port)
     .option('--service-account <name>', "the app's mesh identity spiffe://<trust-domain>/ns/<namespace>/sa/<name> (created when missing)", 'default')
+    .option('--config <name>', 'the Dapr Configuration (in the namespace) whose spec.secrets.scopes limit the secrets the app may read (daprd --config)')
     .option('-d, --detach', 'run in the background (logs in files) and return once the sidecar is ready', false)
     .argument('[command...]', 'the app\'s command and arguments, after --')
     .action(async (command: string[], o) => {
       if (o.appPort === 0) throw new CrossmeshError('CM_ERR_USAGE', '--app-port: give the service port callers use (1-65535)');
-      process.exitCode = await (await apps()).runApp({ cluster: cluster(), namespace: o.namespace, appId: o.appId, appPort: o.appPort, serviceAccount: o.serviceAccount, detach: o.detach, command }, (l) => out([l]));
+      process.exitCode = await (await apps()).runApp({ cluster: cluster(), namespace: o.namespace, appId: o.appId, appPort: o.appPort, serviceAccount: o.serviceAccount, daprConfig: o.config, detach: o.detach, command }, (l) => out([l]));
     });
 
   program.command('exec')

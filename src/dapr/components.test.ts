@@ -60,7 +60,9 @@ test('components from the cluster: scopes, secretKeyRef, failures recorded but n
     // The good ones serve; /v1.0/metadata lists the loaded ones and reports the failures.
     assert.equal((await http(base, 'POST', '/v1.0/state/secretive', [{ key: 'k', value: 1 }])).status, 204);
     const md = (await http(base, 'GET', '/v1.0/metadata')).json;
-    assert.deepEqual(md.components.map((c: any) => c.name).sort(), ['everyone', 'keyless', 'mine', 'secretive']);
+    // ... and the built-in kubernetes secret store, as daprd on Kubernetes lists it.
+    assert.deepEqual(md.components.map((c: any) => c.name).sort(), ['everyone', 'keyless', 'kubernetes', 'mine', 'secretive']);
+    assert.deepEqual(md.components.find((c: any) => c.name === 'kubernetes'), { name: 'kubernetes', type: 'secretstores.kubernetes', version: 'v1', capabilities: [] });
     assert.equal(md.components.find((c: any) => c.name === 'mine').type, 'state.in-memory');
     assert.ok(md.crossmesh.components.find((c: any) => c.name === 'badtype').error);
     assert.equal((await http(base, 'GET', '/v1.0/state/nosecret/k')).status, 400, 'a failed store is not found');

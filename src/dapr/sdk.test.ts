@@ -82,5 +82,5 @@ test('SDK: getBulk, transaction, query, metadata', async () => {
 
   const md = await dapr.metadata.get();
   assert.equal(md.id, 'nodeapp');
-  assert.deepEqual(md.components.map((c: any) => c.name), ['statestore']);
+  assert.deepEqual(md.components.map((c: any) => c.name), ['kubernetes', 'statestore']);
 });

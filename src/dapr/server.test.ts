@@ -56,7 +56,7 @@ test('API token: 401 "invalid api token" without it, healthz exempt, accepted wi
   }
 });
 
-test("Dapr APIs not built yet answer 501 with the block's code, never as an invocation (even with dapr-app-id)", async () => {
+test("Dapr APIs not built yet answer 501 with the block's code, built ones daprd's not-configured answer, never as an invocation (even with dapr-app-id)", async () => {
   const api = await startDaprApiServer({ appId: 'a', invoke: { handle: (_req, res) => res.writeHead(200).end('invoked') } });
   const base = `http://127.0.0.1:${api.port}`;
   try {
@@ -64,10 +64,6 @@ test("Dapr APIs not built yet answer 501 with the block's code, never as an invo
       ['POST', '/v1.0/publish/pubsub/orders', 'ERR_PUBSUB_NOT_CONFIGURED', /pub\/sub API/],
       ['POST', '/v1.0-alpha1/publish/bulk/pubsub/orders', 'ERR_PUBSUB_NOT_CONFIGURED', /pub\/sub API/],
       ['POST', '/v1.0/bindings/queue', 'ERR_INVOKE_OUTPUT_BINDING', /bindings API/],
-      ['GET', '/v1.0/secrets/kubernetes/redis', 'ERR_SECRET_STORES_NOT_CONFIGURED', /secrets API/],
-      ['GET', '/v1.0/secrets/kubernetes/bulk', 'ERR_SECRET_STORES_NOT_CONFIGURED', /secrets API/],
-      ['POST', '/v1.0-alpha1/lock/lockstore', 'ERR_LOCK_STORE_NOT_CONFIGURED', /distributed lock API/],
-      ['POST', '/v1.0-alpha1/unlock/lockstore', 'ERR_LOCK_STORE_NOT_CONFIGURED', /distributed lock API/],
       ['GET', '/v1.0/configuration/config?key=a', 'ERR_CONFIGURATION_STORE_NOT_CONFIGURED', /configuration API/],
       ['POST', '/v1.0/actors/counter/1/method/inc', 'ERR_ACTOR_RUNTIME_NOT_FOUND', /actors API/],
       ['PUT', '/v1.0-alpha1/crypto/encrypt', 'ERR_CRYPTO_PROVIDERS_NOT_CONFIGURED', /cryptography API/],
@@ -78,6 +74,18 @@ test("Dapr APIs not built yet answer 501 with the block's code, never as an invo
       assert.equal(r.json.errorCode, code, `${m} ${p}`);
       assert.match(r.json.message, message);
       assert.match(r.json.message, new RegExp(`\\(${m} ${p.split('?')[0].replace(/[/.]/g, '\\$&')}\\)`));
+    }
+    // Built blocks without a store answer daprd's "not configured", never as an invocation either.
+    const built = [
+      ['GET', '/v1.0/secrets/kubernetes/redis', 500, 'ERR_SECRET_STORES_NOT_CONFIGURED', 'secret store is not configured'],
+      ['GET', '/v1.0/secrets/kubernetes/bulk', 500, 'ERR_SECRET_STORES_NOT_CONFIGURED', 'secret store is not configured'],
+      ['POST', '/v1.0-alpha1/lock/lockstore', 500, 'ERR_LOCK_STORE_NOT_CONFIGURED', 'lock store is not configured'],
+      ['POST', '/v1.0-alpha1/unlock/lockstore', 500, 'ERR_LOCK_STORE_NOT_CONFIGURED', 'lock store is not configured'],
+    ] as const;
+    for (const [m, p, status, code, message] of built) {
+      const r = await http(base, m, p, m === 'GET' ? undefined : '{"resourceId":"r","lockOwner":"o","expiryInSeconds":5}', { 'dapr-app-id': 'b' });
+      assert.equal(r.status, status, `${m} ${p}: ${r.text}`);
+      assert.deepEqual(r.json, { errorCode: code, message }, `${m} ${p}`);
     }
     // A path outside those areas with dapr-app-id is still an invocation.
     assert.equal((await http(base, 'GET', '/v1.0/orders', undefined, { 'dapr-app-id': 'b' })).text, 'invoked');

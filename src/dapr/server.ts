@@ -5,11 +5,13 @@
  *   GET  /v1.0/healthz, /v1.0/healthz/outbound       (no API token needed)
  *   GET  /v1.0/metadata, PUT /v1.0/metadata/{key}, POST /v1.0/shutdown
  *   *    /v1.0/state/...  and  /v1.0-alpha1/state/{store}/query      (state-api.ts)
+ *   GET  /v1.0/secrets/{store}/{key}, /v1.0/secrets/{store}/bulk     (secrets-api.ts)
+ *   POST /v1.0-alpha1/lock/{store}, /v1.0-alpha1/unlock/{store}       (lock-api.ts)
  *   *    /v1.0/invoke/...  and unmatched routes with dapr-app-id       → InvokeHandler
  *   GET  /metrics                                      (Prometheus; no API token needed)
  *
- *   *    /v1.0/publish, bindings, secrets, configuration, actors, /v1.0-alpha1/lock, unlock,
- *        publish (bulk), configuration, crypto, subtlecrypto  → 501: not implemented yet (UNBUILT_BLOCKS)
+ *   *    /v1.0/publish, bindings, configuration, actors, /v1.0-alpha1/publish (bulk),
+ *        configuration, crypto, subtlecrypto  → 501: not implemented yet (UNBUILT_BLOCKS)
  *
  * Everything else: Dapr's fallback, 404 ERR_DIRECT_INVOKE (no app id).
  */
@@ -22,20 +24,22 @@ import { appIdFromHeaders } from './invoke.js';
 import { DaprError, daprError, sendDaprError } from './respond.js';
 import type { DaprErrorId } from '../errors.js';
 import { bulkGetState, deleteState, getState, queryState, saveState, transactState, type StateStores } from './state-api.js';
+import { bulkGetSecret, getSecret, type SecretStores } from './secrets-api.js';
+import { tryLock, unlock, type LockStores } from './lock-api.js';
 import type { ComponentStatus, InvokeHandler, MetricsSource } from './types.js';
 
 /** Dapr's default max request body (4 MB). */
 export const DEFAULT_MAX_BODY_BYTES = 4 << 20;
 export const DEFAULT_RUNTIME_VERSION = 'crossmesh-0.1.0';
 
-export interface DaprComponents extends StateStores {
+export interface DaprComponents extends StateStores, SecretStores, LockStores {
   status(): ComponentStatus[];
 }
 
 export interface DaprApiOptions {
   appId: string;
   namespace?: string;
-  /** The state stores (a ComponentRegistry). Absent: no store configured. */
+  /** The state, secret and lock stores (a ComponentRegistry). Absent: no store configured. */
   components?: DaprComponents;
   /** Service invocation; absent → 501 ERR_DIRECT_INVOKE "service invocation is not configured". */
   invoke?: InvokeHandler;
@@ -79,7 +83,12 @@ export function createDaprApiHandler(opts: DaprApiOptions): DaprRequestHandler {
   const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const isReady = opts.isReady ?? (() => true);
   const isOutboundReady = opts.isOutboundReady ?? isReady;
-  const stores: StateStores = opts.components ?? { getStateStore: () => undefined, hasStateStores: () => false };
+  const stores: DaprComponents = opts.components ?? {
+    getStateStore: () => undefined, hasStateStores: () => false,
+    getSecretStore: () => undefined, hasSecretStores: () => false, isSecretAllowed: () => true,
+    getLockStore: () => undefined, hasLockStores: () => false, appId: opts.appId,
+    status: () => [],
+  };
   const extended: Record<string, string> = {};
   let shuttingDown = false;
 
@@ -159,6 +168,11 @@ export function createDaprApiHandler(opts: DaprApiOptions): DaprRequestHandler {
           if (method === 'GET') return guard(res, getState(stores, store, decode(last), query, res));
           if (method === 'DELETE') return guard(res, deleteState(stores, store, decode(last), query, req, res));
         }
+      } else if (area === 'secrets' && n === 4 && method === 'GET') {
+        // daprd's routes: secrets/{store}/bulk before secrets/{store}/{key}.
+        const store = decode(seg[2]);
+        if (seg[3] === 'bulk') return guard(res, bulkGetSecret(stores, store, query, res));
+        return guard(res, getSecret(stores, store, decode(seg[3]), query, res));
       } else if (area === 'invoke') {
         const at = path.indexOf('/invoke/');
         const rest = at < 0 ? '' : path.slice(at + 8);
@@ -209,6 +223,11 @@ export function createDaprApiHandler(opts: DaprApiOptions): DaprRequestHandler {
         const store = decode(seg[2]);
         return withBody(req, res, (b) => queryState(stores, store, b, res));
       }
+      if (n === 3 && method === 'POST' && (seg[1] === 'lock' || seg[1] === 'unlock')) {
+        const store = decode(seg[2]);
+        if (seg[1] === 'lock') return withBody(req, res, (b) => tryLock(stores, store, b, res));
+        return withBody(req, res, (b) => unlock(stores, store, b, res));
+      }
     } else if (v === 'metrics' && n === 1 && method === 'GET' && opts.metrics) {
       opts.metrics.render().then(
         (m) => res.writeHead(200, { 'content-type': m.contentType }).end(m.body),
@@ -232,9 +251,6 @@ const UNBUILT_BLOCKS: ReadonlyMap<string, UnbuiltBlockError> = new Map<string, U
   ['v1.0/publish', 'ERR_PUBSUB_NOT_CONFIGURED:not-implemented'],
   ['v1.0-alpha1/publish', 'ERR_PUBSUB_NOT_CONFIGURED:not-implemented'],
   ['v1.0/bindings', 'ERR_INVOKE_OUTPUT_BINDING:not-implemented'],
-  ['v1.0/secrets', 'ERR_SECRET_STORES_NOT_CONFIGURED:not-implemented'],
-  ['v1.0-alpha1/lock', 'ERR_LOCK_STORE_NOT_CONFIGURED:not-implemented'],
-  ['v1.0-alpha1/unlock', 'ERR_LOCK_STORE_NOT_CONFIGURED:not-implemented'],
   ['v1.0/configuration', 'ERR_CONFIGURATION_STORE_NOT_CONFIGURED:not-implemented'],
   ['v1.0-alpha1/configuration', 'ERR_CONFIGURATION_STORE_NOT_CONFIGURED:not-implemented'],
   ['v1.0/actors', 'ERR_ACTOR_RUNTIME_NOT_FOUND:not-implemented'],

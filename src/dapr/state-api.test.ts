@@ -32,7 +32,7 @@ before(async () => {
   registry = new ComponentRegistry({ appId: 'nodeapp', namespace: NS, dataDir, client });
   await registry.start();
   assert.deepEqual(registry.status().map((s) => [s.name, s.state]), [
-    ['byname', 'loaded'], ['byns', 'loaded'], ['literal', 'loaded'], ['noprefix', 'loaded'], ['sqlstore', 'loaded'], ['statestore', 'loaded'],
+    ['byname', 'loaded'], ['byns', 'loaded'], ['kubernetes', 'loaded'], ['literal', 'loaded'], ['noprefix', 'loaded'], ['sqlstore', 'loaded'], ['statestore', 'loaded'],
   ]);
   api = await startDaprApiServer({ appId: 'nodeapp', namespace: NS, components: registry, appPort: 4321 });
   base = `http://127.0.0.1:${api.port}`;

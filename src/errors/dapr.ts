@@ -75,12 +75,26 @@ export const DAPR_ERRORS = {
   'ERR_STATE_STORE_NOT_SUPPORTED:query': { status: 500, grpc: 'Internal', message: 'state store does not support querying' },
   ERR_STATE_QUERY: { status: 500, grpc: 'Internal', message: 'failed query in state store {store}: {error}' },
 
+  // ---- secrets (daprd pkg/messages/predefined.go ErrSecret*, pkg/api/errors/secret.go; dapr v1.13-v1.15)
+  ERR_SECRET_STORES_NOT_CONFIGURED: { status: 500, grpc: 'FailedPrecondition', message: 'secret store is not configured' },
+  ERR_SECRET_STORE_NOT_FOUND: { status: 401, grpc: 'InvalidArgument', message: 'failed finding secret store with key {store}' },
+  ERR_PERMISSION_DENIED: { status: 403, grpc: 'PermissionDenied', message: 'access denied by policy to get "{key}" from "{store}"' },
+  ERR_SECRET_GET: { status: 500, grpc: 'Internal', message: 'failed getting secret with key {key} from secret store {store}: {error}' },
+  'ERR_SECRET_GET:bulk': { status: 500, grpc: 'Internal', message: 'failed getting secrets from secret store {store}: {error}' },
+
+  // ---- distributed lock (alpha; daprd pkg/messages/predefined.go ErrLock*/ErrTryLockFailed/ErrUnlockFailed, pkg/api/universal/lock.go)
+  ERR_LOCK_STORE_NOT_CONFIGURED: { status: 500, grpc: 'FailedPrecondition', message: 'lock store is not configured' },
+  'ERR_MALFORMED_REQUEST:lock-resource-id': { status: 400, grpc: 'InvalidArgument', message: 'ResourceId is empty in lock store {store}' },
+  'ERR_MALFORMED_REQUEST:lock-owner': { status: 400, grpc: 'InvalidArgument', message: 'LockOwner is empty in lock store {store}' },
+  'ERR_MALFORMED_REQUEST:lock-expiry': { status: 400, grpc: 'InvalidArgument', message: 'ExpiryInSeconds is not positive in lock store {store}' },
+  ERR_LOCK_STORE_NOT_FOUND: { status: 400, grpc: 'InvalidArgument', message: 'lock store {store} not found' },
+  ERR_TRY_LOCK: { status: 500, grpc: 'Internal', message: 'failed to try acquiring lock: {error}' },
+  ERR_UNLOCK: { status: 500, grpc: 'Internal', message: 'failed to release lock: {error}' },
+
   // ---- building blocks crossmesh does not implement yet: daprd's "not configured" code of the
   // block, answered 501 so a caller can tell "not built here" from "not configured here".
   'ERR_PUBSUB_NOT_CONFIGURED:not-implemented': { status: 501, grpc: 'Unimplemented', message: 'crossmesh does not implement the pub/sub API yet ({method} {path}); no pubsub component can be configured' },
   'ERR_INVOKE_OUTPUT_BINDING:not-implemented': { status: 501, grpc: 'Unimplemented', message: 'crossmesh does not implement the bindings API yet ({method} {path}); no binding component can be configured' },
-  'ERR_SECRET_STORES_NOT_CONFIGURED:not-implemented': { status: 501, grpc: 'Unimplemented', message: 'crossmesh does not implement the secrets API yet ({method} {path}); components resolve secretKeyRef from the cluster\'s Secrets' },
-  'ERR_LOCK_STORE_NOT_CONFIGURED:not-implemented': { status: 501, grpc: 'Unimplemented', message: 'crossmesh does not implement the distributed lock API yet ({method} {path}); no lock component can be configured' },
   'ERR_CONFIGURATION_STORE_NOT_CONFIGURED:not-implemented': { status: 501, grpc: 'Unimplemented', message: 'crossmesh does not implement the configuration API yet ({method} {path}); no configuration component can be configured' },
   'ERR_ACTOR_RUNTIME_NOT_FOUND:not-implemented': { status: 501, grpc: 'Unimplemented', message: 'crossmesh does not implement the actors API yet ({method} {path})' },
   'ERR_CRYPTO_PROVIDERS_NOT_CONFIGURED:not-implemented': { status: 501, grpc: 'Unimplemented', message: 'crossmesh does not implement the cryptography API yet ({method} {path}); no crypto component can be configured' },

@@ -47,6 +47,7 @@ export async function runSidecarProcess(cfg: SidecarProcessConfig, api: ApiEndpo
   const sidecar: RunningSidecar = await startSidecar({
     identity: { clusterName: cfg.cluster, namespace: cfg.namespace, appId: cfg.appId, instanceId: cfg.instanceId },
     serviceAccount: cfg.serviceAccount,
+    ...(cfg.daprConfig ? { daprConfig: cfg.daprConfig } : {}),
     api,
     servicePort: cfg.servicePort,
     processMetrics: true,

@@ -14,6 +14,8 @@ export interface SidecarProcessConfig {
   servicePort?: number;
   /** --service-account: the app's mesh identity (`spiffe://<td>/ns/<namespace>/sa/<name>`); default `default`. */
   serviceAccount?: string;
+  /** --config: the Dapr Configuration whose secrets scopes apply. */
+  daprConfig?: string;
   /** The app's argv. */
   command: string[];
   /** Instance dir ($CROSSMESH_HOME/apps/<cluster>/<ns>/<appId>/<instanceId>): sidecar.json goes there. */

@@ -66,6 +66,8 @@ export interface SidecarOptions {
   leaseDurationSeconds?: number;
   /** Dapr: directory of embedded state stores' files (default $CROSSMESH_HOME/state). */
   daprStateDir?: string;
+  /** Dapr: the Configuration (in the app's namespace) whose spec.secrets.scopes apply (`run --config`). */
+  daprConfig?: string;
   /** Dapr: required dapr-api-token (default env DAPR_API_TOKEN). */
   daprApiToken?: string;
   /** Dapr: token the sidecar sends to the app as dapr-api-token (default env APP_API_TOKEN). */
@@ -281,7 +283,10 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   }
 
   // DAPR_HTTP_PORT: the Dapr HTTP API (src/dapr/), /metrics included.
-  const components = new ComponentRegistry({ appId: identity.appId, namespace: identity.namespace, dataDir: opts.daprStateDir ?? stateDir(), client });
+  const components = new ComponentRegistry({
+    appId: identity.appId, namespace: identity.namespace, dataDir: opts.daprStateDir ?? stateDir(), client,
+    serviceAccount: opts.serviceAccount ?? 'default', ...(opts.daprConfig ? { config: opts.daprConfig } : {}),
+  });
   const admin = createServer(createDaprApiHandler({
     appId: identity.appId, namespace: identity.namespace, components, metrics, appPort, apiToken: opts.daprApiToken,
     // Dapr service invocation goes through the mesh router, so the cluster's policy decides where it lands.

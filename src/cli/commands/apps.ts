@@ -76,6 +76,8 @@ export interface RunOptions {
   appPort?: number;
   /** The app's service account (its mesh identity); default `default`, created when missing. */
   serviceAccount?: string;
+  /** --config: the Dapr Configuration (in the app's namespace) whose secrets scopes apply, as daprd's --config. */
+  daprConfig?: string;
   detach: boolean;
   command: string[];
   /** How long `--detach` waits for the sidecar to be ready. Default 30 s. */
@@ -157,7 +159,7 @@ export async function runApp(opts: RunOptions, print: (line: string) => void): P
     dir = join(appsDir(), cluster, opts.namespace, opts.appId, instanceId);
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const cfg: SidecarProcessConfig = { cluster, namespace: opts.namespace, appId: opts.appId, instanceId, servicePort: opts.appPort, serviceAccount: opts.serviceAccount, command: opts.command, dir };
+  const cfg: SidecarProcessConfig = { cluster, namespace: opts.namespace, appId: opts.appId, instanceId, servicePort: opts.appPort, serviceAccount: opts.serviceAccount, ...(opts.daprConfig ? { daprConfig: opts.daprConfig } : {}), command: opts.command, dir };
   if (!opts.detach) return (await import('../../sidecar/process.js')).runSidecarProcess(cfg, ep);
 
   cfg.appLog = join(dir, 'app.log');

@@ -1,7 +1,7 @@
 /**
  * `crossmesh crds`: the CustomResourceDefinitions (apiextensions.k8s.io/v1) of every crossmesh
  * kind that is not a Kubernetes kind (Cluster, ServiceExport, ServiceImport, GlobalTrafficPolicy,
- * Component, Resiliency), generated from the same zod schemas the API server validates with
+ * Component, Resiliency, Configuration), generated from the same zod schemas the API server validates with
  * (api/jsonschema.ts): structural schemas, the status subresource, the printer columns of
  * `crossmesh get`, short names and scope. The repository carries them under deploy/crds/
  * (`crossmesh crds --dir deploy/crds` rewrites them; test/crds.test.ts fails when they drift).
