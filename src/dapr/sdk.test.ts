@@ -10,7 +10,7 @@ import type { ApiClient } from '../client/api-client.js';
 import type { RunningCluster } from '../cluster/cluster.js';
 import { ComponentRegistry } from './components.js';
 import { startDaprApiServer, type RunningDaprApi } from './server.js';
-import { clusterWithNamespace, COMPONENT, component, NS } from '../../test/support/dapr-fixtures.js';
+import { clusterWithNamespace, COMPONENT, component, NS, SECRET, secret } from '../../test/support/dapr-fixtures.js';
 
 let cluster: RunningCluster;
 let client: ApiClient;
@@ -23,6 +23,9 @@ before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'cm-dapr-sdk-'));
   ({ cluster, client } = await clusterWithNamespace());
   await client.create(COMPONENT, component('statestore', 'state.sqlite'));
+  await client.create(COMPONENT, component('lockstore', 'lock.sqlite'));
+  await client.create(SECRET, secret('db', { user: 'admin', password: 'pw' }));
+  await client.create(SECRET, secret('api', { key: 'k-123' }));
   registry = new ComponentRegistry({ appId: 'nodeapp', namespace: NS, dataDir, client });
   await registry.start();
   api = await startDaprApiServer({ appId: 'nodeapp', namespace: NS, components: registry, apiToken: 'tok' });
@@ -82,5 +85,22 @@ test('SDK: getBulk, transaction, query, metadata', async () => {
 
   const md = await dapr.metadata.get();
   assert.equal(md.id, 'nodeapp');
-  assert.deepEqual(md.components.map((c: any) => c.name), ['kubernetes', 'statestore']);
+  assert.deepEqual(md.components.map((c: any) => c.name), ['kubernetes', 'lockstore', 'statestore']);
+});
+
+test('SDK: secret.get / secret.getBulk from the built-in kubernetes store', async () => {
+  assert.deepEqual(await dapr.secret.get('kubernetes', 'db'), { user: 'admin', password: 'pw' });
+  assert.deepEqual(await dapr.secret.get('kubernetes', 'db', `metadata.namespace=${NS}`), { user: 'admin', password: 'pw' });
+  assert.deepEqual(await dapr.secret.getBulk('kubernetes'), { db: { user: 'admin', password: 'pw' }, api: { key: 'k-123' } });
+  await assert.rejects(dapr.secret.get('kubernetes', 'nope'), /ERR_SECRET_GET/);
+  await assert.rejects(dapr.secret.get('vault', 'db'), /ERR_SECRET_STORE_NOT_FOUND/);
+});
+
+test('SDK: lock.lock / lock.unlock with owners and statuses', async () => {
+  assert.deepEqual(await dapr.lock.lock('lockstore', 'order-42', 'worker-a', 30), { success: true });
+  assert.deepEqual(await dapr.lock.lock('lockstore', 'order-42', 'worker-b', 30), { success: false });
+  assert.deepEqual(await dapr.lock.unlock('lockstore', 'order-42', 'worker-b'), { status: 2 /* LockStatus.LockBelongsToOthers */ });
+  assert.deepEqual(await dapr.lock.unlock('lockstore', 'order-42', 'worker-a'), { status: 0 /* LockStatus.Success */ });
+  assert.deepEqual(await dapr.lock.unlock('lockstore', 'order-42', 'worker-a'), { status: 1 /* LockStatus.LockDoesNotExist */ });
+  await assert.rejects(dapr.lock.lock('lockstore', 'order-42', 'worker-a', 0), /ExpiryInSeconds is not positive/);
 });
