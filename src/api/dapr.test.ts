@@ -73,3 +73,14 @@ test('Resiliency: bad inputs', () => {
   const e2 = invalid(res({ policies: { timeouts: { general: 5 } }, targets: { apps: { a: { timeout: 'nope' } } } }), 'spec.targets.apps.a.timeout');
   assert.equal(e2.details.problems!.length, 2);
 });
+
+test('Configuration: secrets scopes validated (defaultAccess allow|deny, one entry per store); other sections kept', () => {
+  const cfg = (spec: unknown) => ({ apiVersion: 'dapr.io/v1alpha1', kind: 'Configuration', metadata: { name: 'appconfig', namespace: 'ns' }, spec });
+  const ok = validateObject(cfg({ tracing: { samplingRate: '1' }, secrets: { scopes: [{ storeName: 'kubernetes', defaultAccess: 'Deny', allowedSecrets: ['redis'] }] } })) as { spec: any };
+  assert.equal(ok.spec.secrets.scopes[0].allowedSecrets[0], 'redis');
+  assert.deepEqual(ok.spec.tracing, { samplingRate: '1' });
+  assert.deepEqual((validateObject(cfg(undefined)) as { spec: unknown }).spec, {});
+  invalid(cfg({ secrets: { scopes: [{ storeName: 'kubernetes', defaultAccess: 'maybe' }] } }), 'spec.secrets.scopes[0].defaultAccess', /"allow" or "deny"/);
+  invalid(cfg({ secrets: { scopes: [{ defaultAccess: 'deny' }] } }), 'spec.secrets.scopes[0].storeName', /is required/);
+  invalid(cfg({ secrets: { scopes: [{ storeName: 'a' }, { storeName: 'a' }] } }), 'spec.secrets.scopes[1].storeName', /scoped twice/);
+});
