@@ -17,7 +17,6 @@ import { parseDeleteOptions, parseWriteOptions, type WriteOptions } from './writ
 import { checkUnknownFields, validateForWrite } from './field-validation.js';
 import { jsonPatch, mergePatch, strategicMergePatch, strategiesFor } from './patch.js';
 import { applyMerge, serverSideApply } from './apply.js';
-import { decodeProtobufObject, PROTOBUF } from './protobuf.js';
 import { baseManaged, recordUpdate, typeInfoFor, type FullMeta, type WriteContext } from './managed-fields.js';
 
 // The write side: create (POST), replace (PUT), patch (PATCH: merge, JSON, strategic merge,
@@ -291,7 +290,8 @@ function storeUpdate(ctx: HandlerContext, p: ResourcePath, ref: ObjectRef, obj: 
 async function readDocument(ctx: HandlerContext, req: IncomingMessage, defaultType: string): Promise<unknown> {
   const type = (req.headers['content-type'] ?? defaultType).split(';')[0].trim().toLowerCase() || defaultType;
   const raw = await readBody(req, ctx.maxBodyBytes);
-  if (type === PROTOBUF) return decodeProtobufObject(raw);
+  // Kubernetes protobuf (kubectl ≥ 1.32's typed writes): decoded by protobuf-body.ts, loaded on first use.
+  if (type === 'application/vnd.kubernetes.protobuf') return (await import('./protobuf-body.js')).decodeProtobufRequest(raw, req.url);
   return parseBody(raw, type);
 }
 

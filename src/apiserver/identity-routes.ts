@@ -79,6 +79,11 @@ async function readJson(req: IncomingMessage, what: string, optional = false): P
   }
 }
 
+/** kubectl ≥ 1.32 sends the TokenRequest as Kubernetes protobuf (protobuf-body.ts, loaded on first use). */
+function isKubernetesProtobuf(req: IncomingMessage): boolean {
+  return (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase() === 'application/vnd.kubernetes.protobuf';
+}
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -108,7 +113,9 @@ export async function handleTokenRequest(store: ResourceStore, tokens: SaTokens,
   if (!sa) {
     throw new CrossmeshError('CM_ERR_NOT_FOUND', `serviceaccounts "${target.serviceAccount}" not found in namespace ${target.namespace}; create it first (kind: ServiceAccount)`, { kind: 'serviceaccounts', name: target.serviceAccount });
   }
-  const body = await readJson(req, 'TokenRequest', true);
+  const body = isKubernetesProtobuf(req)
+    ? (await import('./protobuf-body.js')).decodeProtobufObject(await readBody(req, MAX_IDENTITY_BODY), { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest' })
+    : await readJson(req, 'TokenRequest', true);
   if (!isObject(body)) throw new CrossmeshError('CM_ERR_BAD_REQUEST', 'TokenRequest: the body must be a JSON object');
   const problems: FieldProblem[] = [];
   if (body.apiVersion !== undefined && body.apiVersion !== 'authentication.k8s.io/v1') problems.push({ field: 'apiVersion', message: `must be authentication.k8s.io/v1, got ${JSON.stringify(body.apiVersion)}` });

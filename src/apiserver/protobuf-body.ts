@@ -56,7 +56,7 @@ type Json = Record<string, unknown>;
 let root: protobuf.Root | undefined;
 
 /** kubernetes.proto compiled once (≈10 ms). The .proto stays in src/: dist/src/apiserver → ../../../src/apiserver. */
-function types(): protobuf.Root {
+export function kubernetesTypes(): protobuf.Root {
   if (!root) {
     const file = fileURLToPath(new URL('../../../src/apiserver/kubernetes.proto', import.meta.url));
     root = protobuf.parse(readFileSync(file, 'utf8'), { keepCase: true }).root;
@@ -94,7 +94,7 @@ export function decodeProtobufObject(body: Buffer, expected: ExpectedKind): Json
   if (body.length < MAGIC.length || !body.subarray(0, MAGIC.length).equals(MAGIC)) {
     throw badRequest(`${unrecognized}: provided data does not appear to be a protobuf message, expected prefix [107 56 115 0] ("k8s\\0"), got ${body.length} bytes starting ${JSON.stringify(body.subarray(0, 8).toString('latin1'))}; send ${PROTOBUF_MEDIA_TYPE} as client-go encodes it, or application/json`);
   }
-  const r = types();
+  const r = kubernetesTypes();
   const unknownType = r.lookupType(`${PACKAGE}.Unknown`);
   const envelope = decode(unknownType, body.subarray(MAGIC.length), unrecognized, 'the runtime.Unknown envelope');
   const typeMeta = (own(envelope, 'typeMeta') ? envelope.typeMeta : {}) as { apiVersion?: string; kind?: string };
@@ -132,22 +132,23 @@ function own(o: object, key: string): boolean {
 }
 
 /** The message as Go's encoding/json writes the Go struct (kubernetes.proto's header says how). */
-function toJson(m: Json, type: protobuf.Type): Json {
+function toJson(m: Json, type: protobuf.Type, prefix = ''): Json {
   const out: Json = {};
   for (const f of type.fieldsArray) {
     const options = (f.options ?? {}) as Record<string, unknown>;
     const name = typeof options.json_name === 'string' ? options.json_name : f.name;
+    const path = `${prefix}${name}`;
     const go = options['(go)'];
     const v = m[f.name];
     if (f.map) {
       const entries = Object.entries((v ?? {}) as Json);
-      if (entries.length > 0) out[name] = Object.fromEntries(entries.map(([k, x]) => [k, fieldValue(x, f, `${name}.${k}`)]));
+      if (entries.length > 0) out[name] = Object.fromEntries(entries.map(([k, x]) => [k, fieldValue(x, f, `${path}.${k}`)]));
       else if (go === 'keep') out[name] = null;
       continue;
     }
     if (f.repeated) {
       const list = (v ?? []) as unknown[];
-      if (list.length > 0) out[name] = list.map((x, i) => fieldValue(x, f, `${name}[${i}]`));
+      if (list.length > 0) out[name] = list.map((x, i) => fieldValue(x, f, `${path}[${i}]`));
       else if (go === 'keep') out[name] = null;
       continue;
     }
@@ -157,10 +158,10 @@ function toJson(m: Json, type: protobuf.Type): Json {
       continue;
     }
     if (f.resolvedType instanceof protobuf.Type) {
-      if (present) out[name] = fieldValue(v, f, name);
+      if (present) out[name] = fieldValue(v, f, path);
       continue;
     }
-    const x = present ? fieldValue(v, f, name) : zeroOf(f);
+    const x = present ? fieldValue(v, f, path) : zeroOf(f);
     if (go === 'keep' || go === 'null' || (go === 'ptr' && present) || (go === undefined && !isZero(x))) out[name] = x;
   }
   return out;
@@ -223,6 +224,6 @@ function special(v: Json, t: protobuf.Type, path: string): unknown {
       }
     }
     default:
-      return toJson(v, t);
+      return toJson(v, t, `${path}.`);
   }
 }
