@@ -56,6 +56,7 @@ describe('managedFields', async () => {
 describe('server-side apply', async () => {
   const ti = await typeInfoFor(SVC);
   const gti = await typeInfoFor(GTP);
+  const sti = await typeInfoFor(kindFor('flomesh.io/v1alpha1', 'ServiceExport'));
   const w = (manager: string, force = false) => ({ manager, apiVersion: 'v1', scope: 'main' as const, ti, force });
 
   it('creates, re-applies unchanged (same managedFields, same time), merges list-map items by key', () => {
@@ -106,6 +107,14 @@ describe('server-side apply', async () => {
     const second = serverSideApply(owned, service([{ port: 80 }], { app: 'a' }), w('kubectl'));
     assert.deepEqual(second.metadata.labels, { app: 'a', kept: 'z' });
     assert.deepEqual(second.spec.ports.map((p: any) => p.port), [80]);
+  });
+
+  it('a map the manager stops applying goes whole, not as an empty map', () => {
+    const gw = { manager: 'crossmesh', apiVersion: 'flomesh.io/v1alpha1', scope: 'main' as const, ti: sti, force: false };
+    const sexp = (extra: Record<string, unknown>): KubeObject => ({ apiVersion: 'flomesh.io/v1alpha1', kind: 'ServiceExport', metadata: { name: 'c', namespace: 'default' }, spec: { rules: [{ portNumber: 1, path: '/a' }], ...extra } });
+    const first = serverSideApply(undefined, sexp({ pathRewrite: { from: '^/a', to: '/' } }), gw);
+    const second = serverSideApply(first, sexp({}), gw);
+    assert.deepEqual(second.spec, { rules: [{ portNumber: 1, path: '/a' }] });
   });
 
   it('an apply configuration may not carry managedFields', () => {

@@ -156,7 +156,17 @@ export function serverSideApply(live: KubeObject | undefined, config: KubeObject
     const ownedElsewhere = (p: string) =>
       others.some((e) => e.set.has(p) || [...e.set].some((q) => q.startsWith(p + SEP))) || [...applied].some((q) => q.startsWith(p + SEP));
     const gone = [...prev.set].filter((p) => !applied.has(p) && !ownedElsewhere(p)).sort((a, b) => a.length - b.length); // parents first: a removed item takes its fields with it
-    for (const p of gone) removeAt(merged, dec(p), w.ti);
+    const owned = (p: string) => applied.has(p) || others.some((e) => e.set.has(p));
+    for (const p of gone) {
+      removeAt(merged, dec(p), w.ti);
+      // A map or list left empty by the removal goes too, unless someone owns it as such.
+      for (let up = dec(p).slice(0, -1); up.length > 0; up = up.slice(0, -1)) {
+        const v = valueAt(merged, up, w.ti);
+        const empty = (isPlainObject(v) && Object.keys(v).length === 0) || (Array.isArray(v) && v.length === 0);
+        if (!empty || owned(up.join(SEP)) || ownedElsewhere(up.join(SEP))) break;
+        removeAt(merged, up, w.ti);
+      }
+    }
   }
 
   const entries = base.filter((e) => !sameEntry(e, me));

@@ -25,13 +25,36 @@ export function qualifiedKind(p: ResourcePath): string {
 }
 
 /**
+ * Fields of the built-in Kubernetes kinds that Kubernetes knows and crossmesh's zod schemas do
+ * not model (they keep them, passthrough, but nothing reads them): known, so a manifest written
+ * for Kubernetes (or `kubectl get -o yaml` of a real cluster's Service) applies under Strict as
+ * it would there. Keyed by kind, then the dotted path of the object holding them.
+ */
+const KUBERNETES_FIELDS: Record<string, Record<string, string[]>> = {
+  Service: {
+    spec: [
+      'sessionAffinity', 'sessionAffinityConfig', 'externalIPs', 'loadBalancerIP', 'loadBalancerSourceRanges', 'externalTrafficPolicy',
+      'healthCheckNodePort', 'publishNotReadyAddresses', 'ipFamilies', 'ipFamilyPolicy', 'clusterIPs', 'allocateLoadBalancerNodePorts',
+      'loadBalancerClass', 'internalTrafficPolicy', 'trafficDistribution',
+    ],
+  },
+  ServiceAccount: { '': ['imagePullSecrets'] },
+  Lease: { spec: ['preferredHolder', 'strategy'] },
+};
+
+function isKubernetesField(kind: string, path: PathSeg[]): boolean {
+  const holder = path.slice(0, -1).filter((s) => typeof s === 'string').join('.');
+  return KUBERNETES_FIELDS[kind]?.[holder]?.includes(String(path[path.length - 1])) ?? false;
+}
+
+/**
  * Applies the fieldValidation mode to `obj` (in place): returns the warnings to send, throws
  * in Strict mode. `live` is the stored object (its own unknown fields do not count).
  */
 export function checkUnknownFields(p: ResourcePath, obj: KubeObject, live: KubeObject | undefined, mode: FieldValidation): string[] {
   const schema = schemaFor(p.kind);
   const known = new Set(live ? unknownFields(schema, live).map((x) => JSON.stringify(x)) : []);
-  const found: PathSeg[][] = unknownFields(schema, obj).filter((x) => !known.has(JSON.stringify(x)));
+  const found: PathSeg[][] = unknownFields(schema, obj).filter((x) => !known.has(JSON.stringify(x)) && !isKubernetesField(p.kind.kind, x));
   if (found.length === 0) return [];
   const names = found.map((x) => `unknown field ${JSON.stringify(formatPath(x))}`);
   if (mode === 'Strict') {
@@ -41,7 +64,7 @@ export function checkUnknownFields(p: ResourcePath, obj: KubeObject, live: KubeO
       problems: found.map((x) => ({ field: formatPath(x), message: 'unknown field', reason: 'FieldValueInvalid' })),
     });
   }
-  // Deepest first, so list indexes of earlier paths stay right (deletePath only removes object keys).
+  // deletePath only removes object keys, so list indexes of the other paths stay right.
   for (const x of found) deletePath(obj, x);
   return mode === 'Warn' ? names : [];
 }

@@ -69,6 +69,12 @@ describe('field validation', () => {
     void kindFor;
   });
 
+  it('fields of the built-in kinds Kubernetes knows but crossmesh does not model are known (a real cluster\'s Service applies under Strict)', () => {
+    const svcPath = parseResourcePath('/api/v1/namespaces/default/services/web')!;
+    const svc: KubeObject = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'default' }, spec: { ports: [{ port: 80 }], sessionAffinity: 'None', ipFamilies: ['IPv4'], internalTrafficPolicy: 'Cluster', foo: 1 } };
+    assert.throws(() => checkUnknownFields(svcPath, svc, undefined, 'Strict'), bad(/strict decoding error: unknown field "spec\.foo"$/));
+  });
+
   it('an invalid object is 422 with Kubernetes\' message and one cause per problem', () => {
     const o = sexp();
     o.spec = { rules: [{ portNumber: 'x', path: 'nodeapp' }] };
