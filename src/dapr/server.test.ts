@@ -67,6 +67,9 @@ test("Dapr APIs not built yet answer 501 with the block's code, built ones daprd
       ['GET', '/v1.0/configuration/config?key=a', 'ERR_CONFIGURATION_STORE_NOT_CONFIGURED', /configuration API/],
       ['POST', '/v1.0/actors/counter/1/method/inc', 'ERR_ACTOR_RUNTIME_NOT_FOUND', /actors API/],
       ['PUT', '/v1.0-alpha1/crypto/encrypt', 'ERR_CRYPTO_PROVIDERS_NOT_CONFIGURED', /cryptography API/],
+      ['POST', '/v1.0-beta1/workflows/dapr/orders/start', 'ERR_API_UNIMPLEMENTED', /workflow API/],
+      ['POST', '/v1.0-alpha1/jobs/nightly', 'ERR_API_UNIMPLEMENTED', /jobs API/],
+      ['POST', '/v1.0-alpha1/conversation/llm/converse', 'ERR_API_UNIMPLEMENTED', /conversation API/],
     ] as const;
     for (const [m, p, code, message] of cases) {
       const r = await http(base, m, p, m === 'GET' ? undefined : '{}', { 'dapr-app-id': 'b' });

@@ -11,7 +11,8 @@
  *   GET  /metrics                                      (Prometheus; no API token needed)
  *
  *   *    /v1.0/publish, bindings, configuration, actors, /v1.0-alpha1/publish (bulk),
- *        configuration, crypto, subtlecrypto  → 501: not implemented yet (UNBUILT_BLOCKS)
+ *        configuration, crypto, subtlecrypto, workflows, jobs, conversation
+ *                                                   → 501: not implemented yet (UNBUILT_BLOCKS)
  *
  * Everything else: Dapr's fallback, 404 ERR_DIRECT_INVOKE (no app id).
  */
@@ -236,7 +237,10 @@ export function createDaprApiHandler(opts: DaprApiOptions): DaprRequestHandler {
       return;
     }
     const unbuilt = n >= 2 ? UNBUILT_BLOCKS.get(`${v}/${seg[1]}`) : undefined;
-    if (unbuilt) return sendDaprError(res, daprError(unbuilt, { method, path }));
+    if (unbuilt) {
+      if (unbuilt === 'ERR_API_UNIMPLEMENTED:not-implemented') return sendDaprError(res, daprError(unbuilt, { block: BLOCK_NAMES[seg[1]] ?? seg[1], method, path }));
+      return sendDaprError(res, daprError(unbuilt, { method, path }));
+    }
     fallback(req, res, path);
   };
 }
@@ -256,7 +260,14 @@ const UNBUILT_BLOCKS: ReadonlyMap<string, UnbuiltBlockError> = new Map<string, U
   ['v1.0/actors', 'ERR_ACTOR_RUNTIME_NOT_FOUND:not-implemented'],
   ['v1.0-alpha1/crypto', 'ERR_CRYPTO_PROVIDERS_NOT_CONFIGURED:not-implemented'],
   ['v1.0-alpha1/subtlecrypto', 'ERR_CRYPTO_PROVIDERS_NOT_CONFIGURED:not-implemented'],
+  ['v1.0-beta1/workflows', 'ERR_API_UNIMPLEMENTED:not-implemented'],
+  ['v1.0-alpha1/workflows', 'ERR_API_UNIMPLEMENTED:not-implemented'],
+  ['v1.0-alpha1/jobs', 'ERR_API_UNIMPLEMENTED:not-implemented'],
+  ['v1.0-alpha1/conversation', 'ERR_API_UNIMPLEMENTED:not-implemented'],
 ]);
+
+/** The building block named in ERR_API_UNIMPLEMENTED's message, by area. */
+const BLOCK_NAMES: Readonly<Record<string, string>> = { workflows: 'workflow', jobs: 'jobs', conversation: 'conversation' };
 
 /** Percent-decodes a path segment (as daprd unescapes route parameters); left as is when malformed. */
 function decode(s: string): string {

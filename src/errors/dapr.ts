@@ -98,6 +98,8 @@ export const DAPR_ERRORS = {
   'ERR_CONFIGURATION_STORE_NOT_CONFIGURED:not-implemented': { status: 501, grpc: 'Unimplemented', message: 'crossmesh does not implement the configuration API yet ({method} {path}); no configuration component can be configured' },
   'ERR_ACTOR_RUNTIME_NOT_FOUND:not-implemented': { status: 501, grpc: 'Unimplemented', message: 'crossmesh does not implement the actors API yet ({method} {path})' },
   'ERR_CRYPTO_PROVIDERS_NOT_CONFIGURED:not-implemented': { status: 501, grpc: 'Unimplemented', message: 'crossmesh does not implement the cryptography API yet ({method} {path}); no crypto component can be configured' },
+  // daprd's common "API not implemented" code, for the blocks without a "not configured" one.
+  'ERR_API_UNIMPLEMENTED:not-implemented': { status: 501, grpc: 'Unimplemented', message: 'crossmesh does not implement the {block} API yet ({method} {path})' },
 } as const satisfies Record<string, DaprErrorSpec>;
 
 /** A catalogue entry: an errorCode, or `errorCode:variant`. */
