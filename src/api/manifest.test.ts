@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import type { ManifestProblem } from './validation.js';
 import { clusterKeyOf, parseManifests, type ClusterObject, type ServiceObject } from './validation.js';
 import { throwsCm } from '../../test/support/api-asserts.js';
 
-const SEEDS = '/work/shared/reference/seed-manifests';
+/** The reference walkthrough's manifests, kept in the repository (test/fixtures/seed-manifests/). */
+const SEEDS = fileURLToPath(new URL('../../../test/fixtures/seed-manifests', import.meta.url));
 const KUBECONFIG = `apiVersion: v1
 kind: Config
 clusters:

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
  * suites. Machines of this kind have kubectl 1.28 on PATH and kubectl.1.27 … kubectl.1.33 beside
  * the binary it links to; no kubectl = a failing suite with the install hint, never a skip.
  */
-export const SEED = fileURLToPath(new URL('../../../../shared/reference/seed-manifests/', import.meta.url));
+export const SEED = fileURLToPath(new URL('../../../test/fixtures/seed-manifests/', import.meta.url));
 export const KUBECTL_HINT = 'install it with `apt-get install -y kubernetes-client` (Debian), or put kubectl on PATH';
 
 export interface KubectlBinary {
