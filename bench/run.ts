@@ -50,6 +50,7 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(ROOT, 'bin', 'crossmesh.js');
 const LOAD = fileURLToPath(new URL('./load.js', import.meta.url));
 const APP = fileURLToPath(new URL('./app.js', import.meta.url));
+const BARE_HOP = fileURLToPath(new URL('./bare-hop.js', import.meta.url));
 const HOOK = new URL('./profile-hook.js', import.meta.url).href;
 const DEPS = join(ROOT, 'scripts', 'ensure-bench-deps.sh');
 
@@ -263,6 +264,45 @@ ${chain('two', two)}
     return (await call(three[0], '/echo')).status === 200 && (await call(two[0], '/echo')).status === 200;
   }, 10_000);
   return { pid: child.pid!, port3: three[0], port2: two[0] };
+}
+
+interface BareChains {
+  /** Entry port of bare L7 → bare L4 pipe → bare L7 → app (the mesh path's shape). */
+  port3: number;
+  /** Entry port of bare L7 → bare L7 → app (the same-cluster path's shape). */
+  port2: number;
+  /** Per hop process: the 3-hop chain's, then the 2-hop chain's. */
+  pids3: number[];
+  pids2: number[];
+}
+
+/** One reference hop process (bench/bare-hop.ts); resolves with its pid and port once it listens. */
+function startBareHop(mode: 'l7' | 'l4', upstream: number): Promise<{ pid: number; port: number }> {
+  const child = spawn(process.execPath, [BARE_HOP, mode, '0', String(upstream)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    child.stderr!.on('data', (d) => (err += d));
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = /listening (\d+)/.exec(out);
+      if (m) resolve({ pid: child.pid!, port: Number(m[1]) });
+    });
+    child.once('exit', (code) => reject(new Error(`bare ${mode} hop exited (${code}): ${err}`)));
+  });
+}
+
+/** The reference chains of Node processes with no product feature (bench/bare-hop.ts). */
+async function startBareChains(appPort: number): Promise<BareChains> {
+  const appSide = await startBareHop('l7', appPort);
+  const tunnel = await startBareHop('l4', appSide.port);
+  const clientSide = await startBareHop('l7', tunnel.port);
+  const second = await startBareHop('l7', appPort);
+  const first = await startBareHop('l7', second.port);
+  const chains = { port3: clientSide.port, port2: first.port, pids3: [clientSide.pid, tunnel.pid, appSide.pid], pids2: [first.pid, second.pid] };
+  await eventually('bare Node chains', async () => (await call(chains.port3, '/echo')).status === 200 && (await call(chains.port2, '/echo')).status === 200, 10_000);
+  return chains;
 }
 
 function cleanup(): void {
@@ -693,6 +733,18 @@ async function main(): Promise<void> {
     }
   }
 
+  // The reference chains of bare Node hops: what one Node process per hop costs on this machine.
+  const wantBare = !ONLY || ONLY.has('node-bare-chain') || ONLY.has('node-bare-chain-2hop');
+  let bare: BareChains | undefined;
+  let bareNote = 'not measured (--only)';
+  if (wantBare) {
+    try {
+      bare = await startBareChains(appPort);
+    } catch (err) {
+      bareNote = `bare hops did not start: ${(err as Error).message}`;
+    }
+  }
+
   const post: LoadRequest = { method: 'POST', path: '/echo', body: BODY_1KB };
   const mesh = (p: LoadRequest): LoadRequest => ({ ...p, headers: { host: MESH_HOST } });
   const P = {
@@ -704,6 +756,11 @@ async function main(): Promise<void> {
     cluster2: { id: 'cluster-2', name: 'cluster-2 process', pids: [clusterPid('cluster-2')], offPath: true },
     controlPlane: { id: 'control-plane', name: 'control-plane process', pids: [clusterPid('control-plane')], offPath: true },
     nginx: { id: 'nginx', name: 'nginx (master + workers)', pids: chains ? withChildren(chains.pid) : [] },
+    bareL7Client: { id: 'bare-l7-client', name: 'bare L7 hop (client side)', pids: bare ? [bare.pids3[0]] : [] },
+    bareL4: { id: 'bare-l4', name: 'bare L4 pipe', pids: bare ? [bare.pids3[1]] : [] },
+    bareL7App: { id: 'bare-l7-app', name: 'bare L7 hop (app side)', pids: bare ? [bare.pids3[2]] : [] },
+    bareL7First: { id: 'bare-l7-client', name: 'bare L7 hop (first)', pids: bare ? [bare.pids2[0]] : [] },
+    bareL7Second: { id: 'bare-l7-app', name: 'bare L7 hop (second)', pids: bare ? [bare.pids2[1]] : [] },
   } satisfies Record<string, Proc>;
   const crossProcs = [P.c2Sidecar, P.gateway, P.appSidecar, P.app, P.cluster2, P.controlPlane];
   // The plaintext mesh's processes: the same roles, so the same ids in the JSON.
@@ -778,6 +835,14 @@ async function main(): Promise<void> {
       key: 'nginx-chain', title: 'nginx chain, 3 hops: nginx → nginx → nginx → app', hops: '3', shapes: both,
       origin: `http://127.0.0.1:${chains?.port3 ?? 0}`, requests: [post], procs: [P.nginx, P.app], available: chains !== undefined, note: chains ? undefined : nginxNote,
     },
+    {
+      key: 'node-bare-chain-2hop', title: 'reference, bare Node hops (no features, bench/bare-hop.ts): L7 → L7 → app', hops: '2', shapes: both,
+      origin: `http://127.0.0.1:${bare?.port2 ?? 0}`, requests: [post], procs: [P.bareL7First, P.bareL7Second, P.app], available: bare !== undefined, note: bare ? undefined : bareNote,
+    },
+    {
+      key: 'node-bare-chain', title: 'reference, bare Node hops (no features, bench/bare-hop.ts): L7 → L4 pipe → L7 → app', hops: '3', shapes: both,
+      origin: `http://127.0.0.1:${bare?.port3 ?? 0}`, requests: [post], procs: [P.bareL7Client, P.bareL4, P.bareL7App, P.app], available: bare !== undefined, note: bare ? undefined : bareNote,
+    },
   ];
   // Measured in this order (rows compared with each other run next to each other, so that a
   // neighbour's burst of CPU on this shared machine hits both sides of a ratio alike); printed
@@ -788,8 +853,8 @@ async function main(): Promise<void> {
   // with the same warmup. So the two sides of the mTLS / plaintext ratio are the two closest
   // measurements of the run (`--plaintext-first` swaps the two).
   const order: (string | string[])[] = [
-    'direct', 'nginx-chain', ['cross-cluster', 'cross-cluster-plaintext'], ['cross-cluster-bursty', 'cross-cluster-plaintext-bursty'], 'direct-bursty',
-    'dapr-invoke', 'nginx-chain-2hop', ['same-cluster', 'same-cluster-plaintext'], 'state',
+    'direct', 'nginx-chain', 'node-bare-chain', ['cross-cluster', 'cross-cluster-plaintext'], ['cross-cluster-bursty', 'cross-cluster-plaintext-bursty'], 'direct-bursty',
+    'dapr-invoke', 'nginx-chain-2hop', 'node-bare-chain-2hop', ['same-cluster', 'same-cluster-plaintext'], 'state',
   ];
 
   const rows = new Map<string, Row>();
@@ -869,6 +934,7 @@ async function main(): Promise<void> {
   }
 
   const mtlsVsPlaintext = compareTls(rows);
+  const reference = compareBare(rows);
   const targets = computeTargets(rows, crossPeak, cliTimes, nginxNote);
 
   const machine = {
@@ -901,6 +967,7 @@ async function main(): Promise<void> {
     },
     rows: rowList,
     mtlsVsPlaintext,
+    reference,
     cli: cliTimes,
     targets,
     elapsedSeconds: Math.round((Date.now() - started) / 1000),
@@ -912,6 +979,7 @@ async function main(): Promise<void> {
       `latency: ${RATE} req/s over ${RATE_CONNECTIONS} connections (evenly spaced arrivals unless the row says bursty), timed from write to full reply, ${MEASURE_MS / 1000} s; closed loop: ${closedTool === 'wrk' ? `wrk -t1 -c${CLOSED_CONNECTIONS} -d${MEASURE_MS / 1000}s` : `autocannon -c ${CLOSED_CONNECTIONS}`}${toolWarning ? `\n${toolWarning}` : ''}`,
       table(rowList),
       tlsTable(mtlsVsPlaintext),
+      referenceText(reference),
       procTable(rowList) + (nginxPerHop(rowList) ? `\n\n${nginxPerHop(rowList)}` : ''),
       cliTable(cliTimes) + (machineScale(rowList, cliTimes) ? `\n\n${machineScale(rowList, cliTimes)}` : ''),
       targetTable(targets),
@@ -924,6 +992,47 @@ async function main(): Promise<void> {
     await new Promise<void>((r) => process.once('SIGINT', () => r()));
     clearInterval(keep);
   }
+}
+
+interface BareCompare {
+  /** Closed-loop req/s of the bare Node chains vs nginx's of the same hop count. */
+  bare3VsNginx3?: number;
+  bare2VsNginx2?: number;
+  /** crossmesh's closed-loop req/s vs the bare Node chain of the same shape. */
+  crossVsBare3?: number;
+  crossPlaintextVsBare3?: number;
+  sameVsBare2?: number;
+  samePlaintextVsBare2?: number;
+}
+
+/**
+ * How the gap to nginx splits: the bare chains (bench/bare-hop.ts) are the process-per-hop design
+ * with nothing of the product, so bare / nginx is what that design reaches on this machine and
+ * crossmesh / bare what crossmesh's own work keeps of it. Information only, no target.
+ */
+function compareBare(rows: Map<string, Row>): BareCompare {
+  const rps = (k: string) => rows.get(k)?.closed?.rps;
+  const r = (a: number | undefined, b: number | undefined) => (a && b ? Math.round((a / b) * 100) / 100 : undefined);
+  return {
+    bare3VsNginx3: r(rps('node-bare-chain'), rps('nginx-chain')),
+    bare2VsNginx2: r(rps('node-bare-chain-2hop'), rps('nginx-chain-2hop')),
+    crossVsBare3: r(rps('cross-cluster'), rps('node-bare-chain')),
+    crossPlaintextVsBare3: r(rps('cross-cluster-plaintext'), rps('node-bare-chain')),
+    sameVsBare2: r(rps('same-cluster'), rps('node-bare-chain-2hop')),
+    samePlaintextVsBare2: r(rps('same-cluster-plaintext'), rps('node-bare-chain-2hop')),
+  };
+}
+
+function referenceText(b: BareCompare): string {
+  const x = (v: number | undefined) => (v === undefined ? '–' : `${fmt(v)}x`);
+  return [
+    'process-per-hop reference (closed loop; bare Node hops = bench/bare-hop.ts, forwarding only):',
+    '',
+    '| shape | bare Node chain vs nginx chain | crossmesh mTLS vs bare | crossmesh plaintext vs bare |',
+    '|---|---|---|---|',
+    `| 3 hops (L7 → L4 → L7) | ${x(b.bare3VsNginx3)} | ${x(b.crossVsBare3)} | ${x(b.crossPlaintextVsBare3)} |`,
+    `| 2 hops (L7 → L7) | ${x(b.bare2VsNginx2)} | ${x(b.sameVsBare2)} | ${x(b.samePlaintextVsBare2)} |`,
+  ].join('\n');
 }
 
 function computeTargets(rows: Map<string, Row>, crossPeak: { sidecars: ProcUsage[]; clusters: ProcUsage[] } | undefined, cliTimes: CliTiming[], nginxNote: string): Target[] {
