@@ -45,15 +45,10 @@ export function lockKey(strategy: string, store: string, appId: string, resource
   }
 }
 
-interface LockBody {
-  resourceId: string;
-  lockOwner: string;
-  expiryInSeconds: number;
-}
 
 /** The request as protojson decodes it into TryLockRequest / UnlockRequest. */
-function parseBody(body: Buffer): LockBody {
-  const out: LockBody = { resourceId: '', lockOwner: '', expiryInSeconds: 0 };
+function parseBody(body: Buffer): LockRequest {
+  const out: LockRequest = { resourceId: '', lockOwner: '', expiryInSeconds: 0 };
   if (body.length === 0) return out;
   let v: unknown;
   try {
@@ -80,7 +75,7 @@ function parseBody(body: Buffer): LockBody {
   return out;
 }
 
-function validate(stores: LockStores, store: string, req: LockBody): LoadedLockStore {
+function validate(stores: LockStores, store: string, req: LockRequest): LoadedLockStore {
   if (!stores.hasLockStores()) throw daprError('ERR_LOCK_STORE_NOT_CONFIGURED');
   if (req.resourceId === '') throw daprError('ERR_MALFORMED_REQUEST:lock-resource-id', { store });
   if (req.lockOwner === '') throw daprError('ERR_MALFORMED_REQUEST:lock-owner', { store });
@@ -98,31 +93,44 @@ function sendJson(res: ServerResponse, body: string): void {
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
 }
 
-export async function tryLock(stores: LockStores, store: string, body: Buffer, res: ServerResponse): Promise<void> {
-  const req = parseBody(body);
+/** A lock request as a transport decoded it (TryLockRequest / UnlockRequest; unset = '' / 0). */
+export interface LockRequest {
+  resourceId: string;
+  lockOwner: string;
+  expiryInSeconds: number;
+}
+
+/** TryLockAlpha1 (both APIs): true when the lock was taken. */
+export async function tryLockCore(stores: LockStores, store: string, req: LockRequest): Promise<boolean> {
   if (req.expiryInSeconds <= 0) throw daprError('ERR_MALFORMED_REQUEST:lock-expiry', { store });
   const s = validate(stores, store, req);
-  let ok: boolean;
   try {
     const key = lockKey(s.keyPrefix, store, stores.appId, req.resourceId);
-    ok = await run(s, () => s.store.tryLock(key, req.lockOwner, req.expiryInSeconds));
+    return await run(s, () => s.store.tryLock(key, req.lockOwner, req.expiryInSeconds));
   } catch (err) {
     if (err instanceof DaprError) throw err;
     throw daprError('ERR_TRY_LOCK', { error: toCrossmeshError(err).message }, { cause: err });
   }
-  sendJson(res, `{"success":${ok}}`);
 }
 
-export async function unlock(stores: LockStores, store: string, body: Buffer, res: ServerResponse): Promise<void> {
-  const req = parseBody(body);
+/** UnlockAlpha1 (both APIs): 0 SUCCESS, 1 LOCK_DOES_NOT_EXIST, 2 LOCK_BELONGS_TO_OTHERS, 3 INTERNAL_ERROR. */
+export async function unlockCore(stores: LockStores, store: string, req: LockRequest): Promise<number> {
   const s = validate(stores, store, req);
-  let status: number;
   try {
     const key = lockKey(s.keyPrefix, store, stores.appId, req.resourceId);
-    status = await run(s, () => s.store.unlock(key, req.lockOwner));
+    return await run(s, () => s.store.unlock(key, req.lockOwner));
   } catch (err) {
     if (err instanceof DaprError) throw err;
     throw daprError('ERR_UNLOCK', { error: toCrossmeshError(err).message }, { cause: err });
   }
+}
+
+export async function tryLock(stores: LockStores, store: string, body: Buffer, res: ServerResponse): Promise<void> {
+  const ok = await tryLockCore(stores, store, parseBody(body));
+  sendJson(res, `{"success":${ok}}`);
+}
+
+export async function unlock(stores: LockStores, store: string, body: Buffer, res: ServerResponse): Promise<void> {
+  const status = await unlockCore(stores, store, parseBody(body));
   sendJson(res, `{"status":${status}}`);
 }

@@ -42,27 +42,35 @@ function sendJson(res: ServerResponse, value: unknown): void {
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
 }
 
-export async function getSecret(stores: SecretStores, store: string, key: string, query: string, res: ServerResponse): Promise<void> {
+/** GetSecret (both APIs): the secret's key/value pairs. `metadata` is the request's. */
+export async function readSecret(stores: SecretStores, store: string, key: string, metadata: Record<string, string> | undefined): Promise<Record<string, string>> {
   const s = lookup(stores, store);
   if (!stores.isSecretAllowed(store, key)) throw daprError('ERR_PERMISSION_DENIED', { key, store });
-  let data: Record<string, string>;
   try {
-    data = await run(s, () => s.store.get(key, queryMetadata(query)));
+    return await run(s, () => s.store.get(key, metadata));
   } catch (err) {
     throw daprError('ERR_SECRET_GET', { key, store, error: toCrossmeshError(err).message }, { cause: err });
   }
-  sendJson(res, data);
 }
 
-export async function bulkGetSecret(stores: SecretStores, store: string, query: string, res: ServerResponse): Promise<void> {
+/** GetBulkSecret (both APIs): every secret the scopes allow, by name. */
+export async function readBulkSecrets(stores: SecretStores, store: string, metadata: Record<string, string> | undefined): Promise<Record<string, Record<string, string>>> {
   const s = lookup(stores, store);
   let all: Record<string, Record<string, string>>;
   try {
-    all = await run(s, () => s.store.bulkGet(queryMetadata(query)));
+    all = await run(s, () => s.store.bulkGet(metadata));
   } catch (err) {
     throw daprError('ERR_SECRET_GET:bulk', { store, error: toCrossmeshError(err).message }, { cause: err });
   }
   const out: Record<string, Record<string, string>> = {};
   for (const [name, data] of Object.entries(all)) if (stores.isSecretAllowed(store, name)) out[name] = data;
-  sendJson(res, out);
+  return out;
+}
+
+export async function getSecret(stores: SecretStores, store: string, key: string, query: string, res: ServerResponse): Promise<void> {
+  sendJson(res, await readSecret(stores, store, key, queryMetadata(query)));
+}
+
+export async function bulkGetSecret(stores: SecretStores, store: string, query: string, res: ServerResponse): Promise<void> {
+  sendJson(res, await readBulkSecrets(stores, store, queryMetadata(query)));
 }

@@ -69,6 +69,12 @@ export const DAPR_ERRORS = {
   ERR_STATE_DELETE: { status: 500, grpc: 'Internal', message: 'failed deleting state with key {key}: {error}' },
   'ERR_STATE_DELETE:etag-mismatch': { status: 409, grpc: 'Aborted', message: 'failed deleting state with key {key}: possible etag mismatch. error from state store: {error}' },
   'ERR_STATE_DELETE:etag-invalid': { status: 400, grpc: 'InvalidArgument', message: 'failed deleting state with key {key}: invalid etag value: {error}' },
+  // gRPC DeleteBulkState (daprd pkg/api/grpc: ErrStateDeleteBulk, errorcodes.StateBulkDelete; HTTP 500 whatever the gRPC code).
+  ERR_STATE_BULK_DELETE: { status: 500, grpc: 'Internal', message: 'failed deleting state in state store {store}: {error}' },
+  'ERR_STATE_BULK_DELETE:etag-mismatch': { status: 500, grpc: 'Aborted', message: 'failed deleting state in state store {store}: possible etag mismatch. error from state store: {error}' },
+  'ERR_STATE_BULK_DELETE:etag-invalid': { status: 500, grpc: 'InvalidArgument', message: 'failed deleting state in state store {store}: invalid etag value: {error}' },
+  // gRPC SaveState with an item without key (daprd: apierrors.Basic(InvalidArgument, 400, ERR_STATE_SAVE, ...)).
+  'ERR_STATE_SAVE:empty-key': { status: 400, grpc: 'InvalidArgument', message: 'state key cannot be empty' },
   ERR_STATE_TRANSACTION: { status: 500, grpc: 'Internal', message: 'error while executing state transaction: {error}' },
   ERR_NOT_SUPPORTED_STATE_OPERATION: { status: 400, grpc: 'Unimplemented', message: 'operation type {operation} not supported' },
   ERR_STATE_STORE_NOT_SUPPORTED: { status: 500, grpc: 'Unimplemented', message: "state store {store} doesn't support transaction" },
