@@ -2,6 +2,7 @@ import { describe, it, type TestContext } from 'node:test';
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { connect as netConnect, Socket } from 'node:net';
 import { forward, UpstreamRegistry as PoolRegistry, buildRequestHead, isValidTraceparent, newTraceparent, ensureTraceparent, type ForwardResult } from './index.js';
 import { startBackend, listen, call, rawRequest, statusOf, waitFor, type Backend, type Handler } from '../../test/support/http-backend.js';
 import { CrossmeshError } from '../errors.js';
@@ -223,6 +224,45 @@ describe('proxy forward()', () => {
     assert.equal(r.status, 200);
     assert.equal(r.body.length, body.length);
     assert.equal(createHash('sha256').update(r.body).digest('hex'), createHash('sha256').update(body).digest('hex'));
+  });
+
+  it('sends the request head and a body node:http hands over after the request event in ONE socket write', async (t) => {
+    const upstreamBackend = await startBackend('one-write', (req, res) => {
+      req.resume();
+      req.on('end', () => res.end('ok'));
+    });
+    t.after(() => upstreamBackend.close());
+    const h = await harness(t, { origin: `http://127.0.0.1:${upstreamBackend.port}` });
+    // Every write the proxy's sockets make to the upstream's port, counted at Node's socket API.
+    const writes: number[] = [];
+    const original = Socket.prototype.write;
+    Socket.prototype.write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
+      if (this.remotePort === upstreamBackend.port) writes.push(typeof chunk === 'string' ? Buffer.byteLength(chunk, 'latin1') : (chunk as Buffer).length);
+      return (original as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+    } as typeof Socket.prototype.write;
+    t.after(() => void (Socket.prototype.write = original));
+    const body = 'x'.repeat(1024);
+    const r = await call(h.proxy.port, '/up', { method: 'POST', body, headers: { 'content-type': 'text/plain' } });
+    assert.equal(r.status, 200);
+    assert.equal(writes.length, 1, `one write of head + body (writes of ${writes.join(', ')} bytes)`);
+    assert.ok(writes[0] > body.length);
+  });
+
+  it('forwards a request whose body comes in a later packet than its head', async (t) => {
+    const h = await harness(t);
+    const sock = netConnect(h.proxy.port, '127.0.0.1');
+    t.after(() => void sock.destroy());
+    let reply = '';
+    sock.setEncoding('latin1');
+    sock.on('data', (d: string) => (reply += d));
+    const ended = new Promise<void>((r) => sock.on('end', () => r()));
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    await new Promise<void>((r) => sock.write('POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\nConnection: close\r\n\r\n', () => r()));
+    // The head was flushed to the proxy on its own; the body follows in another segment.
+    sock.write('hello world');
+    await ended;
+    assert.match(reply, /^HTTP\/1\.1 200/);
+    assert.match(reply, /\r\nhello world\r\n0\r\n\r\n$/, reply);
   });
 
   it('streams a chunked request body', async (t) => {

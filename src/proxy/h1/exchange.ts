@@ -63,6 +63,14 @@ export class Exchange implements ConnectionUser, BodySink, DownstreamObserver {
   private upstreamKeepAlive = false;
   private upstreamStatus = 0;
   private chunkedBody = false;
+  /** Some of the request body (or its end) was handed to us. */
+  private bodySeen = false;
+  /**
+   * The upstream connection's write batch is held from the head until the first body bytes:
+   * node:http (the Dapr API's listener) hands a body over only after the request event, and
+   * head and body sent apart cost two writes: two TLS records and two syscalls per request.
+   */
+  private headHeld = false;
   private resolve!: (r: ForwardResult) => void;
   readonly result: Promise<ForwardResult>;
 
@@ -110,7 +118,12 @@ export class Exchange implements ConnectionUser, BodySink, DownstreamObserver {
     out.write(this.req.head);
     if (down.hasBody) {
       this.chunkedBody = down.chunked;
+      // Delivers, synchronously, what of the body has already arrived.
       down.attachBody(this);
+      if (!this.bodySeen && this.conn === conn && !this.done) {
+        this.headHeld = true;
+        return;
+      }
     } else {
       this.requestDone = true;
     }
@@ -215,10 +228,11 @@ export class Exchange implements ConnectionUser, BodySink, DownstreamObserver {
   onRequestBody(chunk: Buffer): void {
     const conn = this.conn;
     if (conn === null || this.done) return;
+    this.bodySeen = true;
     const out = conn.out;
     let ok: boolean;
     if (this.chunkedBody) {
-      if (chunk.length === 0) return;
+      if (chunk.length === 0) return this.releaseHead(conn);
       out.hold();
       out.write(chunk.length.toString(16) + CRLF);
       out.write(chunk);
@@ -227,12 +241,21 @@ export class Exchange implements ConnectionUser, BodySink, DownstreamObserver {
     } else {
       ok = out.write(chunk);
     }
+    this.releaseHead(conn);
     if (!ok) this.down.pauseBody();
+  }
+
+  /** Sends the head held back for the first body bytes (see headHeld), with what followed it. */
+  private releaseHead(conn: UpstreamConnection): void {
+    if (!this.headHeld) return;
+    this.headHeld = false;
+    conn.out.release();
   }
 
   onRequestEnd(trailers: string[] | undefined): void {
     const conn = this.conn;
     if (conn === null || this.done) return;
+    this.bodySeen = true;
     if (this.chunkedBody) {
       if (trailers === undefined) conn.out.write(LAST_CHUNK);
       else {
@@ -242,6 +265,7 @@ export class Exchange implements ConnectionUser, BodySink, DownstreamObserver {
       }
     }
     this.requestDone = true;
+    this.releaseHead(conn);
   }
 
   onRequestAbort(): void {
@@ -277,6 +301,7 @@ export class Exchange implements ConnectionUser, BodySink, DownstreamObserver {
   private dropConnection(): void {
     const c = this.conn;
     this.conn = null;
+    this.headHeld = false;
     if (c !== null) {
       c.user = null;
       c.destroy();
