@@ -2,6 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { posix } from 'node:path';
 import { CrossmeshError } from '../errors.js';
 import { NodeDownstream } from '../proxy/h1/node-downstream.js';
+import type { Downstream } from '../proxy/h1/types.js';
+import { BufferedDownstream, type BufferedResponse } from './grpc/buffered-downstream.js';
 import type { DispatchOptions, MeshOutboundRouter } from '../sidecar/outbound.js';
 import type { SidecarIdentity } from '../sidecar/types.js';
 import { defaultIsPermanent, type Policy } from './resiliency.js';
@@ -79,33 +81,68 @@ export class DaprInvoker {
     // node:http hands the request over while its parser is still reading the same bytes: let it
     // finish them first, so a head followed by a malformed body is never sent on.
     await Promise.resolve();
-    const target = parseAppId(appId, this.identity.namespace);
     const url = req.url ?? '';
     const q = url.indexOf('?');
-    const path = normalizeMethod(method) + (q >= 0 ? url.slice(q) : '');
-    const client = req.socket.remoteAddress ?? '';
+    const down = new NodeDownstream(req, res);
+    // dispatch() throws only before anything reached the client, so a Resiliency retry is safe
+    // when the request has no body to replay; a request with a body is tried once (its stream is consumed).
+    const replayable = req.headers['content-length'] === undefined || req.headers['content-length'] === '0' ? req.headers['transfer-encoding'] === undefined : false;
+    await this.send(() => down, appId, method, q >= 0 ? url.slice(q) : '', {
+      client: req.socket.remoteAddress ?? '', host: req.headers.host ?? '',
+      dropHeaders: req.headers.authorization?.startsWith('Basic ') ? DROP_WITH_AUTH : DROP_HEADERS,
+      replayable,
+    });
+  }
+
+  /**
+   * An invocation whose request is in memory and whose answer is collected (the gRPC API's
+   * InvokeService): the same app id and method rules, headers, mesh route and Resiliency policy
+   * as the HTTP form. Each attempt gets a fresh copy of the request, so retries replay the body
+   * (daprd: WithReplay when the policy retries). `query` is the query string without `?`.
+   * Rejects with the failure (the caller answers ERR_DIRECT_INVOKE); `signal` cancels the call.
+   */
+  async invokeBuffered(appId: string, method: string, req: { verb: string; query: string; headers: readonly string[]; body: Buffer; signal?: AbortSignal }): Promise<BufferedResponse> {
+    let last: BufferedDownstream | undefined;
+    const cancel = () => last?.cancel();
+    req.signal?.addEventListener('abort', cancel, { once: true });
+    try {
+      await this.send(() => (last = new BufferedDownstream(req.verb, req.headers, req.body)), appId, method, req.query ? `?${req.query}` : '', {
+        client: '127.0.0.1', host: '', dropHeaders: DROP_HEADERS, replayable: true,
+      });
+      const down = last!;
+      if (!down.finished) down.destroy();
+      return await down.response();
+    } finally {
+      req.signal?.removeEventListener('abort', cancel);
+    }
+  }
+
+  /** One invocation along the mesh route, inside the app's Resiliency policy; `makeDown` gives each attempt its downstream. */
+  private async send(
+    makeDown: () => Downstream, appId: string, method: string, search: string,
+    o: { client: string; host: string; dropHeaders: ReadonlySet<string>; replayable: boolean },
+  ): Promise<void> {
+    const target = parseAppId(appId, this.identity.namespace);
+    const path = normalizeMethod(method) + search;
     const opts: DispatchOptions = {
       extraHeaders: [
         ...this.callerHeaders,
         'dapr-callee-app-id', target.appId,
-        'forwarded', `for=${client};by=${this.identity.appId};host=${req.headers.host ?? ''}`,
+        'forwarded', `for=${o.client};by=${this.identity.appId};host=${o.host}`,
       ],
-      dropHeaders: req.headers.authorization?.startsWith('Basic ') ? DROP_WITH_AUTH : DROP_HEADERS,
+      dropHeaders: o.dropHeaders,
       timeoutMs: this.opts.timeoutMs,
     };
     const name = { namespace: target.namespace, name: target.appId };
-    const down = new NodeDownstream(req, res);
     const policy = this.opts.appPolicy?.(target.appId);
     if (!policy) {
-      await this.router.dispatch(down, name, path, opts);
+      await this.router.dispatch(makeDown(), name, path, opts);
       return;
     }
-    // Resiliency (targets.apps.<id>): timeout per attempt, retries, circuit breaker. dispatch()
-    // throws only before anything reached the client, so a retry is safe when the request has
-    // no body to replay; a request with a body is tried once (its stream is consumed).
-    const replayable = req.headers['content-length'] === undefined || req.headers['content-length'] === '0' ? req.headers['transfer-encoding'] === undefined : false;
-    await policy.run((signal) => this.router.dispatch(down, name, path, { ...opts, signal, timeoutMs: policy.timeoutMs ?? opts.timeoutMs }), {
-      isPermanent: (err) => !replayable || defaultIsPermanent(err),
+    // Resiliency (targets.apps.<id>): timeout per attempt, retries, circuit breaker.
+    let down: Downstream | undefined;
+    await policy.run((signal) => this.router.dispatch(o.replayable ? makeDown() : (down ??= makeDown()), name, path, { ...opts, signal, timeoutMs: policy.timeoutMs ?? opts.timeoutMs }), {
+      isPermanent: (err) => !o.replayable || defaultIsPermanent(err),
     });
   }
 }

@@ -6,10 +6,11 @@
  *   inbound   127.0.0.1:port0  in front of the app: forward() to 127.0.0.1:APP_PORT; its address
  *                              is the app instance's endpoint in the cluster (with a lease)
  *   http      127.0.0.1:port0  DAPR_HTTP_PORT: the Dapr HTTP API (src/dapr/) and /metrics
- *   grpc      127.0.0.1:port0  DAPR_GRPC_PORT: reserved only, no gRPC server yet
+ *   grpc      127.0.0.1:port0  DAPR_GRPC_PORT: the Dapr gRPC API (src/dapr/grpc/), grpc-js loaded on
+ *                              the first connection
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createNetServer, type Server as NetServer } from 'node:net';
+import type { Server as NetServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { ApiClient } from '../client/api-client.js';
 import type { ApiEndpoint } from '../client/kubeconfig.js';
@@ -22,6 +23,9 @@ import { UpstreamRegistry } from '../proxy/h1/upstream.js';
 import { stateDir } from '../util/home.js';
 import { ComponentRegistry, createDaprApiHandler, type InvokeHandler } from '../dapr/index.js';
 import { DaprInvoker } from '../dapr/invoke.js';
+import { DaprGrpcListener } from '../dapr/grpc/listener.js';
+import { httpMetadataSource } from '../dapr/grpc/http-metadata.js';
+import type { BufferedInvoker } from '../dapr/grpc/server.js';
 import { log } from '../util/log.js';
 import { RequestMetrics, SOURCE_CLUSTER_HEADER } from '../metrics/requests.js';
 import { createOutboundRouter, MeshOutboundRouter } from './outbound.js';
@@ -287,18 +291,25 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     appId: identity.appId, namespace: identity.namespace, dataDir: opts.daprStateDir ?? stateDir(), client,
     serviceAccount: opts.serviceAccount ?? 'default', ...(opts.daprConfig ? { config: opts.daprConfig } : {}),
   });
+  // Dapr service invocation goes through the mesh router, so the cluster's policy decides where it lands.
+  const invoker = opts.invoke ?? (router instanceof MeshOutboundRouter ? new DaprInvoker(router, identity, { appPolicy: (id) => components.appPolicy(id) }) : undefined);
+  const onShutdown = opts.onShutdown ?? (() => void close());
   const admin = createServer(createDaprApiHandler({
     appId: identity.appId, namespace: identity.namespace, components, metrics, appPort, apiToken: opts.daprApiToken,
-    // Dapr service invocation goes through the mesh router, so the cluster's policy decides where it lands.
-    invoke: opts.invoke ?? (router instanceof MeshOutboundRouter ? new DaprInvoker(router, identity, { appPolicy: (id) => components.appPolicy(id) }) : undefined),
-    isReady: () => ready, onShutdown: opts.onShutdown ?? (() => void close()),
+    invoke: invoker, isReady: () => ready, onShutdown,
   }));
   refuseConnect(admin, 'the Dapr HTTP API');
   servers.push(admin);
 
-  // DAPR_GRPC_PORT is held (so no other sidecar takes it) but serves nothing yet.
-  const grpc = createNetServer((socket) => socket.destroy());
-  servers.push(grpc);
+  // DAPR_GRPC_PORT: the Dapr gRPC API (src/dapr/grpc/), grpc-js imported on the first connection.
+  // Its metadata is the HTTP API's (one `extended` map for both), read over loopback.
+  const daprToken = opts.daprApiToken ?? process.env.DAPR_API_TOKEN ?? '';
+  const grpc = new DaprGrpcListener(() => ({
+    appId: identity.appId, components, apiToken: daprToken, onShutdown,
+    invoke: invoker && 'invokeBuffered' in invoker ? (invoker as BufferedInvoker) : undefined,
+    metadata: httpMetadataSource(httpPort, daprToken),
+  }), `${label}: dapr gRPC API`);
+  let httpPort = 0;
 
   let closing: Promise<void> | undefined;
   let registration: EndpointRegistration | undefined;
@@ -306,7 +317,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     closing ??= (async () => {
       ready = false;
       await registration?.close(true);
-      await Promise.all(servers.map((s) => closeServer(s, 2000)));
+      await Promise.all([...servers.map((s) => closeServer(s, 2000)), grpc.close(2000)]);
       await appPools.close(500);
       await components.close();
       exportsInformer?.stop();
@@ -321,8 +332,9 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     const ports: SidecarPorts = {
       outbound: await listen(outbound, host),
       http: await listen(admin, host),
-      grpc: await listen(grpc, host),
+      grpc: await grpc.listen(0, host),
     };
+    httpPort = ports.http;
     if (inbound) {
       ports.inbound = await listen(inbound, host);
       ports.app = appPort;
