@@ -408,9 +408,9 @@ export function createDaprGrpcServer(opts: DaprGrpcOptions): DaprGrpcServer {
       } finally {
         call.off('cancelled', onCancel);
       }
-      const md = responseMetadata(res);
-      if (res.status < 200 || res.status >= 300) throw errorFromHttpStatus(res.status, res.body.toString('utf8'), md);
-      call.sendMetadata(md);
+      // The app's headers go out as response headers whatever the status (daprd: grpc.SetHeader, then the error).
+      call.sendMetadata(responseMetadata(res));
+      if (res.status < 200 || res.status >= 300) throw errorFromHttpStatus(res.status, res.body.toString('utf8'));
       return { data: { typeUrl: '', value: res.body }, contentType: headerValue(res.headers, 'content-type') ?? '' };
     },
   };
