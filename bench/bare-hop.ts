@@ -7,16 +7,37 @@
  * crossmesh's, so the gap between crossmesh and nginx splits into what the process-per-hop
  * design costs here and what crossmesh's own work costs.
  *
- *   node dist/bench/bare-hop.js l7|l4 LISTEN_PORT UPSTREAM_PORT
+ *   node dist/bench/bare-hop.js l7|l4 LISTEN_PORT UPSTREAM_PORT [tls-in] [tls-up]
  *
  * l7: `net` sockets, a minimal head scan (requests and responses delimited by Content-Length
  * only, which is all the bench sends), pooled keep-alive upstream connections, bodies written
  * on as they arrive, heads forwarded unchanged. l4: a byte pipe per connection. Prints
- * "listening <port>" once it listens.
+ * "listening <port>" once it listens. `tls-in` / `tls-up` (l7 only): accept / open mutual TLS 1.3
+ * (node:tls, the certificate and key in $BARE_TLS_DIR/{cert,key}.pem, which is also the only CA),
+ * the mesh's shape of a TLS session from the client sidecar to the app sidecar through the pipe.
  */
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { connect as tcpConnect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
+import { connect as tlsConnect, createServer as createTlsServer, type SecureContextOptions } from 'node:tls';
 
-const [mode, listenArg, upstreamArg] = process.argv.slice(2);
+const [mode, listenArg, upstreamArg, ...flags] = process.argv.slice(2);
+const TLS_DIR = process.env.BARE_TLS_DIR;
+const tls: SecureContextOptions | undefined = TLS_DIR
+  ? { cert: readFileSync(`${TLS_DIR}/cert.pem`), key: readFileSync(`${TLS_DIR}/key.pem`), ca: readFileSync(`${TLS_DIR}/cert.pem`), minVersion: 'TLSv1.3', ...(process.env.BARE_TLS_CIPHERS ? { ciphers: process.env.BARE_TLS_CIPHERS } : {}) }
+  : undefined;
+const TLS_IN = flags.includes('tls-in');
+const TLS_UP = flags.includes('tls-up');
+if ((TLS_IN || TLS_UP) && !tls) {
+  process.stderr.write('tls-in / tls-up need BARE_TLS_DIR with cert.pem and key.pem\n');
+  process.exit(2);
+}
+
+function connect(opts: { port: number; host: string; noDelay: boolean }): Socket {
+  return TLS_UP ? tlsConnect({ ...opts, ...tls!, checkServerIdentity: () => undefined }) : tcpConnect(opts);
+}
+function createServer(onConnection: (c: Socket) => void) {
+  return TLS_IN ? createTlsServer({ ...tls!, requestCert: true, rejectUnauthorized: true }, onConnection) : createTcpServer(onConnection);
+}
 const UPSTREAM = Number(upstreamArg);
 if ((mode !== 'l7' && mode !== 'l4') || !Number.isInteger(UPSTREAM)) {
   process.stderr.write('usage: bare-hop.js l7|l4 LISTEN_PORT UPSTREAM_PORT\n');
@@ -112,9 +133,9 @@ class Client {
 
 const server =
   mode === 'l4'
-    ? createServer((c) => {
+    ? createTcpServer((c) => {
         c.setNoDelay(true);
-        const u = connect({ port: UPSTREAM, host: '127.0.0.1', noDelay: true });
+        const u = tcpConnect({ port: UPSTREAM, host: '127.0.0.1', noDelay: true });
         c.pipe(u).pipe(c);
         c.on('error', () => u.destroy());
         u.on('error', () => c.destroy());

@@ -274,11 +274,25 @@ interface BareChains {
   /** Per hop process: the 3-hop chain's, then the 2-hop chain's. */
   pids3: number[];
   pids2: number[];
+  /** The 3-hop chain with mutual TLS 1.3 from the first L7 hop to the last, through the pipe; undefined when openssl is missing. */
+  portTls?: number;
+  pidsTls: number[];
+  tlsNote?: string;
+}
+
+/** A self-signed P-256 certificate (its own CA) for the bare TLS chain, made with the openssl CLI. */
+function bareTlsDir(): string | undefined {
+  const dir = join(home, 'bare-tls');
+  mkdirSync(dir, { recursive: true });
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+    '-days', '2', '-subj', '/CN=bare', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=digitalSignature,keyCertSign', '-addext', 'extendedKeyUsage=serverAuth,clientAuth'], { encoding: 'utf8' });
+  return r.status === 0 ? dir : undefined;
 }
 
 /** One reference hop process (bench/bare-hop.ts); resolves with its pid and port once it listens. */
-function startBareHop(mode: 'l7' | 'l4', upstream: number): Promise<{ pid: number; port: number }> {
-  const child = spawn(process.execPath, [BARE_HOP, mode, '0', String(upstream)], { stdio: ['ignore', 'pipe', 'pipe'] });
+function startBareHop(mode: 'l7' | 'l4', upstream: number, flags: string[] = [], tlsDir?: string): Promise<{ pid: number; port: number }> {
+  const env = tlsDir ? { ...process.env, BARE_TLS_DIR: tlsDir } : process.env;
+  const child = spawn(process.execPath, [BARE_HOP, mode, '0', String(upstream), ...flags], { stdio: ['ignore', 'pipe', 'pipe'], env });
   children.push(child);
   return new Promise((resolve, reject) => {
     let out = '';
@@ -300,8 +314,19 @@ async function startBareChains(appPort: number): Promise<BareChains> {
   const clientSide = await startBareHop('l7', tunnel.port);
   const second = await startBareHop('l7', appPort);
   const first = await startBareHop('l7', second.port);
-  const chains = { port3: clientSide.port, port2: first.port, pids3: [clientSide.pid, tunnel.pid, appSide.pid], pids2: [first.pid, second.pid] };
-  await eventually('bare Node chains', async () => (await call(chains.port3, '/echo')).status === 200 && (await call(chains.port2, '/echo')).status === 200, 10_000);
+  const chains: BareChains = { port3: clientSide.port, port2: first.port, pids3: [clientSide.pid, tunnel.pid, appSide.pid], pids2: [first.pid, second.pid], pidsTls: [] };
+  const tlsDir = bareTlsDir();
+  if (tlsDir) {
+    const tlsApp = await startBareHop('l7', appPort, ['tls-in'], tlsDir);
+    const tlsPipe = await startBareHop('l4', tlsApp.port);
+    const tlsClient = await startBareHop('l7', tlsPipe.port, ['tls-up'], tlsDir);
+    chains.portTls = tlsClient.port;
+    chains.pidsTls = [tlsClient.pid, tlsPipe.pid, tlsApp.pid];
+  } else {
+    chains.tlsNote = 'openssl (the CLI) is not installed: no certificate for the bare TLS chain';
+  }
+  await eventually('bare Node chains', async () =>
+    (await call(chains.port3, '/echo')).status === 200 && (await call(chains.port2, '/echo')).status === 200 && (chains.portTls === undefined || (await call(chains.portTls, '/echo')).status === 200), 10_000);
   return chains;
 }
 
@@ -734,7 +759,7 @@ async function main(): Promise<void> {
   }
 
   // The reference chains of bare Node hops: what one Node process per hop costs on this machine.
-  const wantBare = !ONLY || ONLY.has('node-bare-chain') || ONLY.has('node-bare-chain-2hop');
+  const wantBare = !ONLY || ONLY.has('node-bare-chain') || ONLY.has('node-bare-chain-2hop') || ONLY.has('node-bare-chain-mtls');
   let bare: BareChains | undefined;
   let bareNote = 'not measured (--only)';
   if (wantBare) {
@@ -761,6 +786,9 @@ async function main(): Promise<void> {
     bareL7App: { id: 'bare-l7-app', name: 'bare L7 hop (app side)', pids: bare ? [bare.pids3[2]] : [] },
     bareL7First: { id: 'bare-l7-client', name: 'bare L7 hop (first)', pids: bare ? [bare.pids2[0]] : [] },
     bareL7Second: { id: 'bare-l7-app', name: 'bare L7 hop (second)', pids: bare ? [bare.pids2[1]] : [] },
+    bareTlsClient: { id: 'bare-l7-client', name: 'bare L7 hop, TLS client (client side)', pids: bare?.pidsTls.length ? [bare.pidsTls[0]] : [] },
+    bareTlsPipe: { id: 'bare-l4', name: 'bare L4 pipe (TLS inside)', pids: bare?.pidsTls.length ? [bare.pidsTls[1]] : [] },
+    bareTlsApp: { id: 'bare-l7-app', name: 'bare L7 hop, TLS server (app side)', pids: bare?.pidsTls.length ? [bare.pidsTls[2]] : [] },
   } satisfies Record<string, Proc>;
   const crossProcs = [P.c2Sidecar, P.gateway, P.appSidecar, P.app, P.cluster2, P.controlPlane];
   // The plaintext mesh's processes: the same roles, so the same ids in the JSON.
@@ -843,6 +871,11 @@ async function main(): Promise<void> {
       key: 'node-bare-chain', title: 'reference, bare Node hops (no features, bench/bare-hop.ts): L7 → L4 pipe → L7 → app', hops: '3', shapes: both,
       origin: `http://127.0.0.1:${bare?.port3 ?? 0}`, requests: [post], procs: [P.bareL7Client, P.bareL4, P.bareL7App, P.app], available: bare !== undefined, note: bare ? undefined : bareNote,
     },
+    {
+      key: 'node-bare-chain-mtls', title: 'reference, bare Node hops with mutual TLS 1.3 from the first L7 hop to the last (node:tls): L7 → L4 pipe → L7 → app', hops: '3', shapes: both,
+      origin: `http://127.0.0.1:${bare?.portTls ?? 0}`, requests: [post], procs: [P.bareTlsClient, P.bareTlsPipe, P.bareTlsApp, P.app],
+      available: bare?.portTls !== undefined, note: bare ? bare.tlsNote : bareNote,
+    },
   ];
   // Measured in this order (rows compared with each other run next to each other, so that a
   // neighbour's burst of CPU on this shared machine hits both sides of a ratio alike); printed
@@ -853,7 +886,7 @@ async function main(): Promise<void> {
   // with the same warmup. So the two sides of the mTLS / plaintext ratio are the two closest
   // measurements of the run (`--plaintext-first` swaps the two).
   const order: (string | string[])[] = [
-    'direct', 'nginx-chain', 'node-bare-chain', ['cross-cluster', 'cross-cluster-plaintext'], ['cross-cluster-bursty', 'cross-cluster-plaintext-bursty'], 'direct-bursty',
+    'direct', 'nginx-chain', 'node-bare-chain', 'node-bare-chain-mtls', ['cross-cluster', 'cross-cluster-plaintext'], ['cross-cluster-bursty', 'cross-cluster-plaintext-bursty'], 'direct-bursty',
     'dapr-invoke', 'nginx-chain-2hop', 'node-bare-chain-2hop', ['same-cluster', 'same-cluster-plaintext'], 'state',
   ];
 
@@ -997,6 +1030,10 @@ async function main(): Promise<void> {
 interface BareCompare {
   /** Closed-loop req/s of the bare Node chains vs nginx's of the same hop count. */
   bare3VsNginx3?: number;
+  /** The bare chain with mutual TLS vs without: what node:tls costs the process-per-hop design. */
+  bareMtlsVsBare3?: number;
+  bareMtlsVsNginx3?: number;
+  crossVsBareMtls?: number;
   bare2VsNginx2?: number;
   /** crossmesh's closed-loop req/s vs the bare Node chain of the same shape. */
   crossVsBare3?: number;
@@ -1015,6 +1052,9 @@ function compareBare(rows: Map<string, Row>): BareCompare {
   const r = (a: number | undefined, b: number | undefined) => (a && b ? Math.round((a / b) * 100) / 100 : undefined);
   return {
     bare3VsNginx3: r(rps('node-bare-chain'), rps('nginx-chain')),
+    bareMtlsVsBare3: r(rps('node-bare-chain-mtls'), rps('node-bare-chain')),
+    bareMtlsVsNginx3: r(rps('node-bare-chain-mtls'), rps('nginx-chain')),
+    crossVsBareMtls: r(rps('cross-cluster'), rps('node-bare-chain-mtls')),
     bare2VsNginx2: r(rps('node-bare-chain-2hop'), rps('nginx-chain-2hop')),
     crossVsBare3: r(rps('cross-cluster'), rps('node-bare-chain')),
     crossPlaintextVsBare3: r(rps('cross-cluster-plaintext'), rps('node-bare-chain')),
@@ -1032,6 +1072,8 @@ function referenceText(b: BareCompare): string {
     '|---|---|---|---|',
     `| 3 hops (L7 → L4 → L7) | ${x(b.bare3VsNginx3)} | ${x(b.crossVsBare3)} | ${x(b.crossPlaintextVsBare3)} |`,
     `| 2 hops (L7 → L7) | ${x(b.bare2VsNginx2)} | ${x(b.sameVsBare2)} | ${x(b.samePlaintextVsBare2)} |`,
+    '',
+    `bare chain with mutual TLS (node:tls, TLS 1.3, first L7 hop to last): ${x(b.bareMtlsVsBare3)} the bare plaintext chain, ${x(b.bareMtlsVsNginx3)} nginx 3-hop; crossmesh mTLS cross-cluster ${x(b.crossVsBareMtls)} of it`,
   ].join('\n');
 }
 
