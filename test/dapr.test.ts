@@ -4,7 +4,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CommunicationProtocolEnum, DaprClient, HttpMethod, LogLevel, StateConcurrencyEnum, StateConsistencyEnum } from '@dapr/dapr';
+import * as grpc from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
+import { DAPR_SERVICE, daprServiceDefinition } from '../src/dapr/grpc/server.js';
 import { RedisServer } from './support/redis-server.js';
 import { eventually, exportManifest, runCli, tempDir } from './helpers.js';
 
@@ -105,6 +107,33 @@ describe('Dapr runtime across clusters with the official @dapr/dapr client', () 
     assert.deepEqual([...served].sort(), ['cluster-1', 'cluster-3']);
     // A one-part id is the caller's namespace (dapr-test).
     assert.match(String(await dapr.invoker.invoke('nodeapp', 'ports', HttpMethod.GET)), /from cluster: cluster-[13]/);
+  });
+
+  it('invokes apps of other clusters by app id over the Dapr gRPC API (DAPR_GRPC_PORT): the official client in gRPC mode, and raw grpc-js under cluster-2\'s policy', async () => {
+    const grpcPort = await envOf('cluster-2', 'dapr-test', 'client', 'DAPR_GRPC_PORT');
+    const g = new DaprClient({ daprHost: '127.0.0.1', daprPort: grpcPort, communicationProtocol: CommunicationProtocolEnum.GRPC, logger: { level: LogLevel.Error } });
+    // echo runs in cluster-1 only (FailOver to cluster-1); the caller is in cluster-2.
+    const echo = (await g.invoker.invoke('echo.dapr-test', 'hello', HttpMethod.POST, { n: 1 })) as { cluster: string; url: string; body: string; headers: Record<string, string> };
+    assert.equal(echo.cluster, 'cluster-1');
+    assert.equal(echo.url, '/hello');
+    assert.deepEqual(JSON.parse(echo.body), { n: 1 });
+    assert.equal(echo.headers['dapr-caller-app-id'], 'client');
+    // nodeapp (ActiveActive over cluster-1 and cluster-3) answers text, which the SDK's gRPC
+    // invoker cannot parse: raw grpc-js calls show where each call landed.
+    const Ctor = grpc.makeGenericClientConstructor(daprServiceDefinition(), DAPR_SERVICE);
+    const raw = new Ctor(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, Function>;
+    try {
+      const served = new Set<string>();
+      for (let i = 0; i < 8 && served.size < 2; i++) {
+        const res = await new Promise<{ data: { value: Buffer } }>((resolve, reject) => raw.InvokeService({ id: 'nodeapp.dapr-test', message: { method: 'ports', httpExtension: { verb: 1 } } }, (e: Error | null, r: any) => (e ? reject(e) : resolve(r))));
+        const text = res.data.value.toString();
+        assert.match(text, /"DAPR_GRPC_PORT":"\d+"/);
+        served.add(/from cluster: (\S+)/.exec(text)![1]);
+      }
+      assert.deepEqual([...served].sort(), ['cluster-1', 'cluster-3']);
+    } finally {
+      raw.close();
+    }
   });
 
   it('keeps nodeapp\'s order in the shared sqlite store: POST /neworder in one cluster, GET /order from both', async () => {
