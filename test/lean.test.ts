@@ -4,7 +4,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
 import { runCli, tempDir } from './helpers.js';
+import { DAPR_SERVICE, daprServiceDefinition } from '../src/dapr/grpc/server.js';
 
 /**
  * Lean processes: a detached sidecar is its own entry point (bin/crossmesh-sidecar.js) and loads
@@ -22,6 +24,12 @@ const NOT_IN_SIDECAR = [
 ];
 const SQLITE = ['/node_modules/better-sqlite3/', '/dist/src/state/sqlite.js'];
 const REDIS = ['/node_modules/ioredis/', '/dist/src/state/redis.js'];
+/** The Dapr gRPC API: imported on DAPR_GRPC_PORT's first connection. */
+const GRPC = ['/node_modules/@grpc/grpc-js/', '/node_modules/@grpc/proto-loader/', '/dist/src/dapr/grpc/server.js'];
+
+function rssKb(pid: number): number {
+  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+}
 
 function loaded(traceDir: string, pid: number): string[] {
   const file = join(traceDir, `${pid}.log`);
@@ -45,7 +53,7 @@ describe('lean processes', () => {
   const cli = (args: string[], opts: { input?: string; env?: Record<string, string> } = {}) => runCli(args, { home, ...opts });
   const c1 = (...args: string[]) => cli(['--cluster', 'cluster-1', ...args]);
 
-  function record(appId: string): { pid: number; ports: { http: number } } {
+  function record(appId: string): { pid: number; ports: { http: number; grpc: number } } {
     const dir = join(home, 'apps', 'cluster-1', 'lean', appId);
     return JSON.parse(readFileSync(join(dir, readdirSync(dir)[0], 'sidecar.json'), 'utf8'));
   }
@@ -73,7 +81,25 @@ describe('lean processes', () => {
     assert.equal(meta.body.id, 'plain');
     const urls = loaded(traceDir, rec.pid);
     assert.ok(urls.some((u) => u.endsWith('/dist/src/sidecar/main.js')), `trace of ${rec.pid}: ${urls.length} modules`);
-    assert.deepEqual(matching(urls, [...NOT_IN_SIDECAR, ...SQLITE, ...REDIS]), []);
+    assert.deepEqual(matching(urls, [...NOT_IN_SIDECAR, ...SQLITE, ...REDIS, ...GRPC]), []);
+  });
+
+  it('the first connection to DAPR_GRPC_PORT loads grpc-js and proto-loader (not before); the Dapr gRPC API answers', async () => {
+    const rec = record('plain');
+    assert.deepEqual(matching(loaded(traceDir, rec.pid), GRPC), [], 'nothing of gRPC before a gRPC client connects');
+    const idle = rssKb(rec.pid);
+    const Ctor = grpc.makeGenericClientConstructor(daprServiceDefinition(), DAPR_SERVICE);
+    const c = new Ctor(`127.0.0.1:${rec.ports.grpc}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, Function>;
+    try {
+      const md = await new Promise<{ id: string }>((resolve, reject) => c.GetMetadata({}, (e: Error | null, r: { id: string }) => (e ? reject(e) : resolve(r))));
+      assert.equal(md.id, 'plain');
+    } finally {
+      c.close();
+    }
+    const urls = loaded(traceDir, rec.pid);
+    assert.deepEqual(matching(urls, GRPC).map((u) => GRPC.find((g) => u.includes(g))).filter((g, i, a) => a.indexOf(g) === i).sort(), [...GRPC].sort(), urls.join('\n'));
+    assert.deepEqual(matching(urls, NOT_IN_SIDECAR), []);
+    console.log(`sidecar VmRSS: ${idle} kB idle, ${rssKb(rec.pid)} kB after its first Dapr gRPC call`);
   });
 
   it('a state.sqlite Component loads better-sqlite3 in the sidecars of its namespace (and still no ioredis); the store serves', async () => {
