@@ -15,7 +15,7 @@ import type { ApiClient } from '../../client/api-client.js';
 import type { RunningCluster } from '../../cluster/cluster.js';
 import { startSidecar, type RunningSidecar } from '../../sidecar/sidecar.js';
 import { DAPR_SERVICE, daprServiceDefinition } from './server.js';
-import { clusterWithNamespace, eventually, NS } from '../../../test/support/dapr-fixtures.js';
+import { clusterWithNamespace, eventually, NS, RESILIENCY } from '../../../test/support/dapr-fixtures.js';
 
 let cluster: RunningCluster;
 let client: ApiClient;
@@ -30,6 +30,7 @@ function startApp(): Promise<{ server: Server; port: number }> {
     let body = '';
     req.on('data', (d) => (body += d));
     req.on('end', () => {
+      if (req.url?.startsWith('/sleep/')) return void setTimeout(() => res.end('late'), Number(req.url.slice(7)));
       res.setHeader('content-type', 'application/json');
       res.setHeader('x-echo', 'yes');
       res.statusCode = req.url?.startsWith('/status/') ? Number(req.url.slice(8, 11)) : 200;
@@ -138,6 +139,21 @@ test('InvokeService: the app\'s non-2xx status is daprd\'s gRPC error (code from
     assert.equal(e.code, grpc.status.INTERNAL, e.details);
     assert.match(e.details, message);
   }
+});
+
+test('InvokeService runs inside the app\'s Resiliency policy (a per-app timeout), as the HTTP form', async () => {
+  await client.create(RESILIENCY, {
+    apiVersion: 'dapr.io/v1alpha1', kind: 'Resiliency', metadata: { name: 'echo-timeout', namespace: NS },
+    spec: { policies: { timeouts: { fast: '300ms' } }, targets: { apps: { echo: { timeout: 'fast' } } } },
+  });
+  const slow = () => invoke({ id: 'echo', message: { method: 'sleep/3000', httpExtension: { verb: 1 } } });
+  const e = await eventually(async () => {
+    const t0 = Date.now();
+    const err = await slow().then(() => undefined, (x) => x as grpc.ServiceError);
+    return err && Date.now() - t0 < 2500 ? err : undefined;
+  }, 10_000, 'the 300ms timeout to apply');
+  assert.equal(e.code, grpc.status.INTERNAL);
+  assert.match(e.details, /^failed to invoke, id: echo, err: .*(timed out|timeout)/i);
 });
 
 test('Shutdown over gRPC stops the sidecar as /v1.0/shutdown does; nothing of the gRPC server is left', async () => {
