@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect } from 'node:net';
 import { after, before, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { CommunicationProtocolEnum, DaprClient, LogLevel, StateConcurrencyEnum } from '@dapr/dapr';
@@ -274,4 +275,20 @@ test('gRPC: a message over 4 MB is RESOURCE_EXHAUSTED, the connection and the se
   assert.equal((await call('GetState', { storeName: 'memstore', key: 'small' })).data.toString(), '1');
   assert.equal((await call('GetState', { storeName: 'memstore', key: 'big' })).data.length, 0, 'nothing was written');
   assert.equal(await dapr.state.get('memstore', 'small'), 1, 'another connection too');
+});
+
+test('gRPC: bytes that are not HTTP/2 (an HTTP/1.1 request, garbage, a reset) close that connection only', async () => {
+  for (const payload of ['GET / HTTP/1.1\r\nhost: x\r\n\r\n', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\xff\xff\xff\xff\xff\xff\xff\xff\xff', '']) {
+    await new Promise<void>((resolve) => {
+      const s = connect(grpcApi.port, '127.0.0.1', () => {
+        if (payload) s.write(Buffer.from(payload, 'latin1'));
+        else s.resetAndDestroy();
+      });
+      s.on('error', () => resolve());
+      s.on('close', () => resolve());
+      s.resume();
+    });
+  }
+  assert.equal((await call('GetMetadata', {})).id, 'nodeapp');
+  assert.equal((await dapr.metadata.get()).id, 'nodeapp');
 });

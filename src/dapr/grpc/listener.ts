@@ -30,12 +30,15 @@ export class DaprGrpcListener {
       this.net.once('error', reject);
       this.net.listen(port, host, () => {
         this.net.off('error', reject);
+        this.net.on('error', (err) => log.warn(`${this.label}: ${formatError(err)}`));
         resolve((this.net.address() as { port: number }).port);
       });
     });
   }
 
   private accept(socket: Socket): void {
+    // A client that resets its connection (while the API loads, or one HTTP/2 does not take) must not take the sidecar down.
+    socket.on('error', () => socket.destroy());
     if (this.closing) return void socket.destroy();
     if (this.api) return this.inject(this.api, socket);
     this.waiting.add(socket);
