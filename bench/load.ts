@@ -58,6 +58,8 @@ export interface LoadSpec {
   wrk?: string;
   /** Where the wrk Lua script is written. */
   tmpDir?: string;
+  /** Dapr gRPC state calls instead of HTTP requests (bench/grpc-load.ts; `origin` and `requests` unused). */
+  grpc?: import('./grpc-load.js').GrpcLoad;
 }
 
 export interface Percentiles {
@@ -71,7 +73,7 @@ export interface Percentiles {
 export interface LoadResult {
   mode: 'rate' | 'burst' | 'closed';
   /** Closed mode: which load generator measured. */
-  tool?: 'wrk' | 'autocannon';
+  tool?: 'wrk' | 'autocannon' | 'grpc-js';
   durationMs: number;
   requests: number;
   ok: number;
@@ -525,5 +527,11 @@ async function closedAutocannon(spec: LoadSpec): Promise<LoadResult> {
 }
 
 const spec = JSON.parse(process.argv[2] ?? '{}') as LoadSpec;
-const result = spec.mode === 'closed' ? (spec.wrk ? await closedWrk(spec, spec.wrk) : await closedAutocannon(spec)) : await openLoop(spec);
+const result = spec.grpc
+  ? await (await import('./grpc-load.js')).grpcLoad(spec, spec.grpc, markMeasure)
+  : spec.mode === 'closed'
+    ? spec.wrk
+      ? await closedWrk(spec, spec.wrk)
+      : await closedAutocannon(spec)
+    : await openLoop(spec);
 process.stdout.write(JSON.stringify(result) + '\n');

@@ -645,6 +645,8 @@ interface Scenario {
   shapes: Shape[];
   /** Count the connections of each measured window (mesh rows). */
   conns?: ConnProbe;
+  /** Dapr gRPC state calls instead of HTTP requests. */
+  grpc?: LoadSpec['grpc'];
 }
 
 type Added = { p50: number; p90: number; p99: number };
@@ -732,6 +734,7 @@ async function main(): Promise<void> {
   const plain = wantPlain ? await startMesh(plainHome, true) : undefined;
 
   const daprHttp = Number(c2.env.DAPR_HTTP_PORT);
+  const daprGrpc = Number(c2.env.DAPR_GRPC_PORT ?? 0);
   const invokePath = `/v1.0/invoke/${APP_ID}.${NS}/method/echo`;
   const invokeProbe = await call(daprHttp, invokePath, { method: 'POST', body: BODY_1KB }).catch((e: Error) => ({ status: 0, text: e.message }));
   const invokeOk = invokeProbe.status === 200;
@@ -856,6 +859,12 @@ async function main(): Promise<void> {
       procs: [P.c2Sidecar], available: stateOk, note: stateOk ? undefined : `not available (probe: ${stateNote})`,
     },
     {
+      key: 'state-grpc', title: 'state SaveState+GetState over the Dapr gRPC API (DAPR_GRPC_PORT, sqlite; each call one request; load from grpc-js, a Node generator)', hops: '1',
+      origin: `http://127.0.0.1:${daprGrpc}`, shapes: both, requests: [],
+      grpc: { target: `127.0.0.1:${daprGrpc}`, store: 'statestore', key: 'bench', value: JSON.stringify({ data: 'x'.repeat(1000) }) },
+      procs: [P.c2Sidecar], available: stateOk && daprGrpc > 0, note: !stateOk ? `not available (probe: ${stateNote})` : daprGrpc > 0 ? undefined : 'the sidecar reports no DAPR_GRPC_PORT',
+    },
+    {
       key: 'nginx-chain-2hop', title: 'nginx chain, 2 hops: nginx → nginx → app', hops: '2', shapes: both,
       origin: `http://127.0.0.1:${chains?.port2 ?? 0}`, requests: [post], procs: [P.nginx, P.app], available: chains !== undefined, note: chains ? undefined : nginxNote,
     },
@@ -887,7 +896,7 @@ async function main(): Promise<void> {
   // measurements of the run (`--plaintext-first` swaps the two).
   const order: (string | string[])[] = [
     'direct', 'nginx-chain', 'node-bare-chain', 'node-bare-chain-mtls', ['cross-cluster', 'cross-cluster-plaintext'], ['cross-cluster-bursty', 'cross-cluster-plaintext-bursty'], 'direct-bursty',
-    'dapr-invoke', 'nginx-chain-2hop', 'node-bare-chain-2hop', ['same-cluster', 'same-cluster-plaintext'], 'state',
+    'dapr-invoke', 'nginx-chain-2hop', 'node-bare-chain-2hop', ['same-cluster', 'same-cluster-plaintext'], 'state', 'state-grpc',
   ];
 
   const rows = new Map<string, Row>();
@@ -916,8 +925,8 @@ async function main(): Promise<void> {
         const row = rows.get(s.key)!;
         const spec: LoadSpec =
           shape === 'closed'
-            ? { mode: 'closed', origin: s.origin, requests: s.requests, connections: CLOSED_CONNECTIONS, durationMs: MEASURE_MS, warmupMs: WARMUP_MS, wrk, tmpDir: home }
-            : { mode: shape, origin: s.origin, requests: s.requests, connections: RATE_CONNECTIONS, rate: RATE, durationMs: MEASURE_MS, warmupMs: WARMUP_MS };
+            ? { mode: 'closed', origin: s.origin, requests: s.requests, connections: CLOSED_CONNECTIONS, durationMs: MEASURE_MS, warmupMs: WARMUP_MS, wrk, tmpDir: home, ...(s.grpc ? { grpc: s.grpc } : {}) }
+            : { mode: shape, origin: s.origin, requests: s.requests, connections: RATE_CONNECTIONS, rate: RATE, durationMs: MEASURE_MS, warmupMs: WARMUP_MS, ...(s.grpc ? { grpc: s.grpc } : {}) };
         log(`${s.key}: ${shape === 'closed' ? `closed loop (${closedTool}), ${CLOSED_CONNECTIONS} connections` : `${shape === 'burst' ? 'bursty' : 'evenly spaced'} ${RATE} req/s, ${RATE_CONNECTIONS} connections`}, ${MEASURE_MS} ms`);
         const m = await measure(spec, s.procs, s.conns);
         row[shape] = m.load;

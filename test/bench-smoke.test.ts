@@ -106,7 +106,7 @@ describe('bench smoke (npm run bench -- --smoke)', () => {
       }
 
       const rows = new Map(result.rows.map((r) => [r.key, r]));
-      for (const k of ['direct', 'direct-bursty', 'same-cluster', 'cross-cluster', 'cross-cluster-bursty', 'dapr-invoke', 'state', 'nginx-chain-2hop', 'nginx-chain']) {
+      for (const k of ['direct', 'direct-bursty', 'same-cluster', 'cross-cluster', 'cross-cluster-bursty', 'dapr-invoke', 'state', 'state-grpc', 'nginx-chain-2hop', 'nginx-chain']) {
         assert.ok(rows.has(k), `row ${k} present`);
       }
       for (const k of ['direct', 'direct-bursty', 'same-cluster', 'cross-cluster', 'cross-cluster-bursty', 'node-bare-chain', 'node-bare-chain-2hop']) assert.ok(rows.get(k)!.available, `${k} is always measured`);
@@ -128,7 +128,8 @@ describe('bench smoke (npm run bench -- --smoke)', () => {
         assertOpenLoop(row.key, row.rate, 'rate');
         const closed = row.closed;
         assert.ok(closed, `${row.key}: closed loop measured`);
-        assert.equal(closed.tool, result.settings.closedLoopTool);
+        // The Dapr gRPC rows are loaded by grpc-js (wrk speaks no HTTP/2).
+        assert.equal(closed.tool, row.key.endsWith('-grpc') ? 'grpc-js' : result.settings.closedLoopTool);
         assert.ok(closed.rps > 0 && closed.ok > 0 && closed.errors === 0, `${row.key}: closed loop req/s (${JSON.stringify(closed)})`);
         if (closed.tool === 'wrk') assertLatency(`${row.key} closed`, closed.latencyMs);
         assertUsage(row.key, row.processes?.rate);
