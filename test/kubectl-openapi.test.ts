@@ -64,6 +64,9 @@ describe('kubectl against a crossmesh cluster: OpenAPI, explain, client-side app
       assert.match(res.stdout, /rules\s+<\[\]Object>/);
       assert.match(res.stdout, /portNumber\s+<integer> -required-/);
       assert.match(res.stdout, /pathType\s+<string>/);
+      // The schemas' descriptions reach explain (OpenAPI v3 from the zod schemas' .describe()).
+      assert.match(res.stdout, /The ports of the Service this cluster exports/);
+      assert.match(res.stdout, /How path matches a request path: Exact or Prefix/);
       const svc = await run(b.path, ['--cache-dir', join(home, `cache-explain-${i}`), 'explain', 'service.spec.ports'], { KUBECONFIG: kubeconfig });
       assert.equal(svc.code, 0, svc.stderr);
       assert.match(svc.stdout, /targetPort\s+<(IntOrString|string)>/);

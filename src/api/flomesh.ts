@@ -37,17 +37,17 @@ const kubeconfig = nonEmptyString.superRefine((s, ctx) => {
 
 export const clusterSpecSchema = z
   .object({
-    region: z.string().default('default'),
-    zone: z.string().default('default'),
-    group: z.string().default('default'),
-    gatewayHost: z.string().refine(isHostName, 'must be an IPv4 address or a DNS name the other clusters can reach'),
-    gatewayPort: portNumber.default(80),
+    region: z.string().default('default').describe('Region of the member cluster; the first part of its cluster key region/zone/group/name.'),
+    zone: z.string().default('default').describe('Zone of the member cluster; the second part of its cluster key.'),
+    group: z.string().default('default').describe('Group of the member cluster; the third part of its cluster key.'),
+    gatewayHost: z.string().refine(isHostName, 'must be an IPv4 address or a DNS name the other clusters can reach').describe("Address (IPv4 or DNS name) at which the other clusters reach this member's gateway."),
+    gatewayPort: portNumber.default(80).describe("Port of the member's gateway for HTTP ingress (exported paths)."),
     /**
      * crossmesh: the member gateway's mesh (tunnel) port, for sidecar-to-sidecar traffic. Absent:
      * other clusters' sidecars reach this one through its HTTP gateway port (L7).
      */
-    meshPort: portNumber.optional(),
-    kubeconfig,
+    meshPort: portNumber.optional().describe("Port of the member gateway's mesh tunnel (sidecar-to-sidecar traffic, mTLS end to end); absent: through gatewayPort."),
+    kubeconfig: kubeconfig.describe("A kubeconfig document reaching the member's API; the control plane claims and watches the member with it."),
   })
   .passthrough();
 
@@ -60,9 +60,9 @@ export { clusterKeyOf } from './names.js';
 
 export const serviceExportRuleSchema = z
   .object({
-    portNumber,
-    path: z.string().refine((p) => p.startsWith('/'), 'must start with "/", e.g. "/nodeapp"'),
-    pathType: z.enum(['Exact', 'Prefix']).default('Prefix'),
+    portNumber: portNumber.describe('A port of the Service named like this export whose traffic the rule exports.'),
+    path: z.string().refine((p) => p.startsWith('/'), 'must start with "/", e.g. "/nodeapp"').describe("Path on the exporting cluster's gateway that reaches the port, e.g. /nodeapp."),
+    pathType: z.enum(['Exact', 'Prefix']).default('Prefix').describe('How path matches a request path: Exact or Prefix (segment-wise).'),
   })
   .passthrough();
 
@@ -97,12 +97,19 @@ const regexSource = z.string().superRefine((s, ctx) => {
 
 export const serviceExportSpecSchema = z
   .object({
-    rules: z.array(serviceExportRuleSchema).min(1, 'must list at least one rule {portNumber, path, pathType}'),
-    pathRewrite: z.object({ from: regexSource, to: z.string() }).passthrough().optional(),
-    sessionSticky: z.boolean().default(false),
-    loadBalancer: z.enum(['RoundRobinLoadBalancer', 'HashingLoadBalancer', 'LeastWorkLoadBalancer']).default('RoundRobinLoadBalancer'),
-    targetClusters: z.array(clusterKey).optional(),
-    serviceAccountName: z.string().refine(isServiceAccountRule, SERVICE_ACCOUNT_RULE).default('*'),
+    rules: z.array(serviceExportRuleSchema).min(1, 'must list at least one rule {portNumber, path, pathType}').describe('The ports of the Service this cluster exports, each at a path of its gateway.'),
+    pathRewrite: z
+      .object({ from: regexSource.describe('Regular expression matched against the request path (compiled when applied; catastrophic backtracking refused).'), to: z.string().describe('Replacement for the match.') })
+      .passthrough()
+      .optional()
+      .describe('Rewrites the request path before it reaches the Service, e.g. from ^/nodeapp/? to /.'),
+    sessionSticky: z.boolean().default(false).describe('Keep a client on one endpoint with a cookie.'),
+    loadBalancer: z
+      .enum(['RoundRobinLoadBalancer', 'HashingLoadBalancer', 'LeastWorkLoadBalancer'])
+      .default('RoundRobinLoadBalancer')
+      .describe("How the gateway spreads requests over the Service's endpoints."),
+    targetClusters: z.array(clusterKey).optional().describe('Cluster keys (region/zone/group/name) that may import this export; empty or absent: every member.'),
+    serviceAccountName: z.string().refine(isServiceAccountRule, SERVICE_ACCOUNT_RULE).default('*').describe('Service account of the callers allowed; * allows any.'),
   })
   .passthrough();
 
@@ -150,9 +157,9 @@ export const serviceImportPortSchema = z
 
 export const serviceImportSpecSchema = z
   .object({
-    type: z.enum(['ClusterSetIP', 'Headless']).default('ClusterSetIP'),
-    serviceAccountName: z.string().optional(),
-    ports: z.array(serviceImportPortSchema).default([]),
+    type: z.enum(['ClusterSetIP', 'Headless']).default('ClusterSetIP').describe('ClusterSetIP or Headless, as the exporting Service.'),
+    serviceAccountName: z.string().optional().describe("The exporter's allowed caller service account."),
+    ports: z.array(serviceImportPortSchema).default([]).describe('Ports of the service across the cluster set, with the endpoints (exporting gateways) that serve each; written by the control plane.'),
   })
   .passthrough();
 
@@ -162,16 +169,19 @@ export const serviceImportSchema = objectSchema('subdomain', { spec: serviceImpo
 
 export const gtpTargetSchema = z
   .object({
-    clusterKey,
+    clusterKey: clusterKey.describe('Cluster key (region/zone/group/name) of an exporting cluster.'),
     // Left undefined when not given: unset means 100 to the data plane, an explicit 0 stays 0.
-    weight: z.number().int().min(0, 'must be 0 or more').optional(),
+    weight: z.number().int().min(0, 'must be 0 or more').optional().describe('ActiveActive: share of requests for this cluster (unset: 100; local endpoints weigh 100).'),
   })
   .passthrough();
 
 export const globalTrafficPolicySpecSchema = z
   .object({
-    lbType: z.enum(['Locality', 'FailOver', 'ActiveActive']).default('Locality'),
-    targets: z.array(gtpTargetSchema).default([]),
+    lbType: z
+      .enum(['Locality', 'FailOver', 'ActiveActive'])
+      .default('Locality')
+      .describe('Locality: local endpoints only; FailOver: local endpoints, the targets only when no local endpoint works; ActiveActive: local endpoints (weight 100) and the targets by weight (no targets: every exporter).'),
+    targets: z.array(gtpTargetSchema).default([]).describe('Exporting clusters this policy may send to, by cluster key.'),
   })
   .passthrough();
 
