@@ -248,6 +248,7 @@ test('gRPC: the API token as daprd checks it: right, wrong, missing (UNAUTHENTIC
 
 test('gRPC: methods crossmesh does not implement answer UNIMPLEMENTED naming the method and the block', async () => {
   await fails(call('PublishEvent', { pubsubName: 'p', topic: 't' }), grpc.status.UNIMPLEMENTED, /^crossmesh does not implement the pub\/sub API yet \(gRPC \/dapr\.proto\.runtime\.v1\.Dapr\/PublishEvent\)/);
+  await fails(call('BulkPublishEvent', { pubsubName: 'p', topic: 't' }), grpc.status.UNIMPLEMENTED, /pub\/sub API yet \(gRPC .*\/BulkPublishEvent\)/);
   await fails(call('InvokeBinding', { name: 'b' }), grpc.status.UNIMPLEMENTED, /bindings API yet \(gRPC \/dapr\.proto\.runtime\.v1\.Dapr\/InvokeBinding\)/);
   await fails(call('GetConfiguration', { storeName: 'c' }), grpc.status.UNIMPLEMENTED, /configuration API yet \(gRPC .*\/GetConfiguration\)/);
   await fails(call('InvokeActor', { actorType: 'a', actorId: '1', method: 'm' }), grpc.status.UNIMPLEMENTED, /actors API yet \(gRPC .*\/InvokeActor\)/);
@@ -260,6 +261,10 @@ test('gRPC: methods crossmesh does not implement answer UNIMPLEMENTED naming the
   const err = await new Promise<grpc.ServiceError>((resolve) => stream.on('error', resolve));
   assert.equal(err.code, grpc.status.UNIMPLEMENTED);
   assert.match(err.details, /configuration API yet \(gRPC .*\/SubscribeConfiguration\)/);
+  const bidi = (raw as any).EncryptAlpha1((() => { const m = new grpc.Metadata(); m.set('dapr-api-token', 'tok'); return m; })());
+  const bidiErr = await new Promise<grpc.ServiceError>((resolve) => bidi.on('error', resolve));
+  assert.equal(bidiErr.code, grpc.status.UNIMPLEMENTED);
+  assert.match(bidiErr.details, /cryptography API yet \(gRPC .*\/EncryptAlpha1\)/);
   // A method the service does not have at all.
   const bogus = await new Promise<grpc.ServiceError>((resolve) => raw.makeUnaryRequest(`/${DAPR_SERVICE}/NoSuchMethod`, (x: Buffer) => x, (x: Buffer) => x, Buffer.alloc(0), (e) => resolve(e!)));
   assert.equal(bogus.code, grpc.status.UNIMPLEMENTED);
