@@ -155,7 +155,7 @@ type UnbuiltError = Extract<DaprErrorId, `${string}:not-implemented`>;
 
 /** The building block of a method crossmesh does not implement, as the HTTP API names it (server.ts UNBUILT_BLOCKS). */
 function unbuiltBlock(method: string): { id: UnbuiltError; block?: string } {
-  if (/Publish|Subscribe(Topic)/.test(method)) return { id: 'ERR_PUBSUB_NOT_CONFIGURED:not-implemented' };
+  if (/Publish|SubscribeTopic/.test(method)) return { id: 'ERR_PUBSUB_NOT_CONFIGURED:not-implemented' };
   if (/Binding/.test(method)) return { id: 'ERR_INVOKE_OUTPUT_BINDING:not-implemented' };
   if (/Configuration/.test(method)) return { id: 'ERR_CONFIGURATION_STORE_NOT_CONFIGURED:not-implemented' };
   if (/Actor/.test(method)) return { id: 'ERR_ACTOR_RUNTIME_NOT_FOUND:not-implemented' };
