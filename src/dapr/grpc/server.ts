@@ -436,7 +436,9 @@ export function createDaprGrpcServer(opts: DaprGrpcOptions): DaprGrpcServer {
     else impl[name] = ((call: grpc.ServerWritableStream<any, any> | grpc.ServerDuplexStream<any, any>) => call.emit('error', answer(call.metadata))) as grpc.handleServerStreamingCall<any, any>;
   }
 
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': maxBytes, 'grpc.max_send_message_length': maxBytes });
+  // channelz (grpc-js's per-call introspection counters, on by default) is off: nothing here reads
+  // it, and it is per-call work on the sidecar's request path.
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': maxBytes, 'grpc.max_send_message_length': maxBytes, 'grpc.enable_channelz': 0 });
   server.addService(service, impl);
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   let closed: Promise<void> | undefined;
