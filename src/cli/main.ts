@@ -105,17 +105,18 @@ export function buildProgram(): Command {
     });
 
   program.command('run')
-    .description('run an app beside a sidecar: `run -n NS --app-id ID [--app-port P] [--detach] -- CMD ARGS...`')
+    .description('run an app beside a sidecar: `run -n NS --app-id ID [--app-port P] [--app-protocol http|grpc] [--detach] -- CMD ARGS...`')
     .requiredOption('-n, --namespace <ns>', 'namespace of the app (must exist)')
     .requiredOption('--app-id <id>', 'app id (also the name of its Service)')
     .option('--app-port <port>', 'service port callers use (<app-id>.<ns>:<port>); the app itself listens on $APP_PORT. Omit for a client-only app', port)
     .option('--service-account <name>', "the app's mesh identity spiffe://<trust-domain>/ns/<namespace>/sa/<name> (created when missing)", 'default')
     .option('--config <name>', 'the Dapr Configuration (in the namespace) whose spec.secrets.scopes limit the secrets the app may read (daprd --config)')
+    .option('--app-protocol <protocol>', "how the sidecar talks to the app (Dapr's --app-protocol): http, or grpc (Dapr invocations call the app's AppCallback/OnInvoke over h2c on $APP_PORT)", 'http')
     .option('-d, --detach', 'run in the background (logs in files) and return once the sidecar is ready', false)
     .argument('[command...]', 'the app\'s command and arguments, after --')
     .action(async (command: string[], o) => {
       if (o.appPort === 0) throw new CrossmeshError('CM_ERR_USAGE', '--app-port: give the service port callers use (1-65535)');
-      process.exitCode = await (await apps()).runApp({ cluster: cluster(), namespace: o.namespace, appId: o.appId, appPort: o.appPort, serviceAccount: o.serviceAccount, daprConfig: o.config, detach: o.detach, command }, (l) => out([l]));
+      process.exitCode = await (await apps()).runApp({ cluster: cluster(), namespace: o.namespace, appId: o.appId, appPort: o.appPort, serviceAccount: o.serviceAccount, daprConfig: o.config, appProtocol: o.appProtocol, detach: o.detach, command }, (l) => out([l]));
     });
 
   program.command('exec')

@@ -56,6 +56,8 @@ export interface DaprApiOptions {
   onShutdown?: () => void;
   /** APP_PORT, reported in /v1.0/metadata appConnectionProperties. */
   appPort?: number;
+  /** `appConnectionProperties.protocol` of the metadata: the app's protocol (`run --app-protocol`), default 'http'. */
+  appProtocol?: string;
   runtimeVersion?: string;
   /** Default 4 MB; larger bodies → 413. */
   maxBodyBytes?: number;
@@ -97,7 +99,7 @@ export function createDaprApiHandler(opts: DaprApiOptions): DaprRequestHandler {
     const status = opts.components?.status() ?? [];
     const conn: Record<string, unknown> = {};
     if (opts.appPort !== undefined) conn.port = opts.appPort;
-    conn.protocol = 'http';
+    conn.protocol = opts.appProtocol ?? 'http';
     conn.channelAddress = '127.0.0.1';
     return JSON.stringify({
       id: opts.appId,

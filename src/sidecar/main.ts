@@ -32,6 +32,9 @@ export async function sidecarMain(argv: string[]): Promise<number> {
   } catch (err) {
     throw new CrossmeshError('CM_ERR_USAGE', `sidecar: cannot read the config file ${file}`, { cause: err });
   }
+  if (cfg.appProtocol !== undefined && cfg.appProtocol !== 'http' && cfg.appProtocol !== 'grpc') {
+    throw new CrossmeshError('CM_ERR_USAGE', `sidecar: the config file ${file} has appProtocol "${String(cfg.appProtocol)}"; allowed: http, grpc`);
+  }
   const contexts = readConfig();
   const ep = contextEndpoint(contexts, cfg.cluster);
   if (!ep) {

@@ -48,6 +48,7 @@ export async function runSidecarProcess(cfg: SidecarProcessConfig, api: ApiEndpo
     identity: { clusterName: cfg.cluster, namespace: cfg.namespace, appId: cfg.appId, instanceId: cfg.instanceId },
     serviceAccount: cfg.serviceAccount,
     ...(cfg.daprConfig ? { daprConfig: cfg.daprConfig } : {}),
+    ...(cfg.appProtocol ? { appProtocol: cfg.appProtocol } : {}),
     api,
     servicePort: cfg.servicePort,
     processMetrics: true,
@@ -55,7 +56,7 @@ export async function runSidecarProcess(cfg: SidecarProcessConfig, api: ApiEndpo
     onShutdown: () => process.kill(process.pid, 'SIGTERM'),
   });
   const p = sidecar.ports;
-  log.info(`${label}: outbound 127.0.0.1:${p.outbound}, ${p.inbound !== undefined ? `inbound 127.0.0.1:${p.inbound} -> app 127.0.0.1:${p.app}, ` : 'client only (no --app-port), '}dapr http ${p.http}, grpc ${p.grpc} (reserved)`);
+  log.info(`${label}: outbound 127.0.0.1:${p.outbound}, ${p.inbound !== undefined ? `inbound 127.0.0.1:${p.inbound} -> app 127.0.0.1:${p.app}, ` : 'client only (no --app-port), '}dapr http ${p.http}, grpc ${p.grpc}${cfg.appProtocol === 'grpc' ? ', app protocol grpc' : ''}`);
 
   let out: number | undefined;
   if (cfg.appLog) out = openSync(cfg.appLog, 'a');
@@ -140,6 +141,17 @@ export async function runSidecarProcess(cfg: SidecarProcessConfig, api: ApiEndpo
             await new Promise((r) => setTimeout(r, 50));
           }
           if (appExit || stopping) return;
+          if (cfg.appProtocol === 'grpc') {
+            // A gRPC app is up once an HTTP/2 connection to it is (not just a TCP accept).
+            let warnedGrpc = false;
+            while (!appExit && !stopping && !(await sidecar.appReady(1000))) {
+              if (!warnedGrpc && Date.now() > deadline) {
+                warnedGrpc = true;
+                log.warn(`${label}: APP_PORT=${sidecar.ports.app} accepts connections but no HTTP/2 (gRPC) connection to it comes up yet; the app must serve gRPC there (--app-protocol grpc)`);
+              }
+            }
+            if (appExit || stopping) return;
+          }
           if (!(await sidecar.register(5000))) log.warn(`${label}: not registered yet (cluster API unreachable?); retrying in the background`);
         }
         if (appExit || stopping || finished) return;

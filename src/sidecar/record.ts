@@ -16,6 +16,8 @@ export interface SidecarProcessConfig {
   serviceAccount?: string;
   /** --config: the Dapr Configuration whose secrets scopes apply. */
   daprConfig?: string;
+  /** --app-protocol: 'http' (default) or 'grpc' (Dapr invocations call the app's AppCallback/OnInvoke). */
+  appProtocol?: 'http' | 'grpc';
   /** The app's argv. */
   command: string[];
   /** Instance dir ($CROSSMESH_HOME/apps/<cluster>/<ns>/<appId>/<instanceId>): sidecar.json goes there. */

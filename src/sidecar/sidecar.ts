@@ -4,7 +4,9 @@
  *
  *   outbound  127.0.0.1:port0  the app's HTTP proxy (http_proxy): the OutboundRouter (outbound.ts)
  *   inbound   127.0.0.1:port0  in front of the app: forward() to 127.0.0.1:APP_PORT; its address
- *                              is the app instance's endpoint in the cluster (with a lease)
+ *                              is the app instance's endpoint in the cluster (with a lease). With
+ *                              appProtocol 'grpc' a Dapr invocation is delivered as the app's
+ *                              AppCallback/OnInvoke (src/dapr/grpc/app-channel.ts) instead
  *   http      127.0.0.1:port0  DAPR_HTTP_PORT: the Dapr HTTP API (src/dapr/) and /metrics
  *   grpc      127.0.0.1:port0  DAPR_GRPC_PORT: the Dapr gRPC API (src/dapr/grpc/), grpc-js loaded on
  *                              the first connection
@@ -41,8 +43,14 @@ import { Backoff, sleep } from '../util/backoff.js';
 import { InboundAuthorizer } from './authz.js';
 import { WorkloadIdentity, type SidecarCredentials, type TrustBundle } from './workload-identity.js';
 import type { OutboundRouter, OutboundRouterOptions, SidecarIdentity } from './types.js';
+import type { GrpcAppChannel } from '../dapr/grpc/app-channel.js';
+import { connect } from 'node:net';
+import { Framing } from '../proxy/h1/types.js';
 
 export const NO_PROXY = 'localhost,127.0.0.1,::1';
+
+/** `crossmesh run --app-protocol` values (Dapr's grpcs, https and h2c are not supported). */
+export type AppProtocol = 'http' | 'grpc';
 
 export interface SidecarOptions {
   identity: Omit<SidecarIdentity, 'instanceId'> & { instanceId?: string };
@@ -78,6 +86,12 @@ export interface SidecarOptions {
   appApiToken?: string;
   /** Dapr: service invocation behind /v1.0/invoke and dapr-app-id (501 when absent). */
   invoke?: InvokeHandler;
+  /**
+   * Dapr's app-protocol: how the sidecar talks to the app. 'http' (default): requests are
+   * proxied over HTTP/1.1. 'grpc': Dapr invocations call the app's AppCallback/OnInvoke over
+   * h2c on APP_PORT; other requests are refused (502), a gRPC app does not speak HTTP/1.1.
+   */
+  appProtocol?: AppProtocol;
   /** Dapr: POST /v1.0/shutdown (default: close this sidecar). */
   onShutdown?: () => void;
   /** Replaces the mesh router (tests of the process side). */
@@ -108,6 +122,11 @@ export interface RunningSidecar {
   registration?: EndpointRegistration;
   /** The mesh identity for `status`: mode, SPIFFE ID and certificate expiry. */
   meshIdentity(): { mode: 'mtls' | 'plaintext'; spiffeId?: string; notAfter?: string };
+  /**
+   * Resolves true once the app can be called in its protocol within `timeoutMs` (gRPC: an
+   * HTTP/2 connection to APP_PORT is up; HTTP: APP_PORT accepts a TCP connection).
+   */
+  appReady(timeoutMs: number): Promise<boolean>;
   /** Called after each certificate rotation. */
   onRotate(cb: () => void): void;
   /** Starts the endpoint registration (idempotent); resolves true once registered, false after timeoutMs (it keeps trying). */
@@ -233,6 +252,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const authz = new InboundAuthorizer(own, `${identity.namespace}/${identity.appId}`);
   let exportsInformer: Informer | undefined;
   const tlsRefused: Record<string, number> = {};
+  let grpcApp: GrpcAppChannel | undefined;
   if (appPort !== undefined) {
     const responseHeaders = ['x-crossmesh-served-by', `${identity.clusterName}/${pod}`];
     const appLabel = `app ${identity.namespace}/${identity.appId} at ${host}:${appPort}`;
@@ -249,6 +269,15 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       metrics.labelledCounterFrom('crossmesh_sidecar_inbound_tls_refused_total', 'Inbound connections refused in or right after the TLS handshake', 'reason', () => tlsRefused);
     }
     const refusalLog = new RefusalLog(label);
+    if (opts.appProtocol === 'grpc') {
+      // grpc-js and the protos are loaded only for an app that speaks gRPC.
+      const { GrpcAppChannel } = await import('../dapr/grpc/app-channel.js');
+      grpcApp = new GrpcAppChannel(host, appPort, { appToken });
+    }
+    const grpcRefusal = {
+      code: 'CM_ERR_BAD_GATEWAY', status: 502,
+      message: `${appLabel} speaks gRPC (--app-protocol grpc): only Dapr service invocation reaches it (as AppCallback/OnInvoke); plain HTTP/1.1 requests are not forwarded to it`,
+    };
     inbound = new H1Server({
       tls: mtls ? {
         options: mtlsServerOptions(workload.current()!),
@@ -278,6 +307,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
         }
         const q = path.indexOf('?');
         if (!isSafePath(q < 0 ? path : path.slice(0, q))) return req.fail(BAD_INBOUND_PATH, responseHeaders);
+        if (grpcApp !== undefined) return void invokeGrpcApp(grpcApp, req, path, q, identity.appId, responseHeaders, grpcRefusal);
         void proxy(req, appPools, app, { path, responseHeaders, extraHeaders: appTokenHeader });
       },
       onFinish: (req) => metrics.record('inbound', req.source || own, own, statusLabel(req.status), (performance.now() - req.startedAt) / 1000),
@@ -296,7 +326,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const onShutdown = opts.onShutdown ?? (() => void close());
   const admin = createServer(createDaprApiHandler({
     appId: identity.appId, namespace: identity.namespace, components, metrics, appPort, apiToken: opts.daprApiToken,
-    invoke: invoker, isReady: () => ready, onShutdown,
+    invoke: invoker, isReady: () => ready, onShutdown, appProtocol: opts.appProtocol,
   }));
   refuseConnect(admin, 'the Dapr HTTP API');
   servers.push(admin);
@@ -319,6 +349,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       await registration?.close(true);
       await Promise.all([...servers.map((s) => closeServer(s, 2000)), grpc.close(2000)]);
       await appPools.close(500);
+      grpcApp?.close();
       await components.close();
       exportsInformer?.stop();
       await workload.close();
@@ -379,6 +410,11 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       meshIdentity() {
         const c = workload.current();
         return { mode: bundle.mode, spiffeId: c?.spiffeId, notAfter: c?.notAfter.toISOString() };
+      },
+      appReady(timeoutMs) {
+        if (ports.app === undefined) return Promise.resolve(false);
+        if (grpcApp) return grpcApp.waitForReady(timeoutMs);
+        return canConnect(ports.app, host);
       },
       onRotate(cb) { rotateListeners.push(cb); },
       register(timeoutMs = 10_000) {
@@ -443,4 +479,64 @@ class RefusalLog {
     this.last.set(key, now);
     log.warn(`${this.label}: ${message}`);
   }
+}
+
+function canConnect(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ port, host });
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Body bytes collected for OnInvoke beyond the 4 MB message limit before the request is refused (the rest is read and dropped). */
+const GRPC_BODY_SLACK = 64 << 10;
+
+/**
+ * An inbound request for an app that speaks gRPC: a Dapr invocation of this app (the caller's
+ * sidecar set dapr-callee-app-id, src/dapr/invoke.ts) becomes an OnInvoke call, and its answer
+ * the HTTP response daprd gives; anything else is refused with `refusal` (502).
+ */
+function invokeGrpcApp(
+  channel: GrpcAppChannel, req: InboundRequest, path: string, q: number, appId: string,
+  responseHeaders: readonly string[], refusal: { code: string; status: number; message: string },
+): void {
+  if (req.header('dapr-callee-app-id') !== appId) return req.fail(refusal, responseHeaders);
+  const raw = q < 0 ? path.slice(1) : path.slice(1, q);
+  let method: string;
+  try {
+    method = decodeURIComponent(raw);
+  } catch {
+    method = raw;
+  }
+  const ac = new AbortController();
+  req.setObserver({ onDownstreamDrain() {}, onDownstreamGone: () => ac.abort() });
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const limit = (4 << 20) + GRPC_BODY_SLACK;
+  const send = () => {
+    if (req.gone) return;
+    const body = Buffer.concat(chunks);
+    void channel.invoke({ method, verb: req.method, query: q < 0 ? '' : path.slice(q + 1), headers: req.rawHeaders, body, signal: ac.signal }).then((answer) => {
+      req.setObserver(null);
+      if (req.gone) return;
+      req.writeHead(answer.status, '', [...answer.headers, ...responseHeaders], answer.body.length > 0 || req.method !== 'HEAD' ? Framing.Length : Framing.None);
+      if (answer.body.length > 0 && req.method !== 'HEAD') req.writeBody(answer.body);
+      req.endBody();
+    });
+  };
+  if (!req.hasBody) return send();
+  req.attachBody({
+    onRequestBody(chunk) {
+      size += chunk.length;
+      if (size <= limit) chunks.push(Buffer.from(chunk));
+    },
+    onRequestEnd() {
+      req.detachBody();
+      send();
+    },
+    onRequestAbort() {
+      ac.abort();
+    },
+  });
 }

@@ -78,6 +78,8 @@ export interface RunOptions {
   serviceAccount?: string;
   /** --config: the Dapr Configuration (in the app's namespace) whose secrets scopes apply, as daprd's --config. */
   daprConfig?: string;
+  /** --app-protocol: Dapr's app-protocol, 'http' (default) or 'grpc'. */
+  appProtocol?: string;
   detach: boolean;
   command: string[];
   /** How long `--detach` waits for the sidecar to be ready. Default 30 s. */
@@ -89,7 +91,14 @@ const api = () => import('../../api/index.js');
 const targetModule = () => import('../target.js');
 const stopProcess = async (pid: number, graceMs: number) => (await import('../processes.js')).stopProcess(pid, graceMs);
 
-async function checkRunInput(o: { namespace: string; appId: string; command: string[]; serviceAccount?: string }, verb: string): Promise<void> {
+/** Dapr's --app-protocol values crossmesh serves (daprd also has grpcs, https and h2c). */
+const APP_PROTOCOLS = ['http', 'grpc'];
+
+async function checkRunInput(o: { namespace: string; appId: string; command: string[]; serviceAccount?: string; appProtocol?: string }, verb: string): Promise<void> {
+  if (o.appProtocol !== undefined && !APP_PROTOCOLS.includes(o.appProtocol)) {
+    const dapr = ['grpcs', 'https', 'h2c'].includes(o.appProtocol) ? ` (Dapr's ${o.appProtocol} is not supported by crossmesh yet)` : '';
+    throw new CrossmeshError('CM_ERR_USAGE', `--app-protocol "${o.appProtocol}" is not one of the allowed values: ${APP_PROTOCOLS.join(', ')}${dapr}`);
+  }
   const { isValidDnsLabel } = await api();
   if (!isValidDnsLabel(o.appId)) throw new CrossmeshError('CM_ERR_USAGE', `--app-id "${o.appId}" ${LABEL_RULE}`);
   if (o.serviceAccount !== undefined && !isValidDnsLabel(o.serviceAccount)) {
@@ -159,7 +168,7 @@ export async function runApp(opts: RunOptions, print: (line: string) => void): P
     dir = join(appsDir(), cluster, opts.namespace, opts.appId, instanceId);
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const cfg: SidecarProcessConfig = { cluster, namespace: opts.namespace, appId: opts.appId, instanceId, servicePort: opts.appPort, serviceAccount: opts.serviceAccount, ...(opts.daprConfig ? { daprConfig: opts.daprConfig } : {}), command: opts.command, dir };
+  const cfg: SidecarProcessConfig = { cluster, namespace: opts.namespace, appId: opts.appId, instanceId, servicePort: opts.appPort, serviceAccount: opts.serviceAccount, ...(opts.daprConfig ? { daprConfig: opts.daprConfig } : {}), ...(opts.appProtocol === 'grpc' ? { appProtocol: 'grpc' as const } : {}), command: opts.command, dir };
   if (!opts.detach) return (await import('../../sidecar/process.js')).runSidecarProcess(cfg, ep);
 
   cfg.appLog = join(dir, 'app.log');
