@@ -11,6 +11,7 @@ import { createServer as createHttpServer, request as httpRequest } from 'node:h
 import { createServer as createNetServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
 import { CommunicationProtocolEnum, DaprClient, HttpMethod, LogLevel } from '@dapr/dapr';
 import { kindFor } from '../../api/index.js';
 import type { ApiClient } from '../../client/api-client.js';
@@ -18,6 +19,7 @@ import type { RunningCluster } from '../../cluster/cluster.js';
 import { freePort } from '../../util/net.js';
 import { startSidecar, type RunningSidecar } from '../../sidecar/sidecar.js';
 import { clusterWithNamespace, eventually, http, NS } from '../../../test/support/dapr-fixtures.js';
+import { DAPR_SERVICE, daprServiceDefinition } from './server.js';
 import { answerHeaders, GrpcAppChannel, httpStatusFromGrpcCode, invokeMetadata, traceBinFromTraceparent } from './app-channel.js';
 
 const GRPC_APP = fileURLToPath(new URL('../../../test/support/grpc-app.js', import.meta.url));
@@ -162,6 +164,28 @@ test('an error status of the app comes back as daprd maps it for an HTTP caller:
   await assert.rejects(dapr.invoker.invoke('gapp', 'status/5', HttpMethod.GET));
 });
 
+test('a gRPC caller (InvokeService on the caller\'s DAPR_GRPC_PORT) reaches the gRPC app too; an error comes back through the HTTP status, so the gRPC code is CodeFromHTTPStatus of it', async () => {
+  const g = new DaprClient({ daprHost: '127.0.0.1', daprPort: String(caller.ports.grpc), communicationProtocol: CommunicationProtocolEnum.GRPC, logger: { level: LogLevel.Error } });
+  try {
+    const got = (await g.invoker.invoke('gapp', 'viagrpc', HttpMethod.POST, { k: 'v' })) as { method: string; verb: number; data: string };
+    assert.equal(got.method, 'viagrpc');
+    assert.equal(got.verb, 3);
+    assert.deepEqual(JSON.parse(Buffer.from(got.data, 'base64').toString()), { k: 'v' });
+  } finally {
+    await g.stop().catch(() => undefined);
+  }
+  const Ctor = grpc.makeGenericClientConstructor(daprServiceDefinition(), DAPR_SERVICE);
+  const raw = new Ctor(`127.0.0.1:${caller.ports.grpc}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, Function>;
+  try {
+    const call = (method: string) => new Promise<grpc.ServiceError>((resolve, reject) => raw.InvokeService({ id: 'gapp', message: { method, httpExtension: { verb: 3 }, data: { value: Buffer.from('x') } } }, (e: grpc.ServiceError | null) => (e ? resolve(e) : reject(new Error('no error')))));
+    // NOT_FOUND → 404 → NOT_FOUND survives; INVALID_ARGUMENT → 400 → INTERNAL does not (daprd would pass the app's code through).
+    assert.equal((await call('status/5')).code, grpc.status.NOT_FOUND);
+    assert.equal((await call('status/3')).code, grpc.status.INTERNAL);
+  } finally {
+    raw.close();
+  }
+});
+
 test('data with a type URL is served as application/x-protobuf (daprd InvokeMethodResponse.ContentType)', async () => {
   const res = await fetch(`${base()}/v1.0/invoke/gapp/method/proto`);
   assert.equal(res.status, 200);
@@ -202,6 +226,12 @@ test('the app killed: the caller gets daprd\'s 503 with the UNAVAILABLE status; 
   assert.equal(down.status, 503, down.text);
   assert.equal(down.json.code, 14);
   assert.equal(typeof down.json.message, 'string');
+  // A bodyless GET's 503 is withheld by the caller's router to retry on another target; with none
+  // left the caller gets ERR_DIRECT_INVOKE naming the 503 (as for an HTTP app answering 503).
+  const get = await http(base(), 'GET', '/v1.0/invoke/gapp/method/where');
+  assert.equal(get.status, 500, get.text);
+  assert.equal(get.json.errorCode, 'ERR_DIRECT_INVOKE');
+  assert.match(get.json.message, /answered 503/);
   assert.equal(await callee.appReady(300), false);
   app = await startApp(appPort);
   assert.equal(await callee.appReady(5000), true);
