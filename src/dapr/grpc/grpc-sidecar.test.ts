@@ -114,6 +114,13 @@ test('InvokeService raw: verb, querystring, metadata as headers, the app\'s head
   assert.match(String(headers.get('x-crossmesh-served-by')[0]), /^cluster-1\/echo-/);
 });
 
+test('InvokeService: data with a type URL and no content type reaches the app as application/x-protobuf, as daprd sends it', async () => {
+  // google.protobuf.Any decodes with its proto field name type_url (protobufjs's built-in type).
+  const { res } = await invoke({ id: 'echo', message: { method: 'typed', data: { type_url: 'type.googleapis.com/example.Msg', value: Buffer.from([8, 1]) }, contentType: '', httpExtension: { verb: 3 /* POST */, querystring: '' } } });
+  const echoed = JSON.parse(res.data.value.toString());
+  assert.equal(echoed.headers['content-type'], 'application/x-protobuf');
+});
+
 test('InvokeService: the app\'s non-2xx status is daprd\'s gRPC error (code from the HTTP status, ErrorInfo with the body); invocation failures', async () => {
   const err = await invoke({ id: 'echo', message: { method: 'status/404', httpExtension: { verb: 1 } } }).then(() => assert.fail('succeeded'), (e) => e as grpc.ServiceError & { headers: grpc.Metadata });
   assert.equal(err.code, grpc.status.NOT_FOUND);

@@ -19,12 +19,9 @@
  * error: api token mismatch"). Messages over the max body size (4 MB, daprd's --max-body-size)
  * are RESOURCE_EXHAUSTED, in both directions.
  */
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
 import { formatError, toCrossmeshError } from '../../errors.js';
 import type { DaprErrorId } from '../../errors.js';
@@ -39,6 +36,7 @@ import { readBulkSecrets, readSecret } from '../secrets-api.js';
 import { tryLockCore, unlockCore } from '../lock-api.js';
 import type { BufferedResponse } from './buffered-downstream.js';
 import type { MetadataSource } from './http-metadata.js';
+import { loadDaprProto } from './protos.js';
 
 /** daprd's default --max-body-size (4 MB): the max gRPC message size, received and sent. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 << 20;
@@ -74,23 +72,12 @@ export interface DaprGrpcServer {
 
 // ---- protos -----------------------------------------------------------------------------------
 
-function protoRoot(): string {
-  const require = createRequire(import.meta.url);
-  return join(dirname(require.resolve('@dapr/dapr/package.json')), 'proto');
-}
+let service: grpc.ServiceDefinition | undefined;
 
-let loaded: { def: protoLoader.PackageDefinition; service: grpc.ServiceDefinition } | undefined;
-
-/** The Dapr service definition from @dapr/dapr's dapr.proto (loaded once per process). */
+/** The Dapr service definition from @dapr/dapr's dapr.proto (protos.ts; loaded once per process). */
 export function daprServiceDefinition(): grpc.ServiceDefinition {
-  if (!loaded) {
-    const root = protoRoot();
-    const def = protoLoader.loadSync(join(root, 'dapr/proto/runtime/v1/dapr.proto'), {
-      includeDirs: [root], keepCase: false, longs: String, enums: Number, defaults: true, oneofs: true,
-    });
-    loaded = { def, service: def[DAPR_SERVICE] as grpc.ServiceDefinition };
-  }
-  return loaded.service;
+  service ??= loadDaprProto('dapr/proto/runtime/v1/dapr.proto')[DAPR_SERVICE] as grpc.ServiceDefinition;
+  return service;
 }
 
 // ---- errors -----------------------------------------------------------------------------------
@@ -386,7 +373,7 @@ export function createDaprGrpcServer(opts: DaprGrpcOptions): DaprGrpcServer {
       return {};
     },
 
-    async InvokeService(r: { id: string; message: { method: string; data: { typeUrl: string; value: Buffer } | null; contentType: string; httpExtension: { verb: number; querystring: string } | null } | null }, call) {
+    async InvokeService(r: { id: string; message: { method: string; data: { type_url?: string; value: Buffer } | null; contentType: string; httpExtension: { verb: number; querystring: string } | null } | null }, call) {
       if (!opts.invoke) throw daprError('ERR_DIRECT_INVOKE:not-configured');
       const m = r.message;
       const fail = (error: string) => daprError('ERR_DIRECT_INVOKE', { appId: r.id, error });
@@ -395,7 +382,8 @@ export function createDaprGrpcServer(opts: DaprGrpcOptions): DaprGrpcServer {
       const verb = VERBS[m.httpExtension.verb];
       if (!verb || verb === 'NONE' || verb === 'CONNECT') throw fail('rpc error: code = InvalidArgument desc = invalid HTTP verb');
       const headers = headersFromMetadata(call.metadata);
-      const contentType = m.contentType || (m.data?.typeUrl ? 'application/x-protobuf' : '');
+      // google.protobuf.Any decodes as protobufjs's built-in type, which keeps the proto's field name type_url.
+      const contentType = m.contentType || (m.data?.type_url ? 'application/x-protobuf' : '');
       if (contentType) headers.push('content-type', contentType);
       const ac = new AbortController();
       const onCancel = () => ac.abort();
@@ -411,7 +399,7 @@ export function createDaprGrpcServer(opts: DaprGrpcOptions): DaprGrpcServer {
       // The app's headers go out as response headers whatever the status (daprd: grpc.SetHeader, then the error).
       call.sendMetadata(responseMetadata(res));
       if (res.status < 200 || res.status >= 300) throw errorFromHttpStatus(res.status, res.body.toString('utf8'));
-      return { data: { typeUrl: '', value: res.body }, contentType: headerValue(res.headers, 'content-type') ?? '' };
+      return { data: { type_url: '', value: res.body }, contentType: headerValue(res.headers, 'content-type') ?? '' };
     },
   };
 
