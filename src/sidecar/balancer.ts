@@ -175,6 +175,23 @@ export function chooseTarget(route: ServiceRoute, picker: WeightedPicker, outlie
   }
 }
 
+/**
+ * Whether a retry of a request could go to a target other than `current` and those already
+ * `tried` (weight > 0, among the candidates its policy may use). With none, the first answer is
+ * the answer: a 503 the app gave is passed through instead of being held back for a retry that
+ * cannot happen. A loop over the route's targets, no allocation.
+ */
+export function hasAlternative(route: ServiceRoute, current: Target, tried: ReadonlySet<string> | undefined): boolean {
+  const other = (list: readonly Target[]) => {
+    for (let i = 0; i < list.length; i++) {
+      const t = list[i];
+      if (t.weight > 0 && t.id !== current.id && !tried?.has(t.id)) return true;
+    }
+    return false;
+  };
+  return route.lbType === 'ActiveActive' || route.lbType === 'FailOver' ? other(route.locals) || other(route.remotes) : other(route.locals);
+}
+
 function usable(list: readonly Target[], tried: ReadonlySet<string> | undefined): Target[] {
   return list.filter((t) => t.weight > 0 && !tried?.has(t.id));
 }

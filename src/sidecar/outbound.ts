@@ -7,7 +7,7 @@ import { UpstreamRegistry } from '../proxy/h1/upstream.js';
 import type { InboundRequest } from '../proxy/h1/server.js';
 import type { Downstream } from '../proxy/h1/types.js';
 import { SOURCE_CLUSTER_HEADER } from '../metrics/requests.js';
-import { chooseTarget, OutlierDetector, WeightedPicker } from './balancer.js';
+import { chooseTarget, hasAlternative, OutlierDetector, WeightedPicker } from './balancer.js';
 import { compileRoutes, describeRoute, routeKey, type ServiceRoute, type Target } from './routes.js';
 import type { OutboundRouter, OutboundRouterOptions } from './types.js';
 
@@ -218,8 +218,8 @@ export class MeshOutboundRouter implements OutboundRouter {
         extraHeaders: target.kind === 'remote' ? (opts.extraHeaders ? [...opts.extraHeaders, ...this.sourceHeader] : this.sourceHeader) : opts.extraHeaders,
         dropHeaders: opts.dropHeaders,
         signal: opts.signal,
-        // Only an idempotent bodyless request, with an attempt left, may have its answer replaced.
-        retryStatuses: retryableMethod && attempt < MAX_ATTEMPTS - 1 ? RETRY_STATUSES : undefined,
+        // Only an idempotent bodyless request, with an attempt and another target left, may have its answer replaced.
+        retryStatuses: retryableMethod && attempt < MAX_ATTEMPTS - 1 && hasAlternative(route, target, tried) ? RETRY_STATUSES : undefined,
         responseHeaders: info.responseHeaders,
       });
       // The caller went away: nothing to answer, and not the target's fault.

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -161,4 +161,52 @@ test('registration survives the cluster API going away and comes back registered
   assert.ok(Date.parse(lease.spec.renewTime) > Date.parse(before.spec.renewTime), 'renewed after the restart');
   assert.deepEqual(await ports(client), [c.ports.inbound]);
   assert.equal(c.registration!.state, 'registered');
+});
+
+test('outbound: a bodyless GET answered 503 by the only endpoint comes back as the app answered it (nothing to retry on); with a second endpoint it is retried there', async (t) => {
+  const { cluster, client, endpoint } = await setup();
+  // The first app answers 503 to everything, the second 200.
+  const failing = createServer((req, res) => {
+    req.resume();
+    res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '1' }).end('busy: the app says so');
+  });
+  await new Promise<void>((r) => failing.listen(0, '127.0.0.1', r));
+  const healthy = await app('healthy');
+  const cars: RunningSidecar[] = [];
+  t.after(async () => {
+    await Promise.all(cars.map((c) => c.close()));
+    failing.close();
+    healthy.server.close();
+    await client.close();
+    await cluster.close();
+  });
+  await client.create(kindFor('v1', 'Service'), { apiVersion: 'v1', kind: 'Service', metadata: { name: 'nodeapp', namespace: 'dapr-test' }, spec: { ports: [{ port: 3000 }] } });
+  const identity = { clusterName: 'cluster-1', namespace: 'dapr-test', appId: 'nodeapp' };
+  cars.push(await startSidecar({ identity, api: endpoint, servicePort: 3000, appPort: (failing.address() as { port: number }).port }));
+  const caller = await startSidecar({ identity: { clusterName: 'cluster-1', namespace: 'dapr-test', appId: 'caller' }, api: endpoint });
+  cars.push(caller);
+  const get = () => new Promise<{ status: number; text: string; retryAfter?: string }>((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port: caller.ports.outbound, path: 'http://nodeapp.dapr-test:3000/work', headers: { host: 'nodeapp.dapr-test:3000' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode!, text, retryAfter: res.headers['retry-after'] as string | undefined }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  const one = await eventually(async () => { const r = await get(); return r.status === 503 ? r : undefined; }, 6000, 'the route to the one endpoint');
+  assert.equal(one.text, 'busy: the app says so', "the app's own 503, not a gateway error");
+  assert.equal(one.retryAfter, '1');
+  const retriesBefore = (caller.router as { stats?: { retries: number } }).stats?.retries ?? 0;
+
+  // A second endpoint: the 503 is now held back and the GET retried on it.
+  cars.push(await startSidecar({ identity, api: endpoint, servicePort: 3000, appPort: healthy.port }));
+  await eventually(async () => (await ports(client)).length === 2, 6000, 'two endpoints');
+  const answers = await eventually(async () => {
+    const rs = await Promise.all([get(), get(), get(), get()]);
+    return rs.every((r) => r.status === 200) ? rs : undefined;
+  }, 6000, 'every GET answered by the healthy endpoint');
+  for (const r of answers) assert.equal(JSON.parse(r.text).app, 'healthy');
+  assert.ok(((caller.router as { stats?: { retries: number } }).stats?.retries ?? 0) > retriesBefore, 'the 503s of the failing endpoint were retried on the healthy one');
 });
