@@ -63,6 +63,16 @@ export interface DaprApiOptions {
   maxBodyBytes?: number;
 }
 
+/** The components of an API given none (tests, a sidecar without a registry): every store absent. */
+export function noComponents(appId: string): DaprComponents {
+  return {
+    getStateStore: () => undefined, hasStateStores: () => false,
+    getSecretStore: () => undefined, hasSecretStores: () => false, isSecretAllowed: () => true,
+    getLockStore: () => undefined, hasLockStores: () => false, appId,
+    status: () => [],
+  };
+}
+
 export type DaprRequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
 function tokenMatches(given: string | string[] | undefined, expected: Buffer): boolean {
@@ -86,12 +96,7 @@ export function createDaprApiHandler(opts: DaprApiOptions): DaprRequestHandler {
   const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const isReady = opts.isReady ?? (() => true);
   const isOutboundReady = opts.isOutboundReady ?? isReady;
-  const stores: DaprComponents = opts.components ?? {
-    getStateStore: () => undefined, hasStateStores: () => false,
-    getSecretStore: () => undefined, hasSecretStores: () => false, isSecretAllowed: () => true,
-    getLockStore: () => undefined, hasLockStores: () => false, appId: opts.appId,
-    status: () => [],
-  };
+  const stores: DaprComponents = opts.components ?? noComponents(opts.appId);
   const extended: Record<string, string> = {};
   let shuttingDown = false;
 

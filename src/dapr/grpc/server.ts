@@ -27,7 +27,7 @@ import { formatError, toCrossmeshError } from '../../errors.js';
 import type { DaprErrorId } from '../../errors.js';
 import { log } from '../../util/log.js';
 import { DaprError, daprError } from '../respond.js';
-import type { DaprComponents } from '../server.js';
+import { noComponents, type DaprComponents } from '../server.js';
 import {
   deleteItem, deleteItems, etagOf, getItem, getItems, lookupStateStore, query, saveItems, transact,
   type SaveItem, type TransactionItem,
@@ -244,12 +244,7 @@ type Unary = (req: any, call: grpc.ServerUnaryCall<any, any>) => Promise<unknown
 export function createDaprGrpcServer(opts: DaprGrpcOptions): DaprGrpcServer {
   const rawToken = opts.apiToken ?? process.env.DAPR_API_TOKEN ?? '';
   const maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-  const stores: DaprComponents = opts.components ?? {
-    getStateStore: () => undefined, hasStateStores: () => false,
-    getSecretStore: () => undefined, hasSecretStores: () => false, isSecretAllowed: () => true,
-    getLockStore: () => undefined, hasLockStores: () => false, appId: opts.appId,
-    status: () => [],
-  };
+  const stores: DaprComponents = opts.components ?? noComponents(opts.appId);
   let shuttingDown = false;
 
   /** daprd's API token interceptor (pkg/api/grpc/auth.go). */
