@@ -10,7 +10,7 @@ import type { ApiClient } from '../client/api-client.js';
 import type { RunningCluster } from '../cluster/cluster.js';
 import { ComponentRegistry } from './components.js';
 import { startDaprApiServer, type RunningDaprApi } from './server.js';
-import { clusterWithNamespace, COMPONENT, component, NS, SECRET, secret } from '../../test/support/dapr-fixtures.js';
+import { clusterWithNamespace, NS, SDK_STORES, seedSdkComponents } from '../../test/support/dapr-fixtures.js';
 import { RedisServer } from '../../test/support/redis-server.js';
 
 let cluster: RunningCluster;
@@ -22,23 +22,13 @@ let dataDir: string;
 let redis: RedisServer;
 
 /** Every state store crossmesh has, driven the same way through the SDK. */
-const STORES = [
-  { name: 'statestore', type: 'state.sqlite', query: true, etags: 'uuid' },
-  { name: 'memstore', type: 'state.in-memory', query: true, etags: 'uuid' },
-  { name: 'redisstore', type: 'state.redis', query: false, etags: 'version' },
-] as const;
+const STORES = SDK_STORES;
 
 before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'cm-dapr-sdk-'));
   ({ cluster, client } = await clusterWithNamespace());
   redis = await RedisServer.start();
-  await client.create(SECRET, secret('redis', { 'redis-password': redis.password }));
-  await client.create(COMPONENT, component('statestore', 'state.sqlite'));
-  await client.create(COMPONENT, component('memstore', 'state.in-memory'));
-  await client.create(COMPONENT, component('redisstore', 'state.redis', [{ name: 'redisHost', value: redis.address }, { name: 'redisPassword', secretKeyRef: { name: 'redis', key: 'redis-password' } }]));
-  await client.create(COMPONENT, component('lockstore', 'lock.sqlite'));
-  await client.create(SECRET, secret('db', { user: 'admin', password: 'pw' }));
-  await client.create(SECRET, secret('api', { key: 'k-123' }));
+  await seedSdkComponents(client, redis);
   registry = new ComponentRegistry({ appId: 'nodeapp', namespace: NS, dataDir, client });
   await registry.start();
   api = await startDaprApiServer({ appId: 'nodeapp', namespace: NS, components: registry, apiToken: 'tok' });

@@ -26,6 +26,28 @@ export function secret(name: string, data: Record<string, string>): KubeObject {
   return { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: NS }, data: enc };
 }
 
+/** Every state store crossmesh has, as the SDK suites (HTTP and gRPC) drive each of them. */
+export const SDK_STORES = [
+  { name: 'statestore', type: 'state.sqlite', query: true, etags: 'uuid' },
+  { name: 'memstore', type: 'state.in-memory', query: true, etags: 'uuid' },
+  { name: 'redisstore', type: 'state.redis', query: false, etags: 'version' },
+] as const;
+
+/**
+ * The Components and Secrets of the SDK suites in namespace NS: the three state stores of
+ * SDK_STORES (state.redis on `redis`, its password through a secretKeyRef), lock.sqlite
+ * `lockstore`, and the secrets `db` and `api` the secrets tests read.
+ */
+export async function seedSdkComponents(client: ApiClient, redis: { address: string; password: string }): Promise<void> {
+  await client.create(SECRET, secret('redis', { 'redis-password': redis.password }));
+  await client.create(COMPONENT, component('statestore', 'state.sqlite'));
+  await client.create(COMPONENT, component('memstore', 'state.in-memory'));
+  await client.create(COMPONENT, component('redisstore', 'state.redis', [{ name: 'redisHost', value: redis.address }, { name: 'redisPassword', secretKeyRef: { name: 'redis', key: 'redis-password' } }]));
+  await client.create(COMPONENT, component('lockstore', 'lock.sqlite'));
+  await client.create(SECRET, secret('db', { user: 'admin', password: 'pw' }));
+  await client.create(SECRET, secret('api', { key: 'k-123' }));
+}
+
 export async function eventually<T>(check: () => T | undefined | false | Promise<T | undefined | false>, ms = 6000, what = 'condition'): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {

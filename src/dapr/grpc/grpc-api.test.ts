@@ -20,7 +20,7 @@ import { startDaprApiServer, type RunningDaprApi } from '../server.js';
 import { startDaprGrpcListener } from './listener.js';
 import { httpMetadataSource } from './http-metadata.js';
 import { DAPR_SERVICE, daprServiceDefinition } from './server.js';
-import { clusterWithNamespace, COMPONENT, component, NS, SECRET, secret } from '../../../test/support/dapr-fixtures.js';
+import { clusterWithNamespace, NS, SDK_STORES, seedSdkComponents } from '../../../test/support/dapr-fixtures.js';
 import { RedisServer } from '../../../test/support/redis-server.js';
 
 let cluster: RunningCluster;
@@ -33,11 +33,7 @@ let raw: grpc.Client & Record<string, Function>;
 let dataDir: string;
 let redis: RedisServer;
 
-const STORES = [
-  { name: 'statestore', type: 'state.sqlite', query: true, etags: 'uuid' },
-  { name: 'memstore', type: 'state.in-memory', query: true, etags: 'uuid' },
-  { name: 'redisstore', type: 'state.redis', query: false, etags: 'version' },
-] as const;
+const STORES = SDK_STORES;
 
 /** A gRPC status error: code and message as the client sees them. */
 interface Failure { code: number; rawMessage?: string; details?: string; metadata?: grpc.Metadata }
@@ -64,13 +60,7 @@ before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'cm-dapr-grpc-'));
   ({ cluster, client } = await clusterWithNamespace());
   redis = await RedisServer.start();
-  await client.create(SECRET, secret('redis', { 'redis-password': redis.password }));
-  await client.create(COMPONENT, component('statestore', 'state.sqlite'));
-  await client.create(COMPONENT, component('memstore', 'state.in-memory'));
-  await client.create(COMPONENT, component('redisstore', 'state.redis', [{ name: 'redisHost', value: redis.address }, { name: 'redisPassword', secretKeyRef: { name: 'redis', key: 'redis-password' } }]));
-  await client.create(COMPONENT, component('lockstore', 'lock.sqlite'));
-  await client.create(SECRET, secret('db', { user: 'admin', password: 'pw' }));
-  await client.create(SECRET, secret('api', { key: 'k-123' }));
+  await seedSdkComponents(client, redis);
   registry = new ComponentRegistry({ appId: 'nodeapp', namespace: NS, dataDir, client });
   await registry.start();
   api = await startDaprApiServer({ appId: 'nodeapp', namespace: NS, components: registry, apiToken: 'tok' });
