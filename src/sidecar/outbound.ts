@@ -6,6 +6,11 @@ import { proxy, type Upstream } from '../proxy/h1/proxy.js';
 import { UpstreamRegistry } from '../proxy/h1/upstream.js';
 import type { InboundRequest } from '../proxy/h1/server.js';
 import type { Downstream } from '../proxy/h1/types.js';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { H2Exchange } from '../proxy/h2/exchange.js';
+import { H2SessionRegistry } from '../proxy/h2/sessions.js';
+import type { H2StreamContext } from '../proxy/h2/server.js';
+import { GRPC } from '../proxy/h2/grpc-status.js';
 import { SOURCE_CLUSTER_HEADER } from '../metrics/requests.js';
 import { chooseTarget, hasAlternative, OutlierDetector, WeightedPicker } from './balancer.js';
 import { compileRoutes, describeRoute, routeKey, type ServiceRoute, type Target } from './routes.js';
@@ -53,7 +58,12 @@ interface TargetInfo {
   upstream: Upstream;
   /** x-crossmesh-cluster / -endpoint for answers of local endpoints. */
   responseHeaders: readonly string[] | undefined;
+  /** The same, as HTTP/2 headers. */
+  h2ResponseHeaders: Readonly<Record<string, string>> | undefined;
 }
+
+/** How one HTTP/2 request through the outbound listener ended (metrics). */
+export type H2Done = (destination: string, status: number, grpcStatus: number, startedAt: number) => void;
 
 /** Distinct Host values remembered by resolve() (cleared when full: a client can't grow it unbounded). */
 const RESOLVE_CACHE_MAX = 1024;
@@ -75,6 +85,8 @@ export class MeshOutboundRouter implements OutboundRouter {
   readonly stats: OutboundStats = { requests: 0, retries: 0, noRoute: 0 };
   private readonly informers: Informer[];
   private readonly pools = new UpstreamRegistry();
+  /** HTTP/2 sessions (gRPC) per target, beside the HTTP/1.1 pools. */
+  readonly h2 = new H2SessionRegistry();
   private compileScheduled = false;
   private readonly ownCluster: string;
   private readonly sourceHeader: readonly string[];
@@ -90,6 +102,7 @@ export class MeshOutboundRouter implements OutboundRouter {
   constructor(private readonly opts: OutboundRouterOptions & { timeoutMs?: number }) {
     this.ownCluster = opts.identity.clusterName;
     this.sourceHeader = [SOURCE_CLUSTER_HEADER, this.ownCluster];
+    this.h2SourceHeader = { [SOURCE_CLUSTER_HEADER]: this.ownCluster };
     this.callerNamespace = opts.identity.namespace;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     const informerOpts = { minBackoffMs: 100, maxBackoffMs: 2000 };
@@ -114,7 +127,7 @@ export class MeshOutboundRouter implements OutboundRouter {
 
   async close(): Promise<void> {
     for (const inf of this.informers) inf.stop();
-    await this.pools.close(2000);
+    await Promise.all([this.pools.close(2000), this.h2.close(2000)]);
   }
 
   /** The compiled route for a name as the app would write it (for `crossmesh route` and tests). */
@@ -174,7 +187,14 @@ export class MeshOutboundRouter implements OutboundRouter {
         upstream: { key: target.origin, target: target.upstream, label },
         // The answering cluster, as the gateway names it on its HTTP port; the remote app sidecar adds x-crossmesh-served-by.
         responseHeaders: target.kind === 'local' ? ['x-crossmesh-cluster', this.ownCluster, 'x-crossmesh-endpoint', target.address] : target.tunnel !== undefined ? ['x-crossmesh-cluster', clusterName(target.cluster)] : undefined,
+        h2ResponseHeaders: undefined,
       };
+      const flat = info.responseHeaders;
+      if (flat !== undefined) {
+        const h: Record<string, string> = {};
+        for (let i = 0; i < flat.length; i += 2) h[flat[i]] = flat[i + 1];
+        info.h2ResponseHeaders = h;
+      }
       this.perTarget.set(target, info);
     }
     return info;
@@ -242,6 +262,100 @@ export class MeshOutboundRouter implements OutboundRouter {
       lastError = result.error;
       if (!(result.failedBeforeSend && (bodyless || !req.bodyConsumed)) && !(retryableMethod && !isTimeout)) break;
       (tried ??= new Set()).add(target.id);
+    }
+    if (lastError) throw lastError;
+    this.stats.noRoute++;
+    throw new CrossmeshError('CM_ERR_UNAVAILABLE', noTargetMessage(route, this.ownCluster));
+  }
+
+  /**
+   * A CONNECT through the outbound listener (a gRPC client's proxy tunnel): the authority must
+   * be a mesh name, else the refusal (the sidecar is not an open proxy).
+   */
+  tunnelCheck(authority: string): CrossmeshError | undefined {
+    try {
+      this.resolveCached(authority);
+      return undefined;
+    } catch (err) {
+      return err instanceof CrossmeshError ? err : new CrossmeshError('CM_ERR_BAD_REQUEST', String(err));
+    }
+  }
+
+  /**
+   * One HTTP/2 stream that reached the outbound listener (h2c, or inside a CONNECT tunnel): a
+   * gRPC call or any h2 request to `<service>.<namespace>:<port>` (the tunnel's authority, else
+   * `:authority`), routed per stream by the same compiled route and policy as HTTP/1.1.
+   */
+  handleStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ctx: H2StreamContext, done?: H2Done): void {
+    this.stats.requests++;
+    const startedAt = performance.now();
+    const ex = new H2Exchange(stream, headers, { extraHeaders: this.h2SourceHeader, timeoutMs: this.timeoutMs });
+    this.routeStream(ex, headers, ctx).then((dest) => {
+      const f = ex.finalStatus;
+      done?.(dest, f.status, f.grpcStatus, startedAt);
+    }, (err: unknown) => {
+      ex.fail(err instanceof CrossmeshError ? err : new CrossmeshError('CM_ERR_INTERNAL', String(err), { cause: err }));
+      const f = ex.finalStatus;
+      done?.('', f.status, f.grpcStatus, startedAt);
+    });
+  }
+
+  private readonly h2SourceHeader: Readonly<Record<string, string>>;
+
+  /** Resolves with the destination cluster of the last attempt; rejects with the answer for the client. */
+  private async routeStream(ex: H2Exchange, headers: IncomingHttpHeaders, ctx: H2StreamContext): Promise<string> {
+    const authority = ctx.tunnelAuthority ?? headers[':authority'] ?? headers.host;
+    if (!authority) throw new CrossmeshError('CM_ERR_BAD_REQUEST', 'crossmesh: HTTP/2 request has no :authority; call SERVICE.NAMESPACE:PORT (grpc-js: the target name, or grpc.default_authority when dialing the sidecar directly)');
+    const path = String(headers[':path'] ?? '');
+    if (path.charCodeAt(0) !== 47 /* / */) throw new CrossmeshError('CM_ERR_BAD_REQUEST', `crossmesh: HTTP/2 request path must start with "/" (got "${path.slice(0, 80)}")`);
+    checkPath(path);
+    const name = this.resolveCached(authority);
+    const route = this.routes.get(name.key!);
+    if (!route) {
+      this.stats.noRoute++;
+      throw new CrossmeshError('CM_ERR_NOT_FOUND', `crossmesh: no service "${name.name}" with port ${name.port} in namespace "${name.namespace}" of cluster ${this.ownCluster}; see what exists with \`crossmesh --cluster ${this.ownCluster} get svc -n ${name.namespace}\` and \`crossmesh --cluster ${this.ownCluster} get simp -n ${name.namespace}\``);
+    }
+    let picker = this.pickers.get(name.key!);
+    if (!picker) this.pickers.set(name.key!, (picker = new WeightedPicker()));
+    let tried: Set<string> | undefined;
+    let lastError: CrossmeshError | undefined;
+    let dest = '';
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const target = chooseTarget(route, picker, this.outliers, tried, route.lbType === 'ActiveActive' ? this.activeActiveOf(route) : undefined);
+      if (!target) break;
+      if (attempt > 0) this.stats.retries++;
+      (tried ??= new Set()).add(target.id);
+      if (target.kind === 'remote' && target.tunnel === undefined) {
+        // The gateway's HTTP port is HTTP/1.1 only: HTTP/2 crosses clusters in mesh tunnels.
+        lastError = new CrossmeshError('CM_ERR_UNAVAILABLE', `${describeTarget(route, target)}: that cluster's gateway has no mesh port (Cluster.spec.meshPort), and HTTP/2 (gRPC) crosses clusters only through mesh tunnels`);
+        continue;
+      }
+      const info = this.targetInfo(route, target);
+      dest = info.cluster;
+      let session;
+      try {
+        const s = this.h2.session(info.upstream);
+        session = s instanceof Promise ? await s : s;
+      } catch (err) {
+        // Nothing was sent: another target may take it.
+        this.outliers.failure(target, 'connect');
+        lastError = err instanceof CrossmeshError ? err : new CrossmeshError('CM_ERR_BAD_GATEWAY', String(err), { cause: err });
+        if (ex.gone) return dest;
+        continue;
+      }
+      ex.setResponseHeaders(info.h2ResponseHeaders);
+      const r = await ex.attempt(session);
+      if (r.clientGone) return dest;
+      if (r.error === undefined) {
+        // A mesh-made UNAVAILABLE (the app behind the remote sidecar is down) counts against the target.
+        if (r.status >= 500 || r.grpcStatus === GRPC.UNAVAILABLE) this.outliers.failure(target, 'status');
+        else this.outliers.success(target);
+        return dest;
+      }
+      if (r.responseStarted) return dest;
+      this.outliers.failure(target, r.retryable ? 'connect' : 'status');
+      lastError = new CrossmeshError(r.error.code, `${info.label}: ${r.error.message}`, { cause: r.error });
+      if (!r.retryable) break;
     }
     if (lastError) throw lastError;
     this.stats.noRoute++;
@@ -321,6 +435,7 @@ export class MeshOutboundRouter implements OutboundRouter {
     }
     this.outliers.retain(ids);
     this.pools.retain(origins);
+    this.h2.retain(origins);
   }
 }
 

@@ -20,6 +20,10 @@ import { CrossmeshError, toCrossmeshError } from '../errors.js';
 import { instancePodName } from '../leases/names.js';
 import { isSafePath, refuseConnect } from '../proxy/index.js';
 import { H1Server, InboundRequest } from '../proxy/h1/server.js';
+import { H2Front } from '../proxy/h2/server.js';
+import { H2SessionRegistry } from '../proxy/h2/sessions.js';
+import { GRPC_CODE_NAMES } from '../proxy/h2/grpc-status.js';
+import { inboundStreamHandler } from './inbound-h2.js';
 import { proxy, type Upstream } from '../proxy/h1/proxy.js';
 import { UpstreamRegistry } from '../proxy/h1/upstream.js';
 import { stateDir } from '../util/home.js';
@@ -237,13 +241,34 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   }
   const servers: Array<Server | NetServer | H1Server> = [];
   const appPools = new UpstreamRegistry();
+  /** h2c sessions to an app that speaks gRPC (HTTP/2 streams from the mesh). */
+  const appH2 = new H2SessionRegistry();
   let ready = false;
 
   const own = identity.clusterName;
+  // gRPC status counts, by direction (HTTP/2 streams; the requests metric counts their HTTP status).
+  const grpcCounts = { outbound: {} as Record<string, number>, inbound: {} as Record<string, number> };
+  const countGrpc = (direction: 'outbound' | 'inbound', grpcStatus: number) => {
+    if (grpcStatus < 0) return;
+    const k = GRPC_CODE_NAMES[grpcStatus] ?? 'UNKNOWN';
+    grpcCounts[direction][k] = (grpcCounts[direction][k] ?? 0) + 1;
+  };
+  metrics.labelledCounterFrom('crossmesh_sidecar_outbound_grpc_total', 'gRPC calls through the outbound listener, by the gRPC status they ended with', 'grpc_status', () => grpcCounts.outbound);
+  metrics.labelledCounterFrom('crossmesh_sidecar_inbound_grpc_total', 'gRPC calls delivered to the app, by the gRPC status they ended with', 'grpc_status', () => grpcCounts.inbound);
+  const mesh = router instanceof MeshOutboundRouter ? router : undefined;
+  const outboundH2 = mesh === undefined ? undefined : new H2Front({
+    label: 'the sidecar (outbound proxy)',
+    onStream: (stream, headers, ctx) => mesh.handleStream(stream, headers, ctx, (dest, status, grpcStatus, startedAt) => {
+      metrics.record('outbound', own, dest, statusLabel(status), (performance.now() - startedAt) / 1000);
+      countGrpc('outbound', grpcStatus);
+    }),
+  });
   const outbound = new H1Server({
     onRequest: (req) => router.handle(req),
     onFinish: (req) => metrics.record('outbound', own, req.destination, statusLabel(req.status), (performance.now() - req.startedAt) / 1000),
     refuseTunnel: tunnelRefusal('the sidecar (outbound proxy)'),
+    h2: outboundH2,
+    tunnel: mesh === undefined ? undefined : (authority) => mesh.tunnelCheck(authority),
   });
   servers.push(outbound);
 
@@ -278,7 +303,20 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       code: 'CM_ERR_BAD_GATEWAY', status: 502,
       message: `${appLabel} speaks gRPC (--app-protocol grpc): only Dapr service invocation reaches it (as AppCallback/OnInvoke); plain HTTP/1.1 requests are not forwarded to it`,
     };
+    const inboundH2 = new H2Front({
+      label: 'the sidecar inbound listener',
+      onStream: inboundStreamHandler({
+        ownCluster: own, app: grpcApp !== undefined ? app : undefined, appLabel, authz, sessions: appH2,
+        responseHeaders: { [responseHeaders[0]]: responseHeaders[1] },
+        appHeaders: appTokenHeader ? { [appTokenHeader[0]]: appTokenHeader[1] } : undefined,
+        done: (source, status, grpcStatus, startedAt) => {
+          metrics.record('inbound', source || own, own, statusLabel(status), (performance.now() - startedAt) / 1000);
+          countGrpc('inbound', grpcStatus);
+        },
+      }),
+    });
     inbound = new H1Server({
+      h2: inboundH2,
       tls: mtls ? {
         options: mtlsServerOptions(workload.current()!),
         onRefused: (err, remote) => {
@@ -348,7 +386,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       ready = false;
       await registration?.close(true);
       await Promise.all([...servers.map((s) => closeServer(s, 2000)), grpc.close(2000)]);
-      await appPools.close(500);
+      await Promise.all([appPools.close(500), appH2.close(500)]);
       grpcApp?.close();
       await components.close();
       exportsInformer?.stop();

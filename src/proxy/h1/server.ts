@@ -24,6 +24,7 @@ import { H1Parser, isParseError, METHODS, REQUEST, type ParseError, type ParserE
 import { answerError, reasonPhrase } from './exchange.js';
 import { Framing, type BodySink, type Downstream, type DownstreamObserver } from './types.js';
 import { WriteBatch } from './batch.js';
+import { prefaceMatch, H2_PREFACE, type H2Front } from '../h2/server.js';
 
 export interface H1ServerOptions {
   /** Called with each request when it is its connection's turn. */
@@ -38,6 +39,17 @@ export interface H1ServerOptions {
   requireHost?: boolean;
   /** Serve mTLS instead of plaintext. */
   tls?: H1ServerTls;
+  /**
+   * Serve HTTP/2 on the same listener: a plaintext connection that opens with the h2c preface,
+   * an mTLS one that negotiated ALPN `h2`, goes to this front instead of the HTTP/1.1 parser.
+   */
+  h2?: H2Front;
+  /**
+   * With `h2`: accept `CONNECT authority` (a gRPC client's proxy tunnel, e.g. grpc-js with
+   * `http_proxy` set): return the refusal for an authority that is not served, else undefined;
+   * the tunnel's bytes must then be HTTP/2, whose streams are routed to that authority.
+   */
+  tunnel?(authority: string): CrossmeshError | undefined;
 }
 
 export interface H1ServerTls {
@@ -323,6 +335,67 @@ export class ServerConnection implements ParserEvents {
     socket.setNoDelay(true);
     this.parser = new H1Parser(REQUEST, this);
     socket.setTimeout(server.keepAliveTimeoutMs);
+    socket.on('drain', this.onDrainEvent);
+    socket.on('timeout', this.onTimeoutEvent);
+    socket.on('error', noop);
+    socket.on('close', this.onCloseEvent);
+    socket.on('end', this.onEndEvent);
+    // A plaintext listener that also serves h2c looks at the first bytes before choosing a
+    // parser: they are read as a 'data' event once per connection, then llhttp takes the handle.
+    if (server.h2 !== undefined && peer === undefined) {
+      socket.on('data', this.onFirstData);
+      return;
+    }
+    this.startParsing();
+  }
+
+  private readonly onDrainEvent = (): void => this.queue[0]?.notifyDrain();
+  private readonly onTimeoutEvent = (): void => this.onTimeout();
+  private readonly onCloseEvent = (): void => this.onClose();
+  private readonly onEndEvent = (): void => this.onEnd();
+  /** The first bytes of a sniffed connection, while they are a prefix of the h2c preface. */
+  private sniffed: Buffer | undefined;
+
+  private readonly onFirstData = (d: Buffer): void => {
+    const head = this.sniffed === undefined ? d : Buffer.concat([this.sniffed, d]);
+    const m = prefaceMatch(head);
+    if (m >= 0 && m < H2_PREFACE.length) {
+      // Too short to tell (a preface split over reads): wait for more.
+      this.sniffed = head;
+      return;
+    }
+    this.socket.off('data', this.onFirstData);
+    this.sniffed = undefined;
+    if (m === H2_PREFACE.length) {
+      this.release();
+      this.socket.pause();
+      this.server.h2!.accept(this.socket, undefined, head);
+      return;
+    }
+    this.startParsing();
+    this.onData(head);
+  };
+
+  /**
+   * Hands the socket over (to the HTTP/2 front): this connection stops listening to it and is
+   * forgotten; the socket is left open.
+   */
+  private release(): void {
+    const s = this.socket;
+    this.dead = true;
+    s.off('drain', this.onDrainEvent);
+    s.off('timeout', this.onTimeoutEvent);
+    s.off('close', this.onCloseEvent);
+    s.off('end', this.onEndEvent);
+    s.off('data', this.onData);
+    s.setTimeout(0);
+    if (this.parser.isConsuming) this.parser.unconsume(s);
+    this.parser.close();
+    this.server.forget(this);
+  }
+
+  private startParsing(): void {
+    const socket = this.socket;
     // llhttp reads the handle itself (as node:http does): no Buffer, Readable push and 'data'
     // event per read. EOF and read errors still come through the socket ('end', 'error',
     // 'close'). Before the first pause the handle goes back to the Readable (stopConsuming), so
@@ -337,11 +410,6 @@ export class ServerConnection implements ParserEvents {
         while (!this.dead && (b = socket.read() as Buffer | null) !== null) this.onData(b);
       });
     }
-    socket.on('drain', () => this.queue[0]?.notifyDrain());
-    socket.on('timeout', () => this.onTimeout());
-    socket.on('error', () => undefined);
-    socket.on('close', () => this.onClose());
-    socket.on('end', () => this.onEnd());
   }
 
   private readonly onData = (d: Buffer): void => this.afterRead(this.parser.execute(d));
@@ -422,6 +490,12 @@ export class ServerConnection implements ParserEvents {
     if (req === undefined) return;
     this.activeStarted = true;
     const s = this.server;
+    if (req.method === 'CONNECT' && s.h2 !== undefined && s.tunnel !== undefined) {
+      req.closeAfter = true;
+      const refusal = s.tunnel(req.url);
+      if (refusal !== undefined) return req.fail(refusal);
+      return this.openTunnel(req);
+    }
     if (req.method === 'CONNECT' || (req.closeAfter && req.header('upgrade') !== undefined)) {
       req.closeAfter = true;
       return req.fail(s.refuseTunnel);
@@ -430,6 +504,23 @@ export class ServerConnection implements ParserEvents {
       return this.answerRaw(400, 'Bad Request');
     }
     s.onRequest(req);
+  }
+
+  /**
+   * `CONNECT authority` accepted: 200, then the socket belongs to the HTTP/2 front, which
+   * routes every stream of the tunnel to `authority`. A client must wait for the 200 before
+   * sending tunnel bytes (RFC 9110 §9.3.6; grpc-js does): bytes that came with the CONNECT head
+   * are refused rather than guessed at.
+   */
+  private openTunnel(req: InboundRequest): void {
+    const socket = this.socket;
+    if (this.queue.length > 1 || socket.readableLength > 0) {
+      return req.fail(new CrossmeshError('CM_ERR_BAD_REQUEST', 'crossmesh: bytes were sent after CONNECT before its answer; wait for the 200 before speaking HTTP/2 in the tunnel'));
+    }
+    this.queue.length = 0;
+    this.release();
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    this.server.h2!.acceptTunnel(socket, req.url, this.peer);
   }
 
   responseFinished(req: InboundRequest): void {
@@ -535,6 +626,8 @@ export class H1Server {
   readonly refuseTunnel: { code: string; status: number; message: string };
   readonly onRequest: (req: InboundRequest) => void;
   readonly onFinish?: (req: InboundRequest) => void;
+  readonly h2: H2Front | undefined;
+  readonly tunnel: ((authority: string) => CrossmeshError | undefined) | undefined;
   private readonly conns = new Set<ServerConnection>();
   private closing = false;
   /** mTLS: the trust domain of client identities (undefined on a plaintext listener). */
@@ -550,6 +643,8 @@ export class H1Server {
     this.onFinish = opts.onFinish;
     this.keepAliveTimeoutMs = opts.keepAliveTimeoutMs ?? 5000;
     this.requireHost = opts.requireHost ?? true;
+    this.h2 = opts.h2;
+    this.tunnel = opts.tunnel;
     this.refuseTunnel = opts.refuseTunnel ?? { code: 'CM_ERR_METHOD_NOT_ALLOWED', status: 405, message: 'crossmesh: this listener does not tunnel (CONNECT); send plain http:// requests' };
     const t = opts.tls;
     if (t === undefined) {
@@ -561,7 +656,9 @@ export class H1Server {
     }
     this.trustDomain = t.trustDomain ?? trustDomainOf({ keyPem: '', chainPem: '', roots: caPems(t.options.ca) });
     this.onRefused = t.onRefused;
-    const server = createTlsServer({ ...t.options, noDelay: true, handshakeTimeout: t.handshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS }, (socket: TLSSocket) => this.onSecure(socket));
+    // ALPN: h2 when this listener serves it; a client offering nothing (the mesh's HTTP/1.1 pools) gets HTTP/1.1.
+    const alpn = opts.h2 !== undefined ? { ALPNProtocols: ['h2', 'http/1.1'] } : {};
+    const server = createTlsServer({ ...t.options, ...alpn, noDelay: true, handshakeTimeout: t.handshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS }, (socket: TLSSocket) => this.onSecure(socket));
     // Before node's own listener wraps the TCP socket: a refused handshake destroys it, and a
     // destroyed socket no longer knows its peer's address.
     server.prependListener('connection', (raw: Socket) => {
@@ -593,6 +690,7 @@ export class H1Server {
       this.onRefused?.(err instanceof CrossmeshError ? err : tlsError(err, socket), remote);
       return;
     }
+    if (this.h2 !== undefined && socket.alpnProtocol === 'h2') return this.h2.accept(socket, peer);
     this.conns.add(new ServerConnection(socket, this, peer));
   }
 
@@ -648,7 +746,9 @@ export class H1Server {
       for (const c of this.conns) if (c.idle) c.destroy();
     }, 25);
     poll.unref();
-    await done;
+    // Sockets handed to the HTTP/2 front are still this server's connections: close() waits for them too.
+    const h2 = this.h2?.close(drainMs);
+    await Promise.all([done, h2]);
     clearTimeout(t);
     clearInterval(poll);
   }
@@ -671,3 +771,5 @@ function caPems(ca: TlsOptions['ca']): string[] {
   if (ca === undefined) return [];
   return (Array.isArray(ca) ? ca : [ca]).map((c) => (typeof c === 'string' ? c : Buffer.from(c).toString('latin1')));
 }
+
+function noop(): void { /* socket errors end in 'close' */ }

@@ -1,0 +1,147 @@
+/**
+ * The HTTP/2 side of an L7 mesh listener: H1Server hands it the connections that speak HTTP/2
+ * (the h2c preface on a plaintext listener, ALPN `h2` on an mTLS one, or the bytes of a CONNECT
+ * tunnel to a mesh name), and it runs them on one node:http2 server that is never bound to a
+ * port. Each stream goes to `onStream` with the connection's verified peer and, for a tunnel,
+ * the authority the client asked to reach.
+ *
+ * Hostile clients are node's (nghttp2's) job, with limits set here: at most
+ * `MAX_CONCURRENT_STREAMS` open streams per connection (more are refused, and a connection that
+ * keeps opening refused streams, or floods resets, settings or pings, is closed with
+ * ENHANCE_YOUR_CALM), 16 KiB of headers, malformed frames end the connection with a
+ * PROTOCOL_ERROR GOAWAY. None of that touches any other connection.
+ */
+import { createServer, type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type { Socket } from 'node:net';
+import type { PeerIdentity } from '../../identity/mesh-tls.js';
+
+export const MAX_CONCURRENT_STREAMS = 256;
+/** The h2c connection preface (RFC 9113 §3.4). */
+export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+/** An h2 session with no open stream for this long is closed. */
+const IDLE_TIMEOUT_MS = 120_000;
+
+export interface H2StreamContext {
+  /** The verified mesh identity of the client (mTLS listeners). */
+  peer: PeerIdentity | undefined;
+  /** A CONNECT tunnel's target (`service.namespace:port`) when the session came through one. */
+  tunnelAuthority: string | undefined;
+  /** The client's address. */
+  remoteAddress: string;
+}
+
+export interface H2FrontOptions {
+  onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ctx: H2StreamContext): void;
+  /** A connection that turned out not to speak HTTP/2 after a CONNECT (answered 400 and closed). */
+  label: string;
+}
+
+/** How many bytes of `d` (from `offset`) match the preface; -1 as soon as one differs. */
+export function prefaceMatch(d: Buffer, offset = 0): number {
+  const n = Math.min(d.length, H2_PREFACE.length - offset);
+  for (let i = 0; i < n; i++) if (d[i] !== H2_PREFACE[offset + i]) return -1;
+  return n;
+}
+
+export class H2Front {
+  private readonly server: Http2Server;
+  private readonly contexts = new WeakMap<Http2Session, H2StreamContext>();
+  private readonly sessions = new Set<ServerHttp2Session>();
+  private pending: H2StreamContext | undefined;
+  private closing = false;
+  /** Sessions accepted (tests: one per connection, not per stream). */
+  accepted = 0;
+
+  constructor(private readonly opts: H2FrontOptions) {
+    this.server = createServer({
+      settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, maxHeaderListSize: 16 * 1024, enablePush: false },
+      maxSessionMemory: 32,
+      // node's defaults, stated because they are the flood limits this listener relies on.
+      maxSessionInvalidFrames: 1000,
+      maxSessionRejectedStreams: 100,
+      maxHeaderListPairs: 128,
+    });
+    this.server.on('session', (session: ServerHttp2Session) => {
+      const ctx = this.pending ?? { peer: undefined, tunnelAuthority: undefined, remoteAddress: '' };
+      this.pending = undefined;
+      this.contexts.set(session, ctx);
+      this.sessions.add(session);
+      this.accepted++;
+      session.on('close', () => this.sessions.delete(session));
+      session.on('error', () => undefined);
+      session.setTimeout(IDLE_TIMEOUT_MS, () => session.close());
+      if (this.closing) session.close();
+    });
+    this.server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+      stream.on('error', () => undefined);
+      this.opts.onStream(stream, headers, this.contexts.get(stream.session!)!);
+    });
+    // A malformed frame or a flood ends that session only (nghttp2 sends its GOAWAY).
+    this.server.on('sessionError', () => undefined);
+  }
+
+  /** A connection that speaks HTTP/2 (its first bytes, if already read, are in `head`). */
+  accept(socket: Socket, peer: PeerIdentity | undefined, head?: Buffer, tunnelAuthority?: string): void {
+    if (this.closing) return void socket.destroy();
+    if (head !== undefined && head.length) socket.unshift(head);
+    this.pending = { peer, tunnelAuthority, remoteAddress: socket.remoteAddress ?? '' };
+    this.server.emit('connection', socket);
+    this.pending = undefined;
+  }
+
+  /**
+   * The bytes of a CONNECT tunnel (after our 200): HTTP/2 is served, anything else is answered
+   * 400 in HTTP/1.1 (what a client that sent HTTP/1.1 through it can read) and closed.
+   */
+  acceptTunnel(socket: Socket, authority: string, peer: PeerIdentity | undefined): void {
+    let head: Buffer | undefined;
+    const onData = (d: Buffer) => {
+      head = head === undefined ? d : Buffer.concat([head, d]);
+      const m = prefaceMatch(head);
+      if (m < 0) {
+        cleanup();
+        const body = JSON.stringify({ code: 'CM_ERR_BAD_REQUEST', message: `crossmesh: a CONNECT tunnel through ${this.opts.label} to a mesh service carries HTTP/2 (gRPC) only; send HTTP/1.1 requests as plain http:// requests to the proxy instead` });
+        socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+        return;
+      }
+      if (m < H2_PREFACE.length) return;
+      cleanup();
+      socket.pause();
+      this.accept(socket, peer, head, authority);
+    };
+    const onGone = () => cleanup();
+    const cleanup = () => {
+      socket.off('data', onData);
+      socket.off('end', onGone);
+      socket.off('close', onGone);
+    };
+    socket.on('data', onData);
+    socket.on('end', onGone);
+    socket.on('close', onGone);
+    socket.resume();
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** GOAWAY to every session: streams in flight finish; sessions still open after `drainMs` are destroyed. */
+  async close(drainMs = 2000): Promise<void> {
+    this.closing = true;
+    const open = [...this.sessions];
+    for (const s of open) s.close();
+    if (open.length === 0) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        for (const s of this.sessions) s.destroy();
+        resolve();
+      }, drainMs);
+      t.unref();
+      let left = open.length;
+      for (const s of open) {
+        if (s.destroyed) { if (--left === 0) { clearTimeout(t); resolve(); } continue; }
+        s.once('close', () => { if (--left === 0) { clearTimeout(t); resolve(); } });
+      }
+    });
+  }
+}
