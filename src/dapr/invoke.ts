@@ -4,7 +4,10 @@ import { CrossmeshError } from '../errors.js';
 import { NodeDownstream } from '../proxy/h1/node-downstream.js';
 import type { Downstream } from '../proxy/h1/types.js';
 import { BufferedDownstream, type BufferedResponse } from './grpc/buffered-downstream.js';
-import type { DispatchOptions, MeshOutboundRouter } from '../sidecar/outbound.js';
+import type { DispatchOptions, H2Done, MeshOutboundRouter } from '../sidecar/outbound.js';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { H2StreamContext } from '../proxy/h2/server.js';
+import { answerH2Error } from '../proxy/h2/grpc-status.js';
 import type { SidecarIdentity } from '../sidecar/types.js';
 import { defaultIsPermanent, type Policy } from './resiliency.js';
 import { daprError, sendDaprError } from './respond.js';
@@ -12,6 +15,9 @@ import { daprError, sendDaprError } from './respond.js';
 /** Headers a caller may not pass to the target: Dapr routing/auth, and Dapr's own caller headers (no spoofing). */
 const DROP_HEADERS: ReadonlySet<string> = new Set(['dapr-app-id', 'dapr-api-token', 'dapr-caller-app-id', 'dapr-caller-namespace', 'dapr-callee-app-id']);
 const DROP_WITH_AUTH: ReadonlySet<string> = new Set([...DROP_HEADERS, 'authorization']);
+/** A proxied gRPC call keeps `dapr-app-id` (daprd's proxy forwards the call's metadata as is). */
+const DROP_HEADERS_PROXIED: ReadonlySet<string> = new Set(['dapr-api-token', 'dapr-caller-app-id', 'dapr-caller-namespace', 'dapr-callee-app-id']);
+const NO_STREAM_CONTEXT: H2StreamContext = { peer: undefined, tunnelAuthority: undefined, remoteAddress: '127.0.0.1' };
 // NUL, C0 controls, DEL, and the URL delimiters Dapr refuses in a method name.
 const BAD_METHOD = /[\u0000-\u001f\u007f#?]/;
 
@@ -60,6 +66,28 @@ export class DaprInvoker {
     private readonly opts: { timeoutMs?: number; appPolicy?: (appId: string) => Policy | undefined } = {},
   ) {
     this.callerHeaders = ['dapr-caller-app-id', identity.appId, 'dapr-caller-namespace', identity.namespace];
+  }
+
+  /**
+   * Dapr's gRPC proxying (grpc/app-proxy.ts): a call with `dapr-app-id` on DAPR_GRPC_PORT goes
+   * to that app through the mesh as an HTTP/2 stream, the caller headers set as for HTTP
+   * invocation (incoming ones dropped: not spoofable), the caller's token never passed on. No
+   * Resiliency policy wraps it: a proxied stream is not replayable by the sidecar.
+   */
+  proxyStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, appId: string, done?: H2Done): void {
+    let target: InvokeTarget;
+    try {
+      target = parseAppId(appId, this.identity.namespace);
+    } catch {
+      answerH2Error(stream, new CrossmeshError('CM_ERR_BAD_REQUEST', `failed to proxy request: invalid app id "${appId.slice(0, 100)}" in dapr-app-id (expected APP or APP.NAMESPACE)`), true);
+      return;
+    }
+    this.router.handleStream(stream, headers, NO_STREAM_CONTEXT, done, {
+      namespace: target.namespace,
+      name: target.appId,
+      extraHeaders: { 'dapr-caller-app-id': this.identity.appId, 'dapr-caller-namespace': this.identity.namespace, 'dapr-callee-app-id': target.appId },
+      dropHeaders: DROP_HEADERS_PROXIED,
+    });
   }
 
   /**

@@ -62,6 +62,14 @@ interface TargetInfo {
   h2ResponseHeaders: Readonly<Record<string, string>> | undefined;
 }
 
+/** Dapr's gRPC proxying: the app a call names by `dapr-app-id`, and the caller headers to set. */
+export interface H2AppTarget {
+  namespace: string;
+  name: string;
+  extraHeaders: Readonly<Record<string, string>>;
+  dropHeaders: ReadonlySet<string>;
+}
+
 /** How one HTTP/2 request through the outbound listener ended (metrics). */
 export type H2Done = (destination: string, status: number, grpcStatus: number, startedAt: number) => void;
 
@@ -277,7 +285,8 @@ export class MeshOutboundRouter implements OutboundRouter {
       this.resolveCached(authority);
       return undefined;
     } catch (err) {
-      return err instanceof CrossmeshError ? err : new CrossmeshError('CM_ERR_BAD_REQUEST', String(err));
+      const e = err instanceof CrossmeshError ? err : new CrossmeshError('CM_ERR_BAD_REQUEST', String(err));
+      return new CrossmeshError(e.code, `crossmesh: CONNECT ${authority.slice(0, 100)} refused: the outbound proxy opens tunnels (for HTTP/2 and gRPC clients) only to mesh services. ${e.message.replace(/^crossmesh: /, '')}`, { cause: e });
     }
   }
 
@@ -286,11 +295,13 @@ export class MeshOutboundRouter implements OutboundRouter {
    * gRPC call or any h2 request to `<service>.<namespace>:<port>` (the tunnel's authority, else
    * `:authority`), routed per stream by the same compiled route and policy as HTTP/1.1.
    */
-  handleStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ctx: H2StreamContext, done?: H2Done): void {
+  handleStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ctx: H2StreamContext, done?: H2Done, app?: H2AppTarget): void {
     this.stats.requests++;
     const startedAt = performance.now();
-    const ex = new H2Exchange(stream, headers, { extraHeaders: this.h2SourceHeader, timeoutMs: this.timeoutMs });
-    this.routeStream(ex, headers, ctx).then((dest) => {
+    const ex = new H2Exchange(stream, headers, app === undefined
+      ? { extraHeaders: this.h2SourceHeader, timeoutMs: this.timeoutMs }
+      : { extraHeaders: { ...this.h2SourceHeader, ...app.extraHeaders }, dropHeaders: app.dropHeaders, timeoutMs: this.timeoutMs });
+    this.routeStream(ex, headers, ctx, app).then((dest) => {
       const f = ex.finalStatus;
       done?.(dest, f.status, f.grpcStatus, startedAt);
     }, (err: unknown) => {
@@ -303,20 +314,34 @@ export class MeshOutboundRouter implements OutboundRouter {
   private readonly h2SourceHeader: Readonly<Record<string, string>>;
 
   /** Resolves with the destination cluster of the last attempt; rejects with the answer for the client. */
-  private async routeStream(ex: H2Exchange, headers: IncomingHttpHeaders, ctx: H2StreamContext): Promise<string> {
-    const authority = ctx.tunnelAuthority ?? headers[':authority'] ?? headers.host;
-    if (!authority) throw new CrossmeshError('CM_ERR_BAD_REQUEST', 'crossmesh: HTTP/2 request has no :authority; call SERVICE.NAMESPACE:PORT (grpc-js: the target name, or grpc.default_authority when dialing the sidecar directly)');
+  private async routeStream(ex: H2Exchange, headers: IncomingHttpHeaders, ctx: H2StreamContext, app: H2AppTarget | undefined): Promise<string> {
     const path = String(headers[':path'] ?? '');
     if (path.charCodeAt(0) !== 47 /* / */) throw new CrossmeshError('CM_ERR_BAD_REQUEST', `crossmesh: HTTP/2 request path must start with "/" (got "${path.slice(0, 80)}")`);
     checkPath(path);
-    const name = this.resolveCached(authority);
-    const route = this.routes.get(name.key!);
+    let route: ServiceRoute | undefined;
+    let what: string;
+    if (app !== undefined) {
+      // Dapr's gRPC proxying: the app id names a service, whose lowest port is the app's.
+      route = this.firstRoute(app.namespace, app.name);
+      what = `no app "${app.name}" (service) in namespace "${app.namespace}"`;
+    } else {
+      const authority = ctx.tunnelAuthority ?? headers[':authority'] ?? headers.host;
+      if (!authority) throw new CrossmeshError('CM_ERR_BAD_REQUEST', 'crossmesh: HTTP/2 request has no :authority; call SERVICE.NAMESPACE:PORT (grpc-js: the target name, or grpc.default_authority when dialing the sidecar directly)');
+      const name = this.resolveCached(authority);
+      route = this.routes.get(name.key!);
+      what = `no service "${name.name}" with port ${name.port} in namespace "${name.namespace}"`;
+      if (!route) {
+        this.stats.noRoute++;
+        throw new CrossmeshError('CM_ERR_NOT_FOUND', `crossmesh: ${what} of cluster ${this.ownCluster}; see what exists with \`crossmesh --cluster ${this.ownCluster} get svc -n ${name.namespace}\` and \`crossmesh --cluster ${this.ownCluster} get simp -n ${name.namespace}\``);
+      }
+    }
     if (!route) {
       this.stats.noRoute++;
-      throw new CrossmeshError('CM_ERR_NOT_FOUND', `crossmesh: no service "${name.name}" with port ${name.port} in namespace "${name.namespace}" of cluster ${this.ownCluster}; see what exists with \`crossmesh --cluster ${this.ownCluster} get svc -n ${name.namespace}\` and \`crossmesh --cluster ${this.ownCluster} get simp -n ${name.namespace}\``);
+      throw new CrossmeshError('CM_ERR_NOT_FOUND', `crossmesh: ${what} of cluster ${this.ownCluster}`);
     }
-    let picker = this.pickers.get(name.key!);
-    if (!picker) this.pickers.set(name.key!, (picker = new WeightedPicker()));
+    const pickerKey = routeKey(route.namespace, route.name, route.port);
+    let picker = this.pickers.get(pickerKey);
+    if (!picker) this.pickers.set(pickerKey, (picker = new WeightedPicker()));
     let tried: Set<string> | undefined;
     let lastError: CrossmeshError | undefined;
     let dest = '';

@@ -376,6 +376,11 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     appId: identity.appId, components, apiToken: daprToken, onShutdown,
     invoke: invoker && 'invokeBuffered' in invoker ? (invoker as BufferedInvoker) : undefined,
     metadata: httpMetadataSource(httpPort, daprToken),
+    // Dapr's gRPC proxying (dapr-app-id on a call to another service) goes through the mesh router.
+    proxy: invoker instanceof DaprInvoker ? (stream, headers, appId) => invoker.proxyStream(stream, headers, appId, (dest, status, grpcStatus, startedAt) => {
+      metrics.record('outbound', own, dest, statusLabel(status), (performance.now() - startedAt) / 1000);
+      countGrpc('outbound', grpcStatus);
+    }) : undefined,
   }), `${label}: dapr gRPC API`);
   let httpPort = 0;
 

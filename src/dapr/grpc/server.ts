@@ -37,6 +37,7 @@ import { tryLockCore, unlockCore } from '../lock-api.js';
 import type { BufferedResponse } from './buffered-downstream.js';
 import type { MetadataSource } from './http-metadata.js';
 import { loadDaprProto } from './protos.js';
+import { installUnknownServiceHandler, type AppStreamProxy } from './app-proxy.js';
 
 /** daprd's default --max-body-size (4 MB): the max gRPC message size, received and sent. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 << 20;
@@ -61,6 +62,8 @@ export interface DaprGrpcOptions {
   onShutdown?: () => void;
   /** Default 4 MB. */
   maxMessageBytes?: number;
+  /** Dapr's gRPC proxying: calls with `dapr-app-id` to other services go here (app-proxy.ts). */
+  proxy?: AppStreamProxy;
 }
 
 export interface DaprGrpcServer {
@@ -423,6 +426,15 @@ export function createDaprGrpcServer(opts: DaprGrpcOptions): DaprGrpcServer {
   // it, and it is per-call work on the sidecar's request path.
   const server = new grpc.Server({ 'grpc.max_receive_message_length': maxBytes, 'grpc.max_send_message_length': maxBytes, 'grpc.enable_channelz': 0 });
   server.addService(service, impl);
+  if (opts.proxy !== undefined) {
+    installUnknownServiceHandler(server, opts.proxy, (headers) => {
+      if (!rawToken) return undefined;
+      const md = new grpc.Metadata();
+      const given = headers['dapr-api-token'];
+      if (typeof given === 'string') md.set('dapr-api-token', given);
+      return authError(md);
+    });
+  }
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   let closed: Promise<void> | undefined;
   return {
