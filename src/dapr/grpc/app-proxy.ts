@@ -27,15 +27,17 @@ type StreamHandler = (this: unknown, extraInterceptors: unknown, stream: ServerH
  * to grpc-js as before.
  */
 export function installUnknownServiceHandler(server: grpc.Server, proxy: AppStreamProxy, authorize: (headers: IncomingHttpHeaders) => { code: number; details: string; metadata?: grpc.Metadata } | undefined): void {
-  const s = server as unknown as { _streamHandler?: StreamHandler; _channelzHandler?: StreamHandler; channelzEnabled?: boolean };
+  const s = server as unknown as { _streamHandler?: StreamHandler; channelzEnabled?: boolean; handlers?: Map<string, unknown> };
   const base = s._streamHandler;
-  if (typeof base !== 'function' || s.channelzEnabled !== false) {
-    throw new Error('crossmesh: @grpc/grpc-js changed its server internals (Server._streamHandler with channelz off); Dapr gRPC proxying (src/dapr/grpc/app-proxy.ts) must be adapted');
+  const handlers = s.handlers;
+  if (typeof base !== 'function' || s.channelzEnabled !== false || !(handlers instanceof Map)) {
+    throw new Error('crossmesh: @grpc/grpc-js changed its server internals (Server._streamHandler with channelz off, Server.handlers); Dapr gRPC proxying (src/dapr/grpc/app-proxy.ts) must be adapted');
   }
   s._streamHandler = function (this: unknown, extraInterceptors: unknown, stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
     const appId = headers['dapr-app-id'];
     const path = headers[':path'];
-    if (typeof appId !== 'string' || appId === '' || typeof path !== 'string' || path.startsWith(DAPR_API_PREFIX)) {
+    // Methods this server has (the Dapr API) are its own, whatever metadata they carry.
+    if (typeof appId !== 'string' || appId === '' || typeof path !== 'string' || path.startsWith(DAPR_API_PREFIX) || handlers.has(path)) {
       return base.call(this, extraInterceptors, stream, headers);
     }
     stream.on('error', () => undefined);
