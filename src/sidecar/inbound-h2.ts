@@ -10,7 +10,8 @@
  * A call in flight when the app dies is answered UNAVAILABLE: it may have run, so it is not
  * retried by the mesh (a client whose method is idempotent says so in its own retry policy).
  */
-import { constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { H2 } from '../proxy/h2/http2.js';
 import { CrossmeshError } from '../errors.js';
 import { isSafePath } from '../proxy/index.js';
 import type { Upstream } from '../proxy/h1/proxy.js';
@@ -66,14 +67,14 @@ export function inboundStreamHandler(o: InboundH2Options): (stream: ServerHttp2S
         session = s instanceof Promise ? await s : s;
       } catch {
         // The app took no connection: it processed nothing, the caller may send it elsewhere.
-        if (!stream.destroyed) stream.close(constants.NGHTTP2_REFUSED_STREAM);
+        if (!stream.destroyed) stream.close(H2.REFUSED_STREAM);
         return o.done(source, 0, -1, startedAt);
       }
       const r = await ex.attempt(session);
       if (r.error !== undefined && !r.responseStarted && !r.clientGone) {
         if (r.refused) {
           // Refused by the app itself (REFUSED_STREAM, a GOAWAY that did not cover it): the caller may retry it.
-          if (!stream.destroyed) stream.close(constants.NGHTTP2_REFUSED_STREAM);
+          if (!stream.destroyed) stream.close(H2.REFUSED_STREAM);
           return o.done(source, 0, -1, startedAt);
         }
         ex.fail(new CrossmeshError('CM_ERR_UNAVAILABLE', `${o.appLabel}: ${r.error.message}`, { cause: r.error }));

@@ -12,7 +12,8 @@
  * at most `REPLAY_LIMIT` bytes (a unary gRPC call usually is); a longer one is forwarded
  * without a copy and is not retried.
  */
-import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { H2 } from './http2.js';
 import { CrossmeshError } from '../../errors.js';
 import { answerH2Error, encodeGrpcMessage, GRPC, grpcCodeOf, isGrpc } from './grpc-status.js';
 
@@ -144,7 +145,7 @@ export class H2Exchange {
     if (this.settle === undefined && this.responseStarted) return;
     this.clientGone = true;
     const up = this.up;
-    if (up !== undefined && !up.destroyed) up.close(constants.NGHTTP2_CANCEL);
+    if (up !== undefined && !up.destroyed) up.close(H2.CANCEL);
     this.finish({ error: undefined, retryable: false });
   };
 
@@ -208,7 +209,7 @@ export class H2Exchange {
     const extra = this.responseHeaders ?? this.opts.responseHeaders;
     if (extra !== undefined) for (const name in extra) out[name] = extra[name];
     // END_STREAM on the headers: a trailers-only answer (a gRPC error) stays one.
-    if ((flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0) {
+    if ((flags & H2.FLAG_END_STREAM) !== 0) {
       const gs = headers['grpc-status'];
       if (gs !== undefined) this.grpcStatus = Number(gs);
       try {
@@ -269,7 +270,7 @@ export class H2Exchange {
   private readonly onUpTimeout = (): void => {
     const up = this.up;
     if (this.responseStarted || up === undefined) return;
-    up.close(constants.NGHTTP2_CANCEL);
+    up.close(H2.CANCEL);
     this.finish({ error: new CrossmeshError('CM_ERR_TIMEOUT', `no response within ${this.opts.timeoutMs} ms`), retryable: false });
   };
 
@@ -277,24 +278,24 @@ export class H2Exchange {
     const up = this.up!;
     this.up = undefined;
     if (this.settle === undefined) return;
-    const code = up.rstCode ?? constants.NGHTTP2_NO_ERROR;
+    const code = up.rstCode ?? H2.NO_ERROR;
     if (this.responseStarted) {
-      if (code !== constants.NGHTTP2_NO_ERROR && !this.down.closed) {
+      if (code !== H2.NO_ERROR && !this.down.closed) {
         // Cut mid-response: end the client's stream with a status (gRPC) or the same reset.
         this.lostMidResponse = new CrossmeshError('CM_ERR_BAD_GATEWAY', `the upstream reset the stream in the middle of the response (HTTP/2 error ${code})`);
         if (this.grpc && this.down.writable) this.down.end();
-        else this.down.close(code === constants.NGHTTP2_CANCEL ? constants.NGHTTP2_CANCEL : constants.NGHTTP2_INTERNAL_ERROR);
+        else this.down.close(code === H2.CANCEL ? H2.CANCEL : H2.INTERNAL_ERROR);
         return this.finish({ error: this.lostMidResponse, retryable: false });
       }
       return this.finish({ error: undefined, retryable: false });
     }
     // No response: refused (REFUSED_STREAM, also what nghttp2 reports for a stream a GOAWAY did
     // not cover: the server did not process it) or lost in flight.
-    if (code === constants.NGHTTP2_REFUSED_STREAM) {
+    if (code === H2.REFUSED_STREAM) {
       return this.finish({ error: new CrossmeshError('CM_ERR_UNAVAILABLE', 'the upstream refused the stream (REFUSED_STREAM): it did not process the request'), retryable: true, refused: true });
     }
     return this.finish({
-      error: new CrossmeshError('CM_ERR_BAD_GATEWAY', code === constants.NGHTTP2_NO_ERROR
+      error: new CrossmeshError('CM_ERR_BAD_GATEWAY', code === H2.NO_ERROR
         ? 'the upstream closed the stream without a response'
         : `the upstream reset the stream before it answered (HTTP/2 error ${code}); the request may have been processed`),
       retryable: this.idempotent,
@@ -312,7 +313,7 @@ export class H2Exchange {
     const up = this.up;
     if (up !== undefined) {
       up.off('drain', this.resumeDown);
-      if (r.error !== undefined && !this.responseStarted && !up.destroyed) up.close(constants.NGHTTP2_CANCEL);
+      if (r.error !== undefined && !this.responseStarted && !up.destroyed) up.close(H2.CANCEL);
       this.up = undefined;
     }
     settle(this.result(r.error, r.retryable && this.canReplay, r.refused === true));

@@ -11,7 +11,8 @@
  * ENHANCE_YOUR_CALM), 16 KiB of headers, malformed frames end the connection with a
  * PROTOCOL_ERROR GOAWAY. None of that touches any other connection.
  */
-import { createServer, type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type { Http2Server, Http2Session, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
+import { http2 } from './http2.js';
 import type { Socket } from 'node:net';
 import type { PeerIdentity } from '../../identity/mesh-tls.js';
 
@@ -44,7 +45,7 @@ export function prefaceMatch(d: Buffer, offset = 0): number {
 }
 
 export class H2Front {
-  private readonly server: Http2Server;
+  private server_: Http2Server | undefined;
   private readonly contexts = new WeakMap<Http2Session, H2StreamContext>();
   private readonly sessions = new Set<ServerHttp2Session>();
   private pending: H2StreamContext | undefined;
@@ -52,8 +53,12 @@ export class H2Front {
   /** Sessions accepted (tests: one per connection, not per stream). */
   accepted = 0;
 
-  constructor(private readonly opts: H2FrontOptions) {
-    this.server = createServer({
+  constructor(private readonly opts: H2FrontOptions) {}
+
+  /** The node:http2 server, made (and node:http2 loaded) with the first HTTP/2 connection. */
+  private get server(): Http2Server {
+    if (this.server_ !== undefined) return this.server_;
+    const server = http2().createServer({
       settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, maxHeaderListSize: 16 * 1024, enablePush: false },
       maxSessionMemory: 32,
       // node's defaults, stated because they are the flood limits this listener relies on.
@@ -61,7 +66,7 @@ export class H2Front {
       maxSessionRejectedStreams: 100,
       maxHeaderListPairs: 128,
     });
-    this.server.on('session', (session: ServerHttp2Session) => {
+    server.on('session', (session: ServerHttp2Session) => {
       const ctx = this.pending ?? { peer: undefined, tunnelAuthority: undefined, remoteAddress: '' };
       this.pending = undefined;
       this.contexts.set(session, ctx);
@@ -72,12 +77,14 @@ export class H2Front {
       session.setTimeout(IDLE_TIMEOUT_MS, () => session.close());
       if (this.closing) session.close();
     });
-    this.server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+    server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
       stream.on('error', () => undefined);
       this.opts.onStream(stream, headers, this.contexts.get(stream.session!)!);
     });
     // A malformed frame or a flood ends that session only (nghttp2 sends its GOAWAY).
-    this.server.on('sessionError', () => undefined);
+    server.on('sessionError', () => undefined);
+    this.server_ = server;
+    return server;
   }
 
   /** A connection that speaks HTTP/2 (its first bytes, if already read, are in `head`). */

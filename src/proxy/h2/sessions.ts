@@ -4,7 +4,8 @@
  * and shared by every stream to that target. A session that got GOAWAY, closed or failed is
  * dropped at once, so the next stream opens a new one; streams already on it finish there.
  */
-import { connect as h2connect, constants, type ClientHttp2Session } from 'node:http2';
+import type { ClientHttp2Session } from 'node:http2';
+import { H2, http2 } from './http2.js';
 import { CrossmeshError } from '../../errors.js';
 import type { Upstream } from '../h1/proxy.js';
 import { connectH2 } from './connect.js';
@@ -40,7 +41,7 @@ export class H2SessionRegistry {
     if (e.connecting !== undefined) return e.connecting;
     const entry = e;
     const p = connectH2(up.target, up.label).then((socket) => {
-      const session = h2connect(`http://${up.target.host}:${up.target.port}`, { createConnection: () => socket, settings: CLIENT_SETTINGS, maxSessionMemory: 64 });
+      const session = http2().connect(`http://${up.target.host}:${up.target.port}`, { createConnection: () => socket, settings: CLIENT_SETTINGS, maxSessionMemory: 64 });
       this.opened++;
       this.all.add(session);
       const drop = () => {
@@ -89,7 +90,7 @@ export class H2SessionRegistry {
     await new Promise<void>((resolve) => {
       let left = open.length;
       const t = setTimeout(() => {
-        for (const s of open) s.destroy(undefined, constants.NGHTTP2_CANCEL);
+        for (const s of open) s.destroy(undefined, H2.CANCEL);
       }, graceMs);
       t.unref();
       for (const s of open) {
