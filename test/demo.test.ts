@@ -71,6 +71,27 @@ describe('crossmesh demo, end to end from a clean home', () => {
     console.log(`# demo: time from start to the last answer ${time![1]} s`);
   });
 
+  it('--grpc: the same walkthrough over gRPC (the orders app with --app-protocol grpc, its grpc-js client through http_proxy)', async () => {
+    // -r first: the HTTP walkthrough's nodeapp is still running under the same app id.
+    const res = await runCli(['demo', '-r', '-d', '--grpc'], { home, timeoutMs: 120_000 });
+    const out = res.stdout;
+    assert.equal(res.code, 0, `${out}\n${res.stderr}`);
+    for (const expected of [
+      /\$ crossmesh --cluster cluster-1 run -n dapr-test --app-id nodeapp --app-port 3000 --app-protocol grpc --detach -- \S+ examples\/grpc-orders\/server\.mjs/,
+      /✔ nodeapp runs in cluster-1 and cluster-3, curl in cluster-2/,
+      /\$ crossmesh --cluster cluster-2 exec -n curl --app-id curl -- \S+ examples\/grpc-orders\/client\.mjs nodeapp\.dapr-test:3000/,
+      /NewOrder order-1: UNAVAILABLE: crossmesh: no local endpoint of dapr-test\/nodeapp:3000/,
+      /✔ NewOrder fails with UNAVAILABLE under Locality/,
+      /✔ GlobalTrafficPolicy nodeapp applied/,
+      /NewOrder order-\d: served by cluster-1 /,
+      /NewOrder order-\d: served by cluster-3 /,
+      /✔ answers came from both cluster-1 and cluster-3/,
+      /✔ WatchOrders streams 3 updates across clusters, in order, from one instance \(cluster-[13]\/nodeapp-\w+\)/,
+    ]) assert.match(out, expected);
+    assert.doesNotMatch(out, /✘/);
+    assert.doesNotMatch(out, /statestore/, 'the gRPC app keeps no state: no store step');
+  });
+
   it('-r removes the walkthrough, -u stops everything: no process left, no port held', async () => {
     const ports = readdirSync(join(home, 'clusters')).flatMap((c) => {
       const f = join(home, 'clusters', c, 'ports.json');

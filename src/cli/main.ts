@@ -231,6 +231,7 @@ export function buildProgram(): Command {
     .option('-u, --uninstall', 'stop and delete all clusters', false)
     .addOption(new Option('--state <store>', 'state store for nodeapp').choices(['sqlite', 'redis']).default('sqlite'))
     .option('--redis-host <host:port>', 'use this Redis (password changeme) instead of starting redis-server')
+    .option('--grpc', 'the walkthrough over gRPC: nodeapp is the gRPC orders app (examples/grpc-orders, --app-protocol grpc), called by its grpc-js client from cluster-2', false)
     .option('--fast', 'skip the informational listing steps', false)
     .option('--quiet', 'print only the checks and the summary', false)
     .option('--api-port <port>', 'API port of the first cluster (0 = free ports)', port, 6444)
@@ -240,7 +241,7 @@ export function buildProgram(): Command {
       const { runDemo } = await import('./commands/demo.js');
       process.exitCode = await runDemo({
         install: o.install || none, demo: o.demo || none, reset: o.reset, uninstall: o.uninstall,
-        state: o.state, redisHost: o.redisHost, quiet: o.quiet, fast: o.fast, apiPort: o.apiPort, gatewayPort: o.gatewayPort,
+        state: o.state, redisHost: o.redisHost, quiet: o.quiet, fast: o.fast, apiPort: o.apiPort, gatewayPort: o.gatewayPort, grpc: o.grpc,
       });
     });
 

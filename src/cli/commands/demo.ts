@@ -3,6 +3,12 @@
  * runs the real `crossmesh` CLI as a child process, prints the command first and its output
  * after, and checks what the seed expects (the Locality call must FAIL). Flags mirror the
  * seed's script: -i install, -r reset, -d demo, -u uninstall; none = install + demo.
+ *
+ * `--grpc`: the same walkthrough over gRPC. nodeapp (same app id, service and port) is the gRPC
+ * orders app, examples/grpc-orders/server.mjs run with `--app-protocol grpc`, and the caller in
+ * cluster-2 is examples/grpc-orders/client.mjs run with `crossmesh exec` beside the curl app's
+ * sidecar: an unmodified grpc-js client that reaches the mesh through the `http_proxy` it is given
+ * (CONNECT, then HTTP/2 in the tunnel). The state store steps are left out: that app keeps none.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,6 +22,15 @@ const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const BIN = join(ROOT, 'bin', 'crossmesh.js');
 const MANIFESTS = join(ROOT, 'examples', 'manifests');
 const NODEAPP = join(ROOT, 'examples', 'nodeapp', 'app.mjs');
+const ORDERS_SERVER = join(ROOT, 'examples', 'grpc-orders', 'server.mjs');
+const ORDERS_CLIENT = join(ROOT, 'examples', 'grpc-orders', 'client.mjs');
+/** Paths shown relative to the clone, as a user would type them from there. */
+const SHOWN: Record<string, string> = { [NODEAPP]: 'examples/nodeapp/app.mjs', [ORDERS_SERVER]: 'examples/grpc-orders/server.mjs', [ORDERS_CLIENT]: 'examples/grpc-orders/client.mjs' };
+/**
+ * Bound on one gRPC client step: its calls carry 10 s deadlines of their own (client.mjs), so
+ * this only ends a client that somehow outlives them, as an error rather than a hung demo.
+ */
+const GRPC_STEP_TIMEOUT_MS = 45_000;
 const MEMBERS = ['cluster-1', 'cluster-2', 'cluster-3'];
 const EXPORTERS = ['cluster-1', 'cluster-3'];
 
@@ -30,6 +45,8 @@ export interface DemoOptions {
   fast: boolean;
   apiPort: number;
   gatewayPort: number;
+  /** The walkthrough over gRPC (examples/grpc-orders) instead of HTTP. */
+  grpc: boolean;
 }
 
 interface Run {
@@ -58,10 +75,10 @@ class DemoRunner {
   }
 
   /** Runs `crossmesh ARGS`, echoing the command and its output. */
-  async crossmesh(args: string[], input?: string): Promise<Run> {
-    const shown = args.map((a) => (a === NODEAPP ? 'examples/nodeapp/app.mjs' : a.startsWith(MANIFESTS) ? `examples/manifests/${a.slice(MANIFESTS.length + 1)}` : /[\s'"{}]/.test(a) ? `'${a}'` : a));
+  async crossmesh(args: string[], input?: string, timeoutMs?: number): Promise<Run> {
+    const shown = args.map((a) => SHOWN[a] ?? (a.startsWith(MANIFESTS) ? `examples/manifests/${a.slice(MANIFESTS.length + 1)}` : /[\s'"{}]/.test(a) ? `'${a}'` : a));
     this.say(`$ crossmesh ${shown.join(' ')}`);
-    const res = await probe(args, input);
+    const res = await probe(args, input, timeoutMs);
     // In arrival order: `up` writes its progress to stderr long before its table to stdout.
     const text = res.output.trimEnd();
     if (text) this.say(text.split('\n').map((l) => `  ${l}`).join('\n'));
@@ -100,16 +117,33 @@ class DemoRunner {
   }
 }
 
-/** Runs `crossmesh ARGS` as a child process, capturing its output (no echo). */
-function probe(args: string[], input?: string): Promise<Run> {
+/**
+ * Runs `crossmesh ARGS` as a child process, capturing its output (no echo). With `timeoutMs` the
+ * child (and what it runs: its process group) is killed when it outlives it, and the run fails
+ * with a line saying so.
+ */
+function probe(args: string[], input?: string, timeoutMs?: number): Promise<Run> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, CROSSMESH_CLUSTER: '' } });
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, CROSSMESH_CLUSTER: '' }, detached: timeoutMs !== undefined });
     let stdout = '';
     let stderr = '';
     let output = '';
     child.stdout.on('data', (d) => { stdout += d; output += d; });
     child.stderr.on('data', (d) => { stderr += d; output += d; });
-    child.on('close', (code) => resolve({ code, stdout, stderr, output }));
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
+      const line = `crossmesh demo: no answer after ${timeoutMs / 1000} s; stopped it\n`;
+      stderr += line;
+      output += line;
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }, timeoutMs);
+    child.on('close', (code) => {
+      if (timer) clearTimeout(timer);
+      resolve({ code, stdout, stderr, output });
+    });
     child.stdin.end(input ?? '');
   });
 }
@@ -171,7 +205,7 @@ async function install(r: DemoRunner): Promise<void> {
 
 async function demo(r: DemoRunner, opts: DemoOptions): Promise<void> {
   let redisHost = opts.redisHost;
-  if (opts.state === 'redis' && !redisHost) {
+  if (opts.state === 'redis' && !redisHost && !opts.grpc) {
     r.heading('Redis for the shared state store');
     redisHost = await startRedis(r);
     if (!redisHost) return;
@@ -184,21 +218,27 @@ async function demo(r: DemoRunner, opts: DemoOptions): Promise<void> {
   ]);
   r.check('namespaces created', nsRuns.every((x) => x.code === 0 || /already exists/.test(x.stderr)), nsRuns.map((x) => x.stderr.trim()).filter(Boolean).join('; '));
 
-  r.heading(`State store "statestore" (${opts.state}) in cluster-1..3`);
-  const storeRuns = await Promise.all(MEMBERS.map(async (c) => {
-    if (opts.state === 'redis') {
-      const sec = await r.crossmesh(['--cluster', c, 'create', 'secret', 'generic', 'redis', '-n', 'dapr-test', '--from-literal=redis-password=changeme']);
-      if (sec.code !== 0 && !/already exists/.test(sec.stderr)) return sec;
-      const yaml = readFileSync(join(MANIFESTS, 'statestore-redis.yaml'), 'utf8').replace('127.0.0.1:6379', redisHost!);
-      return r.crossmesh(['--cluster', c, 'apply', '-n', 'dapr-test', '-f', '-'], yaml);
-    }
-    return r.crossmesh(['--cluster', c, 'apply', '-n', 'dapr-test', '-f', join(MANIFESTS, 'statestore-sqlite.yaml')]);
-  }));
-  r.check('statestore component applied', storeRuns.every((x) => x.code === 0), storeRuns.map((x) => x.stderr.trim()).filter(Boolean).join('; '));
+  // The gRPC orders app keeps no state: no store to configure.
+  if (!opts.grpc) {
+    r.heading(`State store "statestore" (${opts.state}) in cluster-1..3`);
+    const storeRuns = await Promise.all(MEMBERS.map(async (c) => {
+      if (opts.state === 'redis') {
+        const sec = await r.crossmesh(['--cluster', c, 'create', 'secret', 'generic', 'redis', '-n', 'dapr-test', '--from-literal=redis-password=changeme']);
+        if (sec.code !== 0 && !/already exists/.test(sec.stderr)) return sec;
+        const yaml = readFileSync(join(MANIFESTS, 'statestore-redis.yaml'), 'utf8').replace('127.0.0.1:6379', redisHost!);
+        return r.crossmesh(['--cluster', c, 'apply', '-n', 'dapr-test', '-f', '-'], yaml);
+      }
+      return r.crossmesh(['--cluster', c, 'apply', '-n', 'dapr-test', '-f', join(MANIFESTS, 'statestore-sqlite.yaml')]);
+    }));
+    r.check('statestore component applied', storeRuns.every((x) => x.code === 0), storeRuns.map((x) => x.stderr.trim()).filter(Boolean).join('; '));
+  }
 
-  r.heading('nodeapp in cluster-1 and cluster-3, the curl client in cluster-2 (each beside a sidecar)');
+  r.heading(opts.grpc
+    ? 'nodeapp in cluster-1 and cluster-3 as the gRPC orders app (--app-protocol grpc), the curl client in cluster-2 (each beside a sidecar)'
+    : 'nodeapp in cluster-1 and cluster-3, the curl client in cluster-2 (each beside a sidecar)');
+  const nodeapp = opts.grpc ? ['--app-protocol', 'grpc', '--detach', '--', process.execPath, ORDERS_SERVER] : ['--detach', '--', process.execPath, NODEAPP];
   const appRuns = await Promise.all([
-    ...EXPORTERS.map((c) => r.crossmesh(['--cluster', c, 'run', '-n', 'dapr-test', '--app-id', 'nodeapp', '--app-port', '3000', '--detach', '--', process.execPath, NODEAPP])),
+    ...EXPORTERS.map((c) => r.crossmesh(['--cluster', c, 'run', '-n', 'dapr-test', '--app-id', 'nodeapp', '--app-port', '3000', ...nodeapp])),
     r.crossmesh(['--cluster', 'cluster-2', 'run', '-n', 'curl', '--app-id', 'curl', '--detach', '--', 'sleep', '365d']),
   ]);
   r.check('nodeapp runs in cluster-1 and cluster-3, curl in cluster-2', appRuns.every((x) => x.code === 0), appRuns.map((x) => x.stderr.trim()).filter(Boolean).join('; '));
@@ -218,6 +258,7 @@ async function demo(r: DemoRunner, opts: DemoOptions): Promise<void> {
   }
   r.check('cluster-2 imports nodeapp from cluster-1 and cluster-3', imported);
 
+  if (opts.grpc) return grpcCalls(r);
   const curl = (extra: string[], url: string) => r.crossmesh(['--cluster', 'cluster-2', 'exec', '-n', 'curl', '--app-id', 'curl', '--', 'curl', '-s', '-w', '\\n[HTTP %{http_code}]', ...extra, url]);
   const status = (x: Run) => Number(/\[HTTP (\d+)\]\s*$/.exec(x.stdout)?.[1] ?? 0);
 
@@ -225,13 +266,7 @@ async function demo(r: DemoRunner, opts: DemoOptions): Promise<void> {
   const before = await curl([], 'http://nodeapp.dapr-test:3000/ports');
   r.check('GET /ports fails under Locality (cluster-2 has no local nodeapp)', status(before) >= 500 && status(before) < 600, `expected a 5xx, got HTTP ${status(before)}`);
 
-  r.heading('Apply the GlobalTrafficPolicy in cluster-2 (ActiveActive over cluster-1 and cluster-3)');
-  const gtp = await r.crossmesh(['--cluster', 'cluster-2', 'apply', '-n', 'dapr-test', '-f', join(MANIFESTS, 'globaltrafficpolicy.yaml')]);
-  r.check('GlobalTrafficPolicy nodeapp applied', gtp.code === 0, gtp.stderr.trim());
-  await r.waitFor('the policy to reach the curl sidecar', async () => {
-    const res = await probe(['--cluster', 'cluster-2', 'route', 'nodeapp.dapr-test:3000']);
-    return /ActiveActive/.test(res.stdout);
-  }, 5000);
+  await applyPolicy(r);
 
   r.heading('The same calls now succeed, answered by cluster-1 and cluster-3');
   const servedBy = new Set<string>();
@@ -254,6 +289,50 @@ async function demo(r: DemoRunner, opts: DemoOptions): Promise<void> {
   }
   r.lastAnswerAt = r.elapsed();
   r.check('both clusters read the same order (shared state store)', readers.has('cluster-1') && readers.has('cluster-3'), [...readers].join(', '));
+}
+
+/** The seed's GlobalTrafficPolicy in cluster-2 (ActiveActive over cluster-1 and cluster-3), waited for. */
+async function applyPolicy(r: DemoRunner): Promise<void> {
+  r.heading('Apply the GlobalTrafficPolicy in cluster-2 (ActiveActive over cluster-1 and cluster-3)');
+  const gtp = await r.crossmesh(['--cluster', 'cluster-2', 'apply', '-n', 'dapr-test', '-f', join(MANIFESTS, 'globaltrafficpolicy.yaml')]);
+  r.check('GlobalTrafficPolicy nodeapp applied', gtp.code === 0, gtp.stderr.trim());
+  await r.waitFor('the policy to reach the curl sidecar', async () => {
+    const res = await probe(['--cluster', 'cluster-2', 'route', 'nodeapp.dapr-test:3000']);
+    return /ActiveActive/.test(res.stdout);
+  }, 5000);
+}
+
+/**
+ * `demo --grpc`: the walkthrough's calls made by the gRPC client (examples/grpc-orders/client.mjs)
+ * from beside the curl sidecar in cluster-2, before and after the policy. Each client line names
+ * the cluster that answered (`served by cluster-N`); a mesh that cannot carry the call shows as
+ * the client's gRPC error line (its calls have 10 s deadlines) and a failed check, never a hang.
+ */
+async function grpcCalls(r: DemoRunner): Promise<void> {
+  const client = (extra: string[]) => r.crossmesh(['--cluster', 'cluster-2', 'exec', '-n', 'curl', '--app-id', 'curl', '--', process.execPath, ORDERS_CLIENT, 'nodeapp.dapr-test:3000', ...extra], undefined, GRPC_STEP_TIMEOUT_MS);
+  const servers = (x: Run) => [...x.stdout.matchAll(/^NewOrder \S+: served by (\S+) /gm)].map((m) => m[1]);
+  const errorOf = (x: Run) => (/^(?:NewOrder|WatchOrders)[^:]*: ([A-Z_]+: .*)$/m.exec(x.stdout)?.[1] ?? (x.stderr.trim() || `exit code ${x.code}`)).slice(0, 300);
+
+  r.heading('From the gRPC client in cluster-2, with no GlobalTrafficPolicy (Locality): the call must fail');
+  const before = await client([]);
+  const refused = /^NewOrder order-1: UNAVAILABLE: /m.test(before.stdout);
+  r.check('NewOrder fails with UNAVAILABLE under Locality (cluster-2 has no local nodeapp)', before.code === 1 && refused,
+    `expected exit code 1 and an UNAVAILABLE line, got exit code ${before.code}: ${errorOf(before)}`);
+
+  await applyPolicy(r);
+
+  r.heading('The same calls now succeed over gRPC (HTTP/2 through the mesh), answered by cluster-1 and cluster-3');
+  const calls = await client(['--count', '4']);
+  const by = servers(calls);
+  r.check(`NewOrder x4 answered (${by.join(', ') || 'nobody'})`, calls.code === 0 && by.length === 4, errorOf(calls));
+  r.check('answers came from both cluster-1 and cluster-3', by.includes('cluster-1') && by.includes('cluster-3'), [...new Set(by)].join(', ') || errorOf(calls));
+
+  const watch = await client(['--count', '0', '--watch', '3']);
+  const updates = [...watch.stdout.matchAll(/^WatchOrders: update (\d) of 3 from (\S+) \(instance ([^)]+)\)$/gm)];
+  const from = [...new Set(updates.map((m) => `${m[2]}/nodeapp-${m[3]}`))];
+  r.lastAnswerAt = r.elapsed();
+  r.check(`WatchOrders streams 3 updates across clusters, in order, from one instance (${from.join(', ') || 'nobody'})`,
+    watch.code === 0 && updates.map((m) => m[1]).join() === '1,2,3' && from.length === 1 && /^cluster-[13]\//.test(from[0]), errorOf(watch));
 }
 
 async function reset(r: DemoRunner): Promise<void> {
