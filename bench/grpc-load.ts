@@ -1,8 +1,12 @@
 /**
- * The benchmark's load for the Dapr gRPC API rows: SaveState and GetState calls alternating (each
- * one request, like the HTTP state row's POST and GET) against a sidecar's DAPR_GRPC_PORT, with
- * grpc-js and the service definition the sidecar serves (src/dapr/grpc/server.ts, which loads
- * @dapr/dapr's .proto files). One channel per "connection". Closed loop: every channel keeps one
+ * The benchmark's load for the gRPC rows, with grpc-js. Two kinds:
+ * - `state` (the Dapr gRPC API rows): SaveState and GetState calls alternating (each one request,
+ *   like the HTTP state row's POST and GET) against a sidecar's DAPR_GRPC_PORT, with the service
+ *   definition the sidecar serves (src/dapr/grpc/server.ts, which loads @dapr/dapr's .proto files);
+ * - `orders` (the gRPC mesh rows): NewOrder calls to examples/grpc-orders through
+ *   test/support/grpc-orders.ts, to the app itself (h2c) or to a client sidecar's outbound port
+ *   (h2c with prior knowledge, `grpc.default_authority` = the mesh name).
+ * One channel per "connection". Closed loop: every channel keeps one
  * call in flight. Rate: calls scheduled evenly at `rate` per second, round robin over the
  * channels, timed from the call to its answer. Unlike the HTTP rows' wrk this generator is Node
  * and takes CPU from the processes it measures on 2 cores: compare its rows with each other.
@@ -11,7 +15,8 @@ import * as grpc from '@grpc/grpc-js';
 import { daprServiceDefinition } from '../src/dapr/grpc/server.js';
 import type { LoadResult, LoadSpec, Percentiles } from './load.js';
 
-export interface GrpcLoad {
+export interface GrpcStateLoad {
+  kind?: 'state';
   /** 127.0.0.1:port of DAPR_GRPC_PORT. */
   target: string;
   store: string;
@@ -19,6 +24,21 @@ export interface GrpcLoad {
   /** The value saved (bytes of its UTF-8). */
   value: string;
 }
+
+export interface GrpcOrdersLoad {
+  kind: 'orders';
+  /** 127.0.0.1:port of the orders app, or of a client sidecar's outbound listener. */
+  target: string;
+  /** `:authority` of every call (the mesh name, `orders.bench:50051`) when dialing a sidecar. */
+  authority?: string;
+  /** Order.item of every call (sets the request's size). */
+  item: string;
+}
+
+export type GrpcLoad = GrpcStateLoad | GrpcOrdersLoad;
+
+/** Deadline of each orders call: a path that stops answering shows as errors, not a stuck run. */
+const ORDERS_DEADLINE_MS = 10_000;
 
 type Unary = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: unknown) => void) => void;
 
@@ -31,21 +51,50 @@ function stats(values: number[]): Percentiles {
   return { p50: r(at(50)), p90: r(at(90)), p99: r(at(99)), max: r(at(100)), mean: r(sum / Math.max(1, s.length)) };
 }
 
-export async function grpcLoad(spec: LoadSpec, g: GrpcLoad, markMeasure: () => void): Promise<LoadResult> {
+/** The calls of one kind over `connections` channels: `call(i)` on channel i resolves with its error text (undefined = OK). */
+interface Caller {
+  call(i: number): Promise<string | undefined>;
+  close(): void;
+}
+
+function stateCaller(g: GrpcStateLoad, connections: number): Caller {
   const Client = grpc.makeGenericClientConstructor(daprServiceDefinition(), 'Dapr');
-  const clients = Array.from({ length: spec.connections }, () => new Client(g.target, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
+  const clients = Array.from({ length: connections }, () => new Client(g.target, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
   const save: Unary[] = clients.map((c) => (c as unknown as Record<string, Unary>).SaveState.bind(c));
   const get: Unary[] = clients.map((c) => (c as unknown as Record<string, Unary>).GetState.bind(c));
   const saveReq = { storeName: g.store, states: [{ key: g.key, value: Buffer.from(g.value) }] };
   const getReq = { storeName: g.store, key: g.key };
   const md = new grpc.Metadata();
   let n = 0;
-  /** One call; resolves with its error text (undefined = OK). */
-  const call = (i: number): Promise<string | undefined> =>
-    new Promise((resolve) => {
-      const isSave = (n++ & 1) === 0;
-      (isSave ? save[i] : get[i])(isSave ? saveReq : getReq, md, {}, (err) => resolve(err ? `${grpc.status[err.code]}: ${err.details}` : undefined));
-    });
+  return {
+    call: (i) =>
+      new Promise((resolve) => {
+        const isSave = (n++ & 1) === 0;
+        (isSave ? save[i] : get[i])(isSave ? saveReq : getReq, md, {}, (err) => resolve(err ? `${grpc.status[err.code]}: ${err.details}` : undefined));
+      }),
+    close: () => clients.forEach((c) => c.close()),
+  };
+}
+
+async function ordersCaller(g: GrpcOrdersLoad, connections: number): Promise<Caller> {
+  const { ordersClient } = await import('../test/support/grpc-orders.js');
+  // A local subchannel pool per client: each is its own HTTP/2 connection, as the state rows' are.
+  const clients = Array.from({ length: connections }, () => ordersClient(g.target, { ...(g.authority ? { authority: g.authority } : {}), channelOptions: { 'grpc.use_local_subchannel_pool': 1 } }));
+  let n = 0;
+  return {
+    call: (i) =>
+      clients[i].newOrder({ id: `b${n++}`, item: g.item, quantity: 1 }, { deadlineMs: ORDERS_DEADLINE_MS }).then(
+        () => undefined,
+        (err: grpc.ServiceError) => `${grpc.status[err.code] ?? err.code}: ${err.details ?? err.message}`,
+      ),
+    close: () => clients.forEach((c) => c.close()),
+  };
+}
+
+export async function grpcLoad(spec: LoadSpec, g: GrpcLoad, markMeasure: () => void): Promise<LoadResult> {
+  const caller = g.kind === 'orders' ? await ordersCaller(g, spec.connections) : stateCaller(g, spec.connections);
+  const clients = Array.from({ length: spec.connections }, (_, i) => i);
+  const call = caller.call;
   // Every channel connected before anything is timed.
   await Promise.all(clients.map((_, i) => call(i)));
 
@@ -112,7 +161,7 @@ export async function grpcLoad(spec: LoadSpec, g: GrpcLoad, markMeasure: () => v
     await Promise.all(inflight);
     t1 = performance.now();
   }
-  for (const c of clients) c.close();
+  caller.close();
   const seconds = (t1 - t0) / 1000;
   return {
     mode: spec.mode,

@@ -53,6 +53,7 @@ const APP = fileURLToPath(new URL('./app.js', import.meta.url));
 const BARE_HOP = fileURLToPath(new URL('./bare-hop.js', import.meta.url));
 const HOOK = new URL('./profile-hook.js', import.meta.url).href;
 const DEPS = join(ROOT, 'scripts', 'ensure-bench-deps.sh');
+const ORDERS_SERVER = join(ROOT, 'examples', 'grpc-orders', 'server.mjs');
 
 const args = process.argv.slice(2);
 const argValue = (name: string) => {
@@ -90,6 +91,15 @@ const APP_ID = 'benchapp';
 const MESH_HOST = `${APP_ID}.${NS}:3000`;
 const CLK_TCK = 100;
 const BURST = `${RATE_CONNECTIONS} at once every ${(RATE_CONNECTIONS * 1000) / RATE} ms`;
+/**
+ * The gRPC rows: examples/grpc-orders run with --app-protocol grpc in cluster-1 as app `orders`
+ * (service port 50051), exported, called by NewOrder with a 1000-byte item (about the HTTP rows'
+ * 1 KB body) directly and from cluster-2 through the mesh.
+ */
+const ORDERS_ID = 'orders';
+const ORDERS_HOST = `${ORDERS_ID}.${NS}:50051`;
+const ORDERS_ITEM = 'x'.repeat(1000);
+const GRPC_ROWS = ['grpc-direct', 'grpc-cross'];
 
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
 
@@ -415,6 +425,8 @@ interface MeshSetup {
   appPort: number;
   /** cluster-1's process: its gateway carries the cross-cluster tunnels. */
   gatewayPid: number;
+  /** The gRPC orders app in cluster-1 (the gRPC rows), when started. */
+  orders?: SidecarRecord;
 }
 
 /**
@@ -423,7 +435,7 @@ interface MeshSetup {
  * cluster-1 and cluster-2, the app's ServiceExport, a GlobalTrafficPolicy and a sqlite state store
  * in cluster-2. Both meshes get exactly the same.
  */
-async function startMesh(h: string, plaintext: boolean): Promise<MeshSetup> {
+async function startMesh(h: string, plaintext: boolean, withOrders = false): Promise<MeshSetup> {
   const tag = plaintext ? 'plaintext mesh' : 'mTLS mesh';
   log(`${tag}: starting (CROSSMESH_HOME=${h})`);
   if (plaintext) plainStarted = true;
@@ -444,6 +456,31 @@ spec:
 `);
   m(['--cluster', 'cluster-1', 'run', '-n', NS, '--app-id', APP_ID, '--app-port', '3000', '--detach', '--', process.execPath, APP]);
   for (const c of ['cluster-1', 'cluster-2']) m(['--cluster', c, 'run', '-n', NS, '--app-id', 'client', '--detach', '--', 'sleep', '86400']);
+  if (withOrders) {
+    // The gRPC rows' app: exported whole (path '/', no rewrite: a gRPC method's path is its
+    // name), reached from cluster-2 under the same FailOver policy shape as the bench app.
+    m(['--cluster', 'cluster-1', 'run', '-n', NS, '--app-id', ORDERS_ID, '--app-port', '50051', '--app-protocol', 'grpc', '--detach', '--', process.execPath, ORDERS_SERVER]);
+    m(['--cluster', 'cluster-1', 'apply', '-n', NS, '-f', '-'], `apiVersion: flomesh.io/v1alpha1
+kind: ServiceExport
+metadata:
+  name: ${ORDERS_ID}
+spec:
+  serviceAccountName: '*'
+  rules:
+    - portNumber: 50051
+      path: '/'
+      pathType: Prefix
+`);
+    m(['--cluster', 'cluster-2', 'apply', '-n', NS, '-f', '-'], `apiVersion: flomesh.io/v1alpha1
+kind: GlobalTrafficPolicy
+metadata:
+  name: ${ORDERS_ID}
+spec:
+  lbType: FailOver
+  targets:
+    - clusterKey: default/default/default/cluster-1
+`);
+  }
   m(['--cluster', 'cluster-1', 'apply', '-n', NS, '-f', '-'], `apiVersion: flomesh.io/v1alpha1
 kind: ServiceExport
 metadata:
@@ -478,7 +515,7 @@ spec:
   const modes = [app, c1, c2].map((r) => r.identity?.mode ?? 'not reported');
   if (modes.some((x) => x !== want)) throw new Error(`${tag}: sidecars report mesh mode ${modes.join(', ')}, not ${want}`);
   log(`${tag}: up (sidecars: ${want})`);
-  return { home: h, plaintext, app, c1, c2, appPort: Number(app.env.APP_PORT), gatewayPid: clusterPid('cluster-1', h) };
+  return { home: h, plaintext, app, c1, c2, appPort: Number(app.env.APP_PORT), gatewayPid: clusterPid('cluster-1', h), ...(withOrders ? { orders: sidecarRecord('cluster-1', ORDERS_ID, h) } : {}) };
 }
 
 /** The gateway's count of established mesh tunnels from cluster-2 (cluster-1's API /metrics, HTTPS with the context's CA). */
@@ -661,7 +698,7 @@ interface Row {
   rate?: LoadResult & { addedMs?: Added };
   /** Fixed rate, all connections at once every connections/rate. */
   burst?: LoadResult & { addedMs?: Added };
-  closed?: LoadResult & { vsNginx2hop?: number; vsNginx3hop?: number };
+  closed?: LoadResult & { vsNginx2hop?: number; vsNginx3hop?: number; vsGrpcDirect?: number };
   processes?: Partial<Record<Shape, ProcUsage[]>>;
   /** Connections opened during each measured window (mesh rows): sessions reused, not one per request. */
   connections?: Partial<Record<Shape, ConnCount>>;
@@ -727,7 +764,8 @@ async function main(): Promise<void> {
       : 'WARNING: wrk is not installed (apt-get install -y wrk): closed loop falls back to autocannon, a Node load generator that takes a core from the system under test on 2 cores; req/s ratios are distorted';
   if (toolWarning) log(toolWarning);
 
-  const mtlsMesh = await startMesh(home, false);
+  const wantGrpc = !ONLY || GRPC_ROWS.some((k) => ONLY.has(k));
+  const mtlsMesh = await startMesh(home, false, wantGrpc);
   const { app, c1, c2, appPort, gatewayPid } = mtlsMesh;
   // The plaintext mesh, only when a plaintext row is to be measured.
   const wantPlain = !ONLY || PLAINTEXT_ROWS.some((k) => ONLY.has(k));
@@ -747,6 +785,17 @@ async function main(): Promise<void> {
     if (!stateOk) stateNote = `save ${save.status}, get ${get.status}: ${(save.status >= 300 ? save.text : get.text).slice(0, 160)}`;
   } catch (err) {
     stateNote = (err as Error).message;
+  }
+
+  // The gRPC rows: one call each way must succeed before a row is measured; until then the row
+  // says what the call answered (a mesh without the HTTP/2 path fails here, not in the middle).
+  const orders = mtlsMesh.orders;
+  const ordersAppPort = Number(orders?.env.APP_PORT ?? 0);
+  const grpcDirectProbe = orders ? await probeOrders(`127.0.0.1:${ordersAppPort}`, undefined, 10_000) : 'not measured (--only)';
+  const grpcCrossProbe = orders ? await probeOrders(`127.0.0.1:${c2.ports.outbound}`, ORDERS_HOST, 20_000) : 'not measured (--only)';
+  if (orders) {
+    log(`grpc-direct: probe ${grpcDirectProbe ?? 'ok'}`);
+    log(`grpc-cross: probe ${grpcCrossProbe ?? 'ok'}`);
   }
 
   const nginx = NO_NGINX ? undefined : findBinary('nginx');
@@ -792,6 +841,8 @@ async function main(): Promise<void> {
     bareTlsClient: { id: 'bare-l7-client', name: 'bare L7 hop, TLS client (client side)', pids: bare?.pidsTls.length ? [bare.pidsTls[0]] : [] },
     bareTlsPipe: { id: 'bare-l4', name: 'bare L4 pipe (TLS inside)', pids: bare?.pidsTls.length ? [bare.pidsTls[1]] : [] },
     bareTlsApp: { id: 'bare-l7-app', name: 'bare L7 hop, TLS server (app side)', pids: bare?.pidsTls.length ? [bare.pidsTls[2]] : [] },
+    ordersApp: { id: 'app', name: 'orders app (gRPC, cluster-1)', pids: orders ? [orders.appPid] : [] },
+    ordersSidecar: { id: 'app-sidecar', name: 'orders app sidecar (cluster-1)', pids: orders ? [orders.pid] : [] },
   } satisfies Record<string, Proc>;
   const crossProcs = [P.c2Sidecar, P.gateway, P.appSidecar, P.app, P.cluster2, P.controlPlane];
   // The plaintext mesh's processes: the same roles, so the same ids in the JSON.
@@ -865,6 +916,22 @@ async function main(): Promise<void> {
       procs: [P.c2Sidecar], available: stateOk && daprGrpc > 0, note: !stateOk ? `not available (probe: ${stateNote})` : daprGrpc > 0 ? undefined : 'the sidecar reports no DAPR_GRPC_PORT',
     },
     {
+      key: 'grpc-direct', title: 'gRPC direct: grpc-js → orders app (h2c; NewOrder, 1000-byte item; load from grpc-js, a Node generator)', hops: '0',
+      origin: `http://127.0.0.1:${ordersAppPort}`, shapes: both, requests: [],
+      grpc: { kind: 'orders', target: `127.0.0.1:${ordersAppPort}`, item: ORDERS_ITEM },
+      procs: [P.ordersApp], available: orders !== undefined && grpcDirectProbe === undefined,
+      note: grpcDirectProbe && (orders ? `not available: NewOrder straight to the app failed (${grpcDirectProbe})` : grpcDirectProbe),
+    },
+    {
+      key: 'grpc-cross', title: 'gRPC cross cluster via mesh, mTLS: grpc-js → client sidecar (h2c, :authority orders.bench:50051) → gateway tunnel → app sidecar → orders app', hops: '3',
+      origin: `http://127.0.0.1:${c2.ports.outbound}`, shapes: both, requests: [],
+      grpc: { kind: 'orders', target: `127.0.0.1:${c2.ports.outbound}`, authority: ORDERS_HOST, item: ORDERS_ITEM },
+      procs: [P.c2Sidecar, P.gateway, P.ordersSidecar, P.ordersApp, P.cluster2, P.controlPlane],
+      available: orders !== undefined && grpcCrossProbe === undefined,
+      note: grpcCrossProbe && (orders ? `not available: NewOrder from cluster-2 through the mesh (h2c to the client sidecar) failed (${grpcCrossProbe})` : grpcCrossProbe),
+      conns: orders && { inboundPort: orders.ports.inbound, tunnelsOf: home },
+    },
+    {
       key: 'nginx-chain-2hop', title: 'nginx chain, 2 hops: nginx → nginx → app', hops: '2', shapes: both,
       origin: `http://127.0.0.1:${chains?.port2 ?? 0}`, requests: [post], procs: [P.nginx, P.app], available: chains !== undefined, note: chains ? undefined : nginxNote,
     },
@@ -897,6 +964,8 @@ async function main(): Promise<void> {
   const order: (string | string[])[] = [
     'direct', 'nginx-chain', 'node-bare-chain', 'node-bare-chain-mtls', ['cross-cluster', 'cross-cluster-plaintext'], ['cross-cluster-bursty', 'cross-cluster-plaintext-bursty'], 'direct-bursty',
     'dapr-invoke', 'nginx-chain-2hop', 'node-bare-chain-2hop', ['same-cluster', 'same-cluster-plaintext'], 'state', 'state-grpc',
+    // Measured shape by shape like a pair: the cross row's ratio is to the direct call next to it.
+    ['grpc-direct', 'grpc-cross'],
   ];
 
   const rows = new Map<string, Row>();
@@ -904,7 +973,7 @@ async function main(): Promise<void> {
   let crossPeak: { sidecars: ProcUsage[]; clusters: ProcUsage[] } | undefined;
   for (const entry of order) {
     const group: Scenario[] = [];
-    const keys = typeof entry === 'string' ? [entry] : PLAINTEXT_FIRST ? [...entry].reverse() : entry;
+    const keys = typeof entry === 'string' ? [entry] : PLAINTEXT_FIRST && entry.some((k) => PLAINTEXT_ROWS.includes(k)) ? [...entry].reverse() : entry;
     for (const key of keys) {
       const s = scenarios.find((x) => x.key === key)!;
       const row = rows.get(key)!;
@@ -919,16 +988,29 @@ async function main(): Promise<void> {
       row.processes = {};
       group.push(s);
     }
+    /** gRPC mesh rows whose load failed: reported in their row, the bench goes on. */
+    const failed = new Set<string>();
     for (const shape of ['rate', 'burst', 'closed'] as const) {
       for (const s of group) {
-        if (!s.shapes.includes(shape)) continue;
+        if (!s.shapes.includes(shape) || failed.has(s.key)) continue;
         const row = rows.get(s.key)!;
         const spec: LoadSpec =
           shape === 'closed'
             ? { mode: 'closed', origin: s.origin, requests: s.requests, connections: CLOSED_CONNECTIONS, durationMs: MEASURE_MS, warmupMs: WARMUP_MS, wrk, tmpDir: home, ...(s.grpc ? { grpc: s.grpc } : {}) }
             : { mode: shape, origin: s.origin, requests: s.requests, connections: RATE_CONNECTIONS, rate: RATE, durationMs: MEASURE_MS, warmupMs: WARMUP_MS, ...(s.grpc ? { grpc: s.grpc } : {}) };
-        log(`${s.key}: ${shape === 'closed' ? `closed loop (${closedTool}), ${CLOSED_CONNECTIONS} connections` : `${shape === 'burst' ? 'bursty' : 'evenly spaced'} ${RATE} req/s, ${RATE_CONNECTIONS} connections`}, ${MEASURE_MS} ms`);
-        const m = await measure(spec, s.procs, s.conns);
+        log(`${s.key}: ${shape === 'closed' ? `closed loop (${s.grpc ? 'grpc-js' : closedTool}), ${CLOSED_CONNECTIONS} connections` : `${shape === 'burst' ? 'bursty' : 'evenly spaced'} ${RATE} req/s, ${RATE_CONNECTIONS} connections`}, ${MEASURE_MS} ms`);
+        let m: Awaited<ReturnType<typeof measure>>;
+        try {
+          m = await measure(spec, s.procs, s.conns);
+        } catch (err) {
+          // The gRPC rows are the newest path: a generator that dies there must not end the run.
+          if (s.grpc?.kind !== 'orders') throw err;
+          failed.add(s.key);
+          row.available = false;
+          row.note = `failed during the ${shape === 'closed' ? 'closed loop' : 'fixed rate'}: ${(err as Error).message.slice(0, 300)}`;
+          log(`${s.key}: ${row.note}`);
+          continue;
+        }
         row[shape] = m.load;
         row.processes![shape] = m.usage;
         if (m.connections) (row.connections ??= {})[shape] = m.connections;
@@ -968,7 +1050,15 @@ async function main(): Promise<void> {
   const nginx3 = get('nginx-chain')?.closed?.rps;
   const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
   const added = (l: { p50: number; p90: number; p99: number }, base: { p50: number; p90: number; p99: number }): Added => ({ p50: round(l.p50 - base.p50), p90: round(l.p90 - base.p90), p99: round(l.p99 - base.p99) });
+  // The gRPC mesh rows are compared with the direct gRPC call (same generator, same protocol).
+  const grpcDirect = get('grpc-direct');
   for (const r of rows.values()) {
+    if (GRPC_ROWS.includes(r.key)) {
+      if (r.key === 'grpc-direct') continue;
+      if (r.rate?.latencyMs && grpcDirect?.rate?.latencyMs) r.rate.addedMs = added(r.rate.latencyMs, grpcDirect.rate.latencyMs);
+      if (r.closed && grpcDirect?.closed?.rps) r.closed.vsGrpcDirect = ratio(r.closed.rps, grpcDirect.closed.rps);
+      continue;
+    }
     if (r.rate?.latencyMs && directRate && r.key !== 'direct') r.rate.addedMs = added(r.rate.latencyMs, directRate);
     if (r.burst?.latencyMs && directBurst && r.key !== 'direct-bursty') r.burst.addedMs = added(r.burst.latencyMs, directBurst);
     if (r.closed && nginx2) r.closed.vsNginx2hop = ratio(r.closed.rps, nginx2);
@@ -1019,7 +1109,8 @@ async function main(): Promise<void> {
   process.stdout.write(
     [
       `latency: ${RATE} req/s over ${RATE_CONNECTIONS} connections (evenly spaced arrivals unless the row says bursty), timed from write to full reply, ${MEASURE_MS / 1000} s; closed loop: ${closedTool === 'wrk' ? `wrk -t1 -c${CLOSED_CONNECTIONS} -d${MEASURE_MS / 1000}s` : `autocannon -c ${CLOSED_CONNECTIONS}`}${toolWarning ? `\n${toolWarning}` : ''}`,
-      table(rowList),
+      table(rowList.filter((r) => !GRPC_ROWS.includes(r.key))),
+      grpcTable(rowList.filter((r) => GRPC_ROWS.includes(r.key))),
       tlsTable(mtlsVsPlaintext),
       referenceText(reference),
       procTable(rowList) + (nginxPerHop(rowList) ? `\n\n${nginxPerHop(rowList)}` : ''),
@@ -1238,6 +1329,61 @@ function table(rows: Row[]): string {
   }
   if (notes.length) lines.push('', ...notes.map((n) => `note: ${n}`));
   return lines.join('\n');
+}
+
+/**
+ * The gRPC rows' table: the main table's shape, with latency added over the direct gRPC call and
+ * the closed loop's ratio to it (an HTTP/1.1 row or nginx is no reference for HTTP/2 calls from
+ * a Node generator).
+ */
+function grpcTable(rows: Row[]): string {
+  const lines = [
+    `gRPC (examples/grpc-orders NewOrder, load from grpc-js on the same cores; ${RATE} calls/s over ${RATE_CONNECTIONS} channels, closed loop over ${CLOSED_CONNECTIONS}; added and ratio over the direct gRPC call):`,
+    '',
+    '| scenario | proxy hops | p50 ms | p90 ms | p99 ms | added p50 / p90 / p99 ms | closed-loop calls/s | vs gRPC direct |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  const notes: string[] = [];
+  for (const r of rows) {
+    const lat = r.rate;
+    if (!r.available || !lat?.latencyMs) {
+      lines.push(`| ${r.title} | ${r.hops} | ${r.note ?? 'not available'} | | | | | |`);
+      continue;
+    }
+    const l = lat.latencyMs;
+    const a = lat.addedMs;
+    const c = r.closed;
+    lines.push(`| ${r.title} | ${r.hops} | ${fmt(l.p50)} | ${fmt(l.p90)} | ${fmt(l.p99)} | ${a ? `${fmt(a.p50)} / ${fmt(a.p90)} / ${fmt(a.p99)}` : '–'} | ${c ? c.rps.toLocaleString('en-US') : '–'} | ${c?.vsGrpcDirect !== undefined ? `${fmt(c.vsGrpcDirect)}x` : '–'} |`);
+    for (const x of [r.rate, r.closed]) {
+      if (x?.errors) notes.push(`${r.key} ${x.mode}: ${x.errors} of ${x.requests} calls failed (first: ${x.firstError})`);
+    }
+    if (lat.rps < RATE * 0.95) notes.push(`${r.key}: the fixed rate was not sustained (${lat.rps} calls/s answered of ${RATE}; p90 from the scheduled time ${fmt(lat.fromScheduleMs?.p90)} ms)`);
+  }
+  if (notes.length) lines.push('', ...notes.map((n) => `note: ${n}`));
+  return lines.join('\n');
+}
+
+/** One NewOrder to `target` until it succeeds or `timeoutMs` passes: undefined, or the last error. */
+async function probeOrders(target: string, authority: string | undefined, timeoutMs: number): Promise<string | undefined> {
+  const { ordersClient } = await import('../test/support/grpc-orders.js');
+  const c = ordersClient(target, authority ? { authority } : {});
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer';
+  try {
+    while (Date.now() < deadline) {
+      try {
+        await c.newOrder({ id: 'probe', item: 'probe', quantity: 1 }, { deadlineMs: Math.max(500, Math.min(3000, deadline - Date.now())) });
+        return undefined;
+      } catch (err) {
+        const e = err as { code?: number; details?: string; message: string };
+        last = `${e.code !== undefined ? `${(await import('@grpc/grpc-js')).status[e.code]}: ` : ''}${e.details ?? e.message}`;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    return last;
+  } finally {
+    c.close();
+  }
 }
 
 function procTable(rows: Row[]): string {

@@ -92,6 +92,8 @@ describe('bench smoke (npm run bench -- --smoke)', () => {
       });
       assert.equal(code, 0, `bench --smoke failed:\n${stderr}\n${stdout}`);
       assert.match(stdout, /\| scenario \| proxy hops \| p50 ms \| p90 ms \| p99 ms \| added p50 \/ p90 \/ p99 ms \| closed-loop req\/s \| vs nginx 2-hop \| vs nginx 3-hop \|/);
+      assert.match(stdout, /\| scenario \| proxy hops \| p50 ms \| p90 ms \| p99 ms \| added p50 \/ p90 \/ p99 ms \| closed-loop calls\/s \| vs gRPC direct \|/);
+      assert.match(stdout, /^\| gRPC direct: grpc-js → orders app /m);
       assert.match(stdout, /\| command \| median ms/);
       assert.match(stdout, /^targets:$/m);
       assert.match(stdout, /\| target \| limit \| measured \| result \|/);
@@ -106,7 +108,7 @@ describe('bench smoke (npm run bench -- --smoke)', () => {
       }
 
       const rows = new Map(result.rows.map((r) => [r.key, r]));
-      for (const k of ['direct', 'direct-bursty', 'same-cluster', 'cross-cluster', 'cross-cluster-bursty', 'dapr-invoke', 'state', 'state-grpc', 'nginx-chain-2hop', 'nginx-chain']) {
+      for (const k of ['direct', 'direct-bursty', 'same-cluster', 'cross-cluster', 'cross-cluster-bursty', 'dapr-invoke', 'state', 'state-grpc', 'grpc-direct', 'grpc-cross', 'nginx-chain-2hop', 'nginx-chain']) {
         assert.ok(rows.has(k), `row ${k} present`);
       }
       for (const k of ['direct', 'direct-bursty', 'same-cluster', 'cross-cluster', 'cross-cluster-bursty', 'node-bare-chain', 'node-bare-chain-2hop']) assert.ok(rows.get(k)!.available, `${k} is always measured`);
@@ -128,8 +130,8 @@ describe('bench smoke (npm run bench -- --smoke)', () => {
         assertOpenLoop(row.key, row.rate, 'rate');
         const closed = row.closed;
         assert.ok(closed, `${row.key}: closed loop measured`);
-        // The Dapr gRPC rows are loaded by grpc-js (wrk speaks no HTTP/2).
-        assert.equal(closed.tool, row.key.endsWith('-grpc') ? 'grpc-js' : result.settings.closedLoopTool);
+        // The gRPC rows (Dapr's gRPC API, the orders app) are loaded by grpc-js (wrk speaks no HTTP/2).
+        assert.equal(closed.tool, row.key.endsWith('-grpc') || row.key.startsWith('grpc-') ? 'grpc-js' : result.settings.closedLoopTool);
         assert.ok(closed.rps > 0 && closed.ok > 0 && closed.errors === 0, `${row.key}: closed loop req/s (${JSON.stringify(closed)})`);
         if (closed.tool === 'wrk') assertLatency(`${row.key} closed`, closed.latencyMs);
         assertUsage(row.key, row.processes?.rate);
