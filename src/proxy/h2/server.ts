@@ -13,12 +13,17 @@
  */
 import type { Http2Server, Http2Session, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
 import { http2 } from './http2.js';
+import { GRPC, isGrpc } from './grpc-status.js';
 import type { Socket } from 'node:net';
 import type { PeerIdentity } from '../../identity/mesh-tls.js';
 
 export const MAX_CONCURRENT_STREAMS = 256;
+/** The HTTP/1.1 listeners' head limit (16 KiB), counted as RFC 9113 §6.5.2 does: name + value + 32 per field. */
+export const MAX_HEADER_LIST_SIZE = 16 * 1024;
 /** The h2c connection preface (RFC 9113 §3.4). */
 export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+/** A connection must complete the HTTP/2 handshake (its SETTINGS) within this. */
+export const H2_HANDSHAKE_TIMEOUT_MS = 5000;
 /** An h2 session with no open stream for this long is closed. */
 const IDLE_TIMEOUT_MS = 120_000;
 
@@ -59,7 +64,7 @@ export class H2Front {
   private get server(): Http2Server {
     if (this.server_ !== undefined) return this.server_;
     const server = http2().createServer({
-      settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, maxHeaderListSize: 16 * 1024, enablePush: false },
+      settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, maxHeaderListSize: MAX_HEADER_LIST_SIZE, enablePush: false },
       maxSessionMemory: 32,
       // node's defaults, stated because they are the flood limits this listener relies on.
       maxSessionInvalidFrames: 1000,
@@ -73,16 +78,26 @@ export class H2Front {
       this.sessions.add(session);
       this.accepted++;
       session.on('close', () => this.sessions.delete(session));
-      session.on('error', () => undefined);
+      // nghttp2 has sent its GOAWAY (malformed frame, flood): the connection must go now, not at the idle timeout.
+      session.on('error', () => session.destroy());
       session.setTimeout(IDLE_TIMEOUT_MS, () => session.close());
+      // The HTTP/2 handshake is the preface and the client's SETTINGS. node emits nothing when
+      // nghttp2 answers a malformed frame with GOAWAY, and keeps the socket open; a session
+      // whose SETTINGS never arrived (garbage, a truncated preface, a slow opener) is destroyed.
+      const handshake = setTimeout(() => session.destroy(), H2_HANDSHAKE_TIMEOUT_MS);
+      handshake.unref();
+      session.once('remoteSettings', () => clearTimeout(handshake));
+      session.once('close', () => clearTimeout(handshake));
       if (this.closing) session.close();
     });
-    server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+    server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
       stream.on('error', () => undefined);
+      // node announces SETTINGS_MAX_HEADER_LIST_SIZE but does not enforce it on what it receives.
+      if (headerListSize(rawHeaders) > MAX_HEADER_LIST_SIZE) return refuseHeaders(stream, headers);
       this.opts.onStream(stream, headers, this.contexts.get(stream.session!)!);
     });
     // A malformed frame or a flood ends that session only (nghttp2 sends its GOAWAY).
-    server.on('sessionError', () => undefined);
+    server.on('sessionError', (_err: Error, session: ServerHttp2Session) => session?.destroy());
     this.server_ = server;
     return server;
   }
@@ -151,4 +166,23 @@ export class H2Front {
       }
     });
   }
+}
+
+function headerListSize(raw: string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i++) n += raw[i].length;
+  return n + 16 * raw.length;
+}
+
+/** 431 (or RESOURCE_EXHAUSTED for gRPC), as the HTTP/1.1 listeners answer an oversized head; nothing is forwarded. */
+function refuseHeaders(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+  const message = `crossmesh: request headers exceed ${MAX_HEADER_LIST_SIZE} bytes`;
+  try {
+    if (isGrpc(headers['content-type'])) {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(GRPC.RESOURCE_EXHAUSTED), 'grpc-message': message, 'x-crossmesh-error': 'CM_ERR_TOO_LARGE' }, { endStream: true });
+    } else {
+      stream.respond({ ':status': 431, 'content-type': 'application/json', 'x-crossmesh-error': 'CM_ERR_TOO_LARGE' });
+      stream.end(JSON.stringify({ code: 'CM_ERR_TOO_LARGE', message }));
+    }
+  } catch { /* gone */ }
 }
