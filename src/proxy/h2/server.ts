@@ -12,7 +12,7 @@
  * PROTOCOL_ERROR GOAWAY. None of that touches any other connection.
  */
 import type { Http2Server, Http2Session, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
-import { http2 } from './http2.js';
+import { H2, http2 } from './http2.js';
 import { GRPC, isGrpc } from './grpc-status.js';
 import type { Socket } from 'node:net';
 import type { PeerIdentity } from '../../identity/mesh-tls.js';
@@ -53,6 +53,8 @@ export class H2Front {
   private server_: Http2Server | undefined;
   private readonly contexts = new WeakMap<Http2Session, H2StreamContext>();
   private readonly sessions = new Set<ServerHttp2Session>();
+  /** Sessions that completed the HTTP/2 handshake (their SETTINGS arrived, or a stream did). */
+  private readonly started = new WeakSet<Http2Session>();
   private pending: H2StreamContext | undefined;
   private closing = false;
   /** Sessions accepted (tests: one per connection, not per stream). */
@@ -84,17 +86,29 @@ export class H2Front {
       // The HTTP/2 handshake is the preface and the client's SETTINGS. node emits nothing when
       // nghttp2 answers a malformed frame with GOAWAY, and keeps the socket open; a session
       // whose SETTINGS never arrived (garbage, a truncated preface, a slow opener) is destroyed.
-      const handshake = setTimeout(() => session.destroy(), H2_HANDSHAKE_TIMEOUT_MS);
+      const handshake = setTimeout(() => {
+        if (this.started.has(session)) return;
+        session.destroy();
+      }, H2_HANDSHAKE_TIMEOUT_MS);
       handshake.unref();
-      session.once('remoteSettings', () => clearTimeout(handshake));
+      session.once('remoteSettings', () => { this.started.add(session); clearTimeout(handshake); });
       session.once('close', () => clearTimeout(handshake));
       if (this.closing) session.close();
     });
     server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
       stream.on('error', () => undefined);
+      // A stream nghttp2 already refused or reset (a flood) has no session left: nothing to serve.
+      const session = stream.session;
+      if (session === undefined || stream.destroyed) return;
+      this.started.add(session);
       // node announces SETTINGS_MAX_HEADER_LIST_SIZE but does not enforce it on what it receives.
       if (headerListSize(rawHeaders) > MAX_HEADER_LIST_SIZE) return refuseHeaders(stream, headers);
-      this.opts.onStream(stream, headers, this.contexts.get(stream.session!)!);
+      try {
+        this.opts.onStream(stream, headers, this.contexts.get(session)!);
+      } catch {
+        // A bug in a handler must cost one stream, not the process and every other connection.
+        if (!stream.destroyed) stream.close(H2.INTERNAL_ERROR);
+      }
     });
     // A malformed frame or a flood ends that session only (nghttp2 sends its GOAWAY).
     server.on('sessionError', (_err: Error, session: ServerHttp2Session) => session?.destroy());
