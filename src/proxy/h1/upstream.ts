@@ -415,10 +415,15 @@ const BEFORE_SEND: Record<string, string> = {
 };
 
 function connectError(pool: UpstreamPool, err: Error | undefined): CrossmeshError {
+  return beforeSendError(pool.label, err);
+}
+
+/** A failure to reach `label` before any byte of the request went out (also the HTTP/2 connector's). */
+export function beforeSendError(label: string, err: unknown): CrossmeshError {
   if (err instanceof CrossmeshError) return err;
   const code = (err as { code?: string } | undefined)?.code ?? '';
   const reason = BEFORE_SEND[code] ?? `closed the connection while it was being set up${code ? ` (${code})` : ''}`;
-  return new CrossmeshError('CM_ERR_BAD_GATEWAY', `upstream ${pool.label} ${reason}${code && BEFORE_SEND[code] ? ` (${code})` : ''}; the request failed before any byte was sent`, { cause: err });
+  return new CrossmeshError('CM_ERR_BAD_GATEWAY', `upstream ${label} ${reason}${code && BEFORE_SEND[code] ? ` (${code})` : ''}; the request failed before any byte was sent`, { cause: err as Error });
 }
 
 /** A TLS handshake failure (the server's certificate refused, or the handshake broke off): failed before any byte was sent. */
@@ -436,13 +441,18 @@ function clientCertRefused(pool: UpstreamPool, err: Error | undefined): Crossmes
 }
 
 function tunnelRefused(pool: UpstreamPool, status: number, body: string): CrossmeshError {
+  return tunnelRefusal(pool.label, status, body);
+}
+
+/** The gateway refused `CONNECT` with `status` (its JSON message kept): nothing of the request was sent. */
+export function tunnelRefusal(label: string, status: number, body: string): CrossmeshError {
   let message = body.trim();
   try {
     const parsed = JSON.parse(body) as { message?: unknown };
     if (typeof parsed.message === 'string') message = parsed.message;
   } catch { /* not JSON: keep the text */ }
   const code = status === 504 ? 'CM_ERR_TIMEOUT' : 'CM_ERR_BAD_GATEWAY';
-  return new CrossmeshError(code, `upstream ${pool.label} refused the tunnel (${status})${message ? `: ${message.slice(0, 300)}` : ''}; the request failed before any byte was sent`);
+  return new CrossmeshError(code, `upstream ${label} refused the tunnel (${status})${message ? `: ${message.slice(0, 300)}` : ''}; the request failed before any byte was sent`);
 }
 
 export class UpstreamPool {

@@ -14,27 +14,13 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { CrossmeshError } from '../../errors.js';
 import { meshServerCheck, tlsError } from '../../identity/mesh-tls.js';
 import { H1Parser, isParseError, RESPONSE, type ParserEvents } from '../h1/llhttp.js';
-import type { UpstreamTarget } from '../h1/upstream.js';
+import { beforeSendError, tunnelRefusal, type UpstreamTarget } from '../h1/upstream.js';
 
 /** Connect + tunnel + handshake must be done within this (the H1 pool's connect timeout). */
 export const H2_CONNECT_TIMEOUT_MS = 10_000;
 const MAX_REFUSAL_BODY = 4096;
 
-const BEFORE_SEND: Record<string, string> = {
-  ECONNREFUSED: 'refused the connection',
-  ENOTFOUND: 'could not be resolved',
-  EAI_AGAIN: 'could not be resolved (temporary DNS failure)',
-  EHOSTUNREACH: 'is unreachable (no route to host)',
-  ENETUNREACH: 'is unreachable (network unreachable)',
-  ECONNRESET: 'reset the connection while it was being set up',
-};
-
-function beforeSend(label: string, err: unknown): CrossmeshError {
-  if (err instanceof CrossmeshError) return err;
-  const code = (err as { code?: string } | undefined)?.code ?? '';
-  const reason = BEFORE_SEND[code] ?? `closed the connection while it was being set up${code ? ` (${code})` : ''}`;
-  return new CrossmeshError('CM_ERR_BAD_GATEWAY', `upstream ${label} ${reason}${BEFORE_SEND[code] ? ` (${code})` : ''}; the request failed before any byte was sent`, { cause: err });
-}
+const beforeSend = beforeSendError;
 
 /** Reads the gateway's answer to CONNECT with the same strict parser as every other head. */
 class TunnelAnswer implements ParserEvents {
@@ -52,15 +38,6 @@ class TunnelAnswer implements ParserEvents {
   onComplete(): void {
     this.done = true;
   }
-}
-
-function tunnelRefused(label: string, status: number, body: string): CrossmeshError {
-  let message = body.trim();
-  try {
-    const parsed = JSON.parse(body) as { message?: unknown };
-    if (typeof parsed.message === 'string') message = parsed.message;
-  } catch { /* not JSON: keep the text */ }
-  return new CrossmeshError(status === 504 ? 'CM_ERR_TIMEOUT' : 'CM_ERR_BAD_GATEWAY', `upstream ${label} refused the tunnel (${status})${message ? `: ${message.slice(0, 300)}` : ''}; the request failed before any byte was sent`);
 }
 
 /**
@@ -140,7 +117,7 @@ export function connectH2(target: UpstreamTarget, label: string, timeoutMs = H2_
         }
         if (answer.done) {
           parser.close();
-          fail(tunnelRefused(label, answer.status, answer.body));
+          fail(tunnelRefusal(label, answer.status, answer.body));
         }
       };
       raw.on('data', onData);
