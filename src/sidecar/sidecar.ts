@@ -35,7 +35,7 @@ import type { BufferedInvoker } from '../dapr/grpc/server.js';
 import { log } from '../util/log.js';
 import { RequestMetrics, SOURCE_CLUSTER_HEADER } from '../metrics/requests.js';
 import { createOutboundRouter, MeshOutboundRouter } from './outbound.js';
-import { freePort } from '../util/net.js';
+import { freeChildPort } from '../util/net.js';
 export { freePort } from '../util/net.js';
 import { EndpointRegistration } from './registration.js';
 import { Informer } from '../client/informer.js';
@@ -272,7 +272,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   });
   servers.push(outbound);
 
-  const appPort = opts.servicePort !== undefined ? (opts.appPort ?? (await freePort(host))) : undefined;
+  const appPort = opts.servicePort !== undefined ? (opts.appPort ?? (await freeChildPort(host))) : undefined;
   // Who of other clusters may call this app: its ServiceExport's serviceAccountName (authz.ts).
   const authz = new InboundAuthorizer(own, `${identity.namespace}/${identity.appId}`);
   let exportsInformer: Informer | undefined;
