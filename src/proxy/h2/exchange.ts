@@ -162,6 +162,7 @@ export class H2Exchange {
       this.status = 0;
       this.grpcStatus = -1;
       this.trailers = undefined;
+      this.upEnded = false;
       const nothingYet = this.sentBytes === 0 && this.waitingBytes === 0;
       let up: ClientHttp2Stream;
       try {
@@ -291,7 +292,10 @@ export class H2Exchange {
     if (up !== undefined && !up.destroyed) up.resume();
   };
 
+  /** The upstream's response ended (END_STREAM seen): a later reset of its session cannot cut it. */
+  private upEnded = false;
   private readonly onUpEnd = (): void => {
+    this.upEnded = true;
     if (this.responseStarted) this.endDown();
   };
 
@@ -320,7 +324,8 @@ export class H2Exchange {
     if (this.settle === undefined) return;
     const code = up.rstCode ?? H2.NO_ERROR;
     if (this.responseStarted) {
-      if (code !== H2.NO_ERROR && !this.down.closed) {
+      // Complete already (its end or its trailers came): the session going away after it is no loss.
+      if (code !== H2.NO_ERROR && !this.upEnded && this.trailers === undefined && !this.down.closed) {
         // Cut mid-response: end the client's stream with a status (gRPC) or the same reset.
         this.lostMidResponse = new CrossmeshError('CM_ERR_BAD_GATEWAY', `the upstream reset the stream in the middle of the response (HTTP/2 error ${code})`);
         if (this.grpc && this.down.writable) this.endDown();
