@@ -7,7 +7,7 @@ import { BufferedDownstream, type BufferedResponse } from './grpc/buffered-downs
 import type { DispatchOptions, H2Done, MeshOutboundRouter } from '../sidecar/outbound.js';
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { H2StreamContext } from '../proxy/h2/server.js';
-import { answerH2Error } from '../proxy/h2/grpc-status.js';
+import { answerH2Error, grpcCodeOf } from '../proxy/h2/grpc-status.js';
 import type { SidecarIdentity } from '../sidecar/types.js';
 import { defaultIsPermanent, type Policy } from './resiliency.js';
 import { daprError, sendDaprError } from './respond.js';
@@ -79,7 +79,9 @@ export class DaprInvoker {
     try {
       target = parseAppId(appId, this.identity.namespace);
     } catch {
-      answerH2Error(stream, new CrossmeshError('CM_ERR_BAD_REQUEST', `failed to proxy request: invalid app id "${appId.slice(0, 100)}" in dapr-app-id (expected APP or APP.NAMESPACE)`), true);
+      const err = new CrossmeshError('CM_ERR_BAD_REQUEST', `failed to proxy request: invalid app id "${appId.slice(0, 100)}" in dapr-app-id (expected APP or APP.NAMESPACE)`);
+      answerH2Error(stream, err, true);
+      done?.('', 200, grpcCodeOf(err), performance.now());
       return;
     }
     this.router.handleStream(stream, headers, NO_STREAM_CONTEXT, done, {

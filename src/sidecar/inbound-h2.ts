@@ -16,11 +16,14 @@ import { CrossmeshError } from '../errors.js';
 import { isSafePath } from '../proxy/index.js';
 import type { Upstream } from '../proxy/h1/proxy.js';
 import { H2Exchange } from '../proxy/h2/exchange.js';
-import { answerH2Error, isGrpc } from '../proxy/h2/grpc-status.js';
+import { answerH2Error, grpcCodeOf, isGrpc } from '../proxy/h2/grpc-status.js';
 import type { H2SessionRegistry } from '../proxy/h2/sessions.js';
 import type { H2StreamContext } from '../proxy/h2/server.js';
 import { SOURCE_CLUSTER_HEADER } from '../metrics/requests.js';
 import type { InboundAuthorizer } from './authz.js';
+
+/** The answer to a request path the inbound listeners refuse (HTTP/1.1 and HTTP/2 alike). */
+export const BAD_PATH_MESSAGE = "request path refused: dot segments, empty segments, encoded '.', '/', '\\' and control characters are not allowed";
 
 export interface InboundH2Options {
   ownCluster: string;
@@ -46,7 +49,7 @@ export function inboundStreamHandler(o: InboundH2Options): (stream: ServerHttp2S
     const grpc = isGrpc(headers['content-type']);
     const refuse = (err: CrossmeshError) => {
       answerH2Error(stream, err, grpc, o.responseHeaders as Record<string, string>);
-      o.done(source, grpc ? 200 : err.status, -2, startedAt);
+      o.done(source, grpc ? 200 : err.status, grpc ? grpcCodeOf(err) : -1, startedAt);
     };
     if (peer !== undefined) {
       const r = o.authz.check(peer);
@@ -55,7 +58,7 @@ export function inboundStreamHandler(o: InboundH2Options): (stream: ServerHttp2S
     const path = String(headers[':path'] ?? '');
     const q = path.indexOf('?');
     if (path.charCodeAt(0) !== 47 || !isSafePath(q < 0 ? path : path.slice(0, q))) {
-      return refuse(new CrossmeshError('CM_ERR_BAD_REQUEST', "request path refused: dot segments, empty segments, encoded '.', '/', '\\' and control characters are not allowed"));
+      return refuse(new CrossmeshError('CM_ERR_BAD_REQUEST', BAD_PATH_MESSAGE));
     }
     const app = o.app;
     if (app === undefined) return refuse(notH2);

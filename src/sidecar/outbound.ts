@@ -319,25 +319,24 @@ export class MeshOutboundRouter implements OutboundRouter {
     if (path.charCodeAt(0) !== 47 /* / */) throw new CrossmeshError('CM_ERR_BAD_REQUEST', `crossmesh: HTTP/2 request path must start with "/" (got "${path.slice(0, 80)}")`);
     checkPath(path);
     let route: ServiceRoute | undefined;
+    let namespace: string;
     let what: string;
     if (app !== undefined) {
       // Dapr's gRPC proxying: the app id names a service, whose lowest port is the app's.
       route = this.firstRoute(app.namespace, app.name);
-      what = `no app "${app.name}" (service) in namespace "${app.namespace}"`;
+      namespace = app.namespace;
+      what = `no app "${app.name}" (service)`;
     } else {
       const authority = ctx.tunnelAuthority ?? headers[':authority'] ?? headers.host;
       if (!authority) throw new CrossmeshError('CM_ERR_BAD_REQUEST', 'crossmesh: HTTP/2 request has no :authority; call SERVICE.NAMESPACE:PORT (grpc-js: the target name, or grpc.default_authority when dialing the sidecar directly)');
       const name = this.resolveCached(authority);
       route = this.routes.get(name.key!);
-      what = `no service "${name.name}" with port ${name.port} in namespace "${name.namespace}"`;
-      if (!route) {
-        this.stats.noRoute++;
-        throw new CrossmeshError('CM_ERR_NOT_FOUND', `crossmesh: ${what} of cluster ${this.ownCluster}; see what exists with \`crossmesh --cluster ${this.ownCluster} get svc -n ${name.namespace}\` and \`crossmesh --cluster ${this.ownCluster} get simp -n ${name.namespace}\``);
-      }
+      namespace = name.namespace;
+      what = `no service "${name.name}" with port ${name.port}`;
     }
     if (!route) {
       this.stats.noRoute++;
-      throw new CrossmeshError('CM_ERR_NOT_FOUND', `crossmesh: ${what} of cluster ${this.ownCluster}`);
+      throw new CrossmeshError('CM_ERR_NOT_FOUND', `crossmesh: ${what} in namespace "${namespace}" of cluster ${this.ownCluster}; see what exists with \`crossmesh --cluster ${this.ownCluster} get svc -n ${namespace}\` and \`crossmesh --cluster ${this.ownCluster} get simp -n ${namespace}\``);
     }
     const pickerKey = routeKey(route.namespace, route.name, route.port);
     let picker = this.pickers.get(pickerKey);
@@ -372,7 +371,7 @@ export class MeshOutboundRouter implements OutboundRouter {
       const r = await ex.attempt(session);
       if (r.clientGone) return dest;
       if (r.error === undefined) {
-        // A mesh-made UNAVAILABLE (the app behind the remote sidecar is down) counts against the target.
+        // An UNAVAILABLE answer (the mesh's when the app behind that sidecar is down, or the app's own) counts against the target.
         if (r.status >= 500 || r.grpcStatus === GRPC.UNAVAILABLE) this.outliers.failure(target, 'status');
         else this.outliers.success(target);
         return dest;

@@ -23,7 +23,7 @@ import { H1Server, InboundRequest } from '../proxy/h1/server.js';
 import { H2Front } from '../proxy/h2/server.js';
 import { H2SessionRegistry } from '../proxy/h2/sessions.js';
 import { GRPC_CODE_NAMES } from '../proxy/h2/grpc-status.js';
-import { inboundStreamHandler } from './inbound-h2.js';
+import { BAD_PATH_MESSAGE, inboundStreamHandler } from './inbound-h2.js';
 import { proxy, type Upstream } from '../proxy/h1/proxy.js';
 import { UpstreamRegistry } from '../proxy/h1/upstream.js';
 import { stateDir } from '../util/home.js';
@@ -173,7 +173,7 @@ async function closeServer(server: Server | NetServer | H1Server, drainMs: numbe
 const BAD_INBOUND_PATH = {
   code: 'CM_ERR_BAD_REQUEST',
   status: 400,
-  message: "request path refused: dot segments, empty segments, encoded '.', '/', '\\' and control characters are not allowed",
+  message: BAD_PATH_MESSAGE,
 };
 
 function tunnelRefusal(what: string): { code: string; status: number; message: string } {

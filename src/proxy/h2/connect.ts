@@ -20,8 +20,6 @@ import { beforeSendError, tunnelRefusal, type UpstreamTarget } from '../h1/upstr
 export const H2_CONNECT_TIMEOUT_MS = 10_000;
 const MAX_REFUSAL_BODY = 4096;
 
-const beforeSend = beforeSendError;
-
 /** Reads the gateway's answer to CONNECT with the same strict parser as every other head. */
 class TunnelAnswer implements ParserEvents {
   status = 0;
@@ -78,7 +76,7 @@ export function connectH2(target: UpstreamTarget, label: string, timeoutMs = H2_
       s.setNoDelay(true);
       socket = s;
       s.once('error', (err) => fail(new CrossmeshError('CM_ERR_BAD_GATEWAY', `upstream ${label}: ${tlsError(err).message}; the request failed before any byte was sent`, { cause: err })));
-      s.once('close', () => fail(beforeSend(label, undefined)));
+      s.once('close', () => fail(beforeSendError(label, undefined)));
       s.once('secureConnect', () => {
         if (s.alpnProtocol !== 'h2') return fail(new CrossmeshError('CM_ERR_BAD_GATEWAY', `upstream ${label} does not speak HTTP/2 (TLS ALPN chose ${s.alpnProtocol || 'nothing'}); it is a sidecar of an older crossmesh, or not a sidecar; the request failed before any byte was sent`));
         s.removeAllListeners('error');
@@ -89,8 +87,8 @@ export function connectH2(target: UpstreamTarget, label: string, timeoutMs = H2_
     if (tls !== undefined && target.tunnel === undefined) return startTls();
     const raw = connect({ host: target.host, port: target.port, noDelay: true });
     socket = raw;
-    raw.once('error', (err) => fail(beforeSend(label, err)));
-    raw.once('close', () => fail(beforeSend(label, undefined)));
+    raw.once('error', (err) => fail(beforeSendError(label, err)));
+    raw.once('close', () => fail(beforeSendError(label, undefined)));
     raw.once('connect', () => {
       const tunnel = target.tunnel;
       if (tunnel === undefined) {

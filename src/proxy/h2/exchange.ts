@@ -181,8 +181,9 @@ export class H2Exchange {
           this.keep(c);
           up.write(c);
         }
-        if (this.down.isPaused()) this.down.resume();
       }
+      // Paused while waiting for an upstream, or by the back-pressure of a failed attempt's stream.
+      if (this.down.isPaused()) this.down.resume();
       if (this.downEnded && !nothingYet) up.end();
       up.on('response', this.onResponse);
       up.on('trailers', this.onTrailers);

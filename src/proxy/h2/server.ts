@@ -38,7 +38,7 @@ export interface H2StreamContext {
 
 export interface H2FrontOptions {
   onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ctx: H2StreamContext): void;
-  /** A connection that turned out not to speak HTTP/2 after a CONNECT (answered 400 and closed). */
+  /** What the listener is, for the answer to a CONNECT tunnel that does not carry HTTP/2. */
   label: string;
 }
 

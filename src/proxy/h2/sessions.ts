@@ -10,7 +10,7 @@ import { CrossmeshError } from '../../errors.js';
 import type { Upstream } from '../h1/proxy.js';
 import { connectH2 } from './connect.js';
 
-/** A session with no stream for this long is closed (streams keep it open however long they run). */
+/** A session with no traffic for this long is closed with GOAWAY (streams still open on it finish there). */
 export const H2_IDLE_TIMEOUT_MS = 60_000;
 
 /** Settings this proxy announces to upstreams (the peer's own limits apply to what it accepts). */
