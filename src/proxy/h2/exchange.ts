@@ -162,7 +162,6 @@ export class H2Exchange {
       this.status = 0;
       this.grpcStatus = -1;
       this.trailers = undefined;
-      this.upEnded = false;
       const nothingYet = this.sentBytes === 0 && this.waitingBytes === 0;
       let up: ClientHttp2Stream;
       try {
@@ -237,11 +236,13 @@ export class H2Exchange {
     const t = this.trailers;
     const out: OutgoingHttpHeaders = {};
     if (t !== undefined) for (const name in t) if (name.charCodeAt(0) !== 58) out[name] = t[name];
-    if (this.lostMidResponse !== undefined && this.grpc && out['grpc-status'] === undefined) {
-      // The upstream was cut after its headers: a gRPC client still gets a status, not a protocol error.
+    if (this.grpc && out['grpc-status'] === undefined) {
+      // The upstream was cut after its headers, or ended without a status (its server died): a
+      // gRPC client still gets a status, not a protocol error.
+      const lost = this.lostMidResponse ?? new CrossmeshError('CM_ERR_BAD_GATEWAY', 'the upstream ended the response without a gRPC status; the call may have been processed');
       out['grpc-status'] = String(GRPC.UNAVAILABLE);
-      out['grpc-message'] = encodeGrpcMessage(this.lostMidResponse.message);
-      out['x-crossmesh-error'] = this.lostMidResponse.code;
+      out['grpc-message'] = encodeGrpcMessage(lost.message);
+      out['x-crossmesh-error'] = lost.code;
       this.grpcStatus = GRPC.UNAVAILABLE;
     }
     try {
@@ -293,10 +294,7 @@ export class H2Exchange {
     if (up !== undefined && !up.destroyed) up.resume();
   };
 
-  /** The upstream's response ended (END_STREAM seen): a later reset of its session cannot cut it. */
-  private upEnded = false;
   private readonly onUpEnd = (): void => {
-    this.upEnded = true;
     if (this.responseStarted) this.endDown();
   };
 
@@ -325,11 +323,12 @@ export class H2Exchange {
     if (this.settle === undefined) return;
     const code = up.rstCode ?? H2.NO_ERROR;
     if (this.responseStarted) {
-      // Complete already (its end or its trailers came): the session going away after it is no loss.
-      if (code !== H2.NO_ERROR && !this.upEnded && this.trailers === undefined && !this.down.closed) {
-        // Cut mid-response: end the client's stream with a status (gRPC) or the same reset.
+      // Complete already (its trailers came): the session going away after it is no loss.
+      if (code !== H2.NO_ERROR && this.trailers === undefined && !this.down.closed) {
+        // Cut mid-response: a gRPC client gets a status in the trailers (onWantTrailers; also when
+        // the client's stream is already ended and waits for them), anything else the same reset.
         this.lostMidResponse = new CrossmeshError('CM_ERR_BAD_GATEWAY', `the upstream reset the stream in the middle of the response (HTTP/2 error ${code})`);
-        if (this.grpc && this.down.writable) this.endDown();
+        if (this.grpc) this.endDown();
         else this.down.close(code === H2.CANCEL ? H2.CANCEL : H2.INTERNAL_ERROR);
         return this.finish({ error: this.lostMidResponse, retryable: false });
       }
