@@ -164,7 +164,7 @@ test('an error status of the app comes back as daprd maps it for an HTTP caller:
   await assert.rejects(dapr.invoker.invoke('gapp', 'status/5', HttpMethod.GET));
 });
 
-test('a gRPC caller (InvokeService on the caller\'s DAPR_GRPC_PORT) reaches the gRPC app too; an error comes back through the HTTP status, so the gRPC code is CodeFromHTTPStatus of it', async () => {
+test('a gRPC caller (InvokeService on the caller\'s DAPR_GRPC_PORT) reaches the gRPC app too; the app\'s own gRPC status and message come back (daprd ErrorFromInternalStatus), with no dapr-http-status', async () => {
   const g = new DaprClient({ daprHost: '127.0.0.1', daprPort: String(caller.ports.grpc), communicationProtocol: CommunicationProtocolEnum.GRPC, logger: { level: LogLevel.Error } });
   try {
     const got = (await g.invoker.invoke('gapp', 'viagrpc', HttpMethod.POST, { k: 'v' })) as { method: string; verb: number; data: string };
@@ -178,9 +178,15 @@ test('a gRPC caller (InvokeService on the caller\'s DAPR_GRPC_PORT) reaches the 
   const raw = new Ctor(`127.0.0.1:${caller.ports.grpc}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, Function>;
   try {
     const call = (method: string) => new Promise<grpc.ServiceError>((resolve, reject) => raw.InvokeService({ id: 'gapp', message: { method, httpExtension: { verb: 3 }, data: { value: Buffer.from('x') } } }, (e: grpc.ServiceError | null) => (e ? resolve(e) : reject(new Error('no error')))));
-    // NOT_FOUND → 404 → NOT_FOUND survives; INVALID_ARGUMENT → 400 → INTERNAL does not (daprd would pass the app's code through).
-    assert.equal((await call('status/5')).code, grpc.status.NOT_FOUND);
-    assert.equal((await call('status/3')).code, grpc.status.INTERNAL);
+    // Every code passes through, also those CodeFromHTTPStatus(HTTPStatusFromCode(c)) would change
+    // (INVALID_ARGUMENT → 400 → INTERNAL, FAILED_PRECONDITION, OUT_OF_RANGE, ABORTED, DATA_LOSS).
+    for (const code of [5, 3, 9, 11, 10, 15, 14]) {
+      const e = await call(`status/${code}`);
+      assert.equal(e.code, code, `status/${code}: ${e.details}`);
+      assert.equal(e.details, `app says ${code}`);
+      assert.equal(e.metadata.get('dapr-http-status').length, 0);
+      assert.equal(e.metadata.get('x-crossmesh-grpc-status').length, 0);
+    }
   } finally {
     raw.close();
   }

@@ -15,14 +15,18 @@
  *    InvokeResponse's (`application/x-protobuf` when data carries a type URL), body = data.value.
  *  - answer error: HTTPStatusFromCode(code) with the status as protojson
  *    (`{"code":5,"message":"…"}`, daprd's directmessaging.go), which Go serves as text/plain.
+ *  - both carry the app's gRPC status as x-crossmesh-grpc-status/-message (app-status.ts), so a
+ *    gRPC caller gets the app's own code back, as from daprd.
  *
  * Imported by the sidecar only when the app speaks gRPC (grpc-js is not loaded otherwise).
  */
 import * as grpc from '@grpc/grpc-js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './server.js';
 import { loadDaprProto } from './protos.js';
+import { GRPC_MESSAGE_HEADER, GRPC_STATUS_HEADER } from './app-status.js';
 
 export const APP_CALLBACK_SERVICE = 'dapr.proto.runtime.v1.AppCallback';
+
 
 /** One invocation as the inbound listener received it. */
 export interface AppInvocation {
@@ -203,7 +207,7 @@ export class GrpcAppChannel {
         const headers = answerHeaders(header, traceparent);
         const ct = data?.type_url ? 'application/x-protobuf' : (res?.contentType as string | undefined) ?? '';
         if (ct) headers.push('content-type', ct);
-        headers.push('content-length', String(body.length));
+        headers.push('content-length', String(body.length), GRPC_STATUS_HEADER, '0');
         resolve({ status: 200, headers, body });
       });
       call.on('metadata', (m: grpc.Metadata) => (header = m));
@@ -224,7 +228,7 @@ function errorAnswer(code: number, message: string, header: grpc.Metadata | unde
   const body = statusJson(code, message);
   const headers = answerHeaders(header, traceparent);
   // daprd sets no content type here; Go's ResponseWriter sniffs the JSON text as text/plain.
-  headers.push('content-type', 'text/plain; charset=utf-8', 'content-length', String(body.length));
+  headers.push('content-type', 'text/plain; charset=utf-8', 'content-length', String(body.length), GRPC_STATUS_HEADER, String(code), GRPC_MESSAGE_HEADER, encodeURIComponent(message));
   return { status: httpStatusFromGrpcCode(code), headers, body };
 }
 

@@ -37,6 +37,7 @@ import { tryLockCore, unlockCore } from '../lock-api.js';
 import type { BufferedResponse } from './buffered-downstream.js';
 import type { MetadataSource } from './http-metadata.js';
 import { loadDaprProto } from './protos.js';
+import { GRPC_MESSAGE_HEADER, GRPC_STATUS_HEADER } from './app-status.js';
 import { installUnknownServiceHandler, type AppStreamProxy } from './app-proxy.js';
 
 /** daprd's default --max-body-size (4 MB): the max gRPC message size, received and sent. */
@@ -201,20 +202,29 @@ const PERMANENT = new Set([
   'if-none-match', 'if-schedule-tag-match', 'if-unmodified-since', 'max-forwards', 'origin', 'pragma', 'referer', 'via', 'warning',
 ]);
 
-/** The app's response headers as gRPC response metadata, plus dapr-http-status (daprd InvokeService). */
-function responseMetadata(res: BufferedResponse): grpc.Metadata {
+/** The app's response headers as gRPC response metadata, plus dapr-http-status for an HTTP app (daprd InvokeService). */
+function responseMetadata(res: BufferedResponse, httpApp: boolean): grpc.Metadata {
   const md = new grpc.Metadata();
   for (let i = 0; i < res.headers.length; i += 2) {
     const name = res.headers[i].toLowerCase();
-    if (name === 'traceparent' || name === 'tracestate' || name.endsWith('-bin')) continue;
+    if (name === 'traceparent' || name === 'tracestate' || name.endsWith('-bin') || name === GRPC_STATUS_HEADER || name === GRPC_MESSAGE_HEADER) continue;
     try {
       md.add(PERMANENT.has(name) ? `dapr-${name}` : name, res.headers[i + 1]);
     } catch {
       // A header gRPC metadata cannot carry (name or value characters): left out.
     }
   }
-  md.set('dapr-http-status', String(res.status));
+  if (httpApp) md.set('dapr-http-status', String(res.status));
   return md;
+}
+
+function decodeMessage(v: string | undefined): string {
+  if (!v) return '';
+  try {
+    return decodeURIComponent(v);
+  } catch {
+    return v;
+  }
 }
 
 function headerValue(headers: readonly string[], name: string): string | undefined {
@@ -395,8 +405,15 @@ export function createDaprGrpcServer(opts: DaprGrpcOptions): DaprGrpcServer {
         call.off('cancelled', onCancel);
       }
       // The app's headers go out as response headers whatever the status (daprd: grpc.SetHeader, then the error).
-      call.sendMetadata(responseMetadata(res));
-      if (res.status < 200 || res.status >= 300) throw errorFromHttpStatus(res.status, res.body.toString('utf8'));
+      const appCode = headerValue(res.headers, GRPC_STATUS_HEADER);
+      call.sendMetadata(responseMetadata(res, appCode === undefined));
+      if (appCode !== undefined) {
+        // A gRPC app's own status (daprd: ErrorFromInternalStatus for a non-HTTP response).
+        const code = Number(appCode);
+        if (code !== 0) throw { code: Number.isInteger(code) && code > 0 && code <= 16 ? code : grpc.status.UNKNOWN, details: decodeMessage(headerValue(res.headers, GRPC_MESSAGE_HEADER)) } satisfies GrpcError;
+      } else if (res.status < 200 || res.status >= 300) {
+        throw errorFromHttpStatus(res.status, res.body.toString('utf8'));
+      }
       return { data: { type_url: '', value: res.body }, contentType: headerValue(res.headers, 'content-type') ?? '' };
     },
   };
