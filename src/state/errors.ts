@@ -12,9 +12,9 @@ export function etagInvalid(key: string, etag: string, expected: string): Crossm
   return new CrossmeshError('CM_ERR_ETAG_INVALID', `invalid etag ${JSON.stringify(etag)} for key ${key}: expected ${expected}`);
 }
 
-/** `cause`: the error that revealed the problem, kept for logs. */
-export function configError(store: string, message: string, cause?: unknown): CrossmeshError {
-  return new CrossmeshError('CM_ERR_CONFIG', `state store ${store}: ${message}`, { cause });
+/** `cause`: the error that revealed the problem, kept for logs; `kind`: what the component is ("state store", "pubsub"). */
+export function configError(store: string, message: string, cause?: unknown, kind = 'state store'): CrossmeshError {
+  return new CrossmeshError('CM_ERR_CONFIG', `${kind} ${store}: ${message}`, { cause });
 }
 
 export function badRequest(message: string): CrossmeshError {

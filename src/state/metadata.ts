@@ -7,7 +7,11 @@ import type { StoreConfig } from './types.js';
 import { configError } from './errors.js';
 
 export class MetadataReader {
-  constructor(private readonly config: StoreConfig) {}
+  /** `kind` names the component in errors: "state store", "lock store", "pubsub". */
+  constructor(
+    private readonly config: Pick<StoreConfig, 'name' | 'metadata'>,
+    private readonly kind = 'state store',
+  ) {}
 
   string(name: string): string | undefined {
     const v = this.config.metadata[name];
@@ -52,6 +56,6 @@ export class MetadataReader {
   }
 
   private bad(name: string, value: string, expected: string, cause?: unknown) {
-    return configError(this.config.name, `metadata ${name}=${JSON.stringify(value)} is invalid: expected ${expected}`, cause);
+    return configError(this.config.name, `metadata ${name}=${JSON.stringify(value)} is invalid: expected ${expected}`, cause, this.kind);
   }
 }
