@@ -23,7 +23,7 @@ export class RedisLockStore implements LockStore {
   private lastError = '';
 
   constructor(private readonly config: LockStoreConfig) {
-    const md = new MetadataReader({ name: config.name, metadata: config.metadata, dataDir: config.dataDir });
+    const md = new MetadataReader(config, 'lock store');
     const fail = (msg: string, cause?: unknown) => new CrossmeshError('CM_ERR_CONFIG', `lock store ${config.name}: ${msg}`, { cause });
     if (!config.metadata.redisHost) throw fail('redisHost is empty (set metadata redisHost, e.g. "localhost:6379")');
     if (md.bool('failover')) throw fail('failover is not supported by lock.redis (as in Dapr: a lock could be lost in a failover); use a standalone Redis');

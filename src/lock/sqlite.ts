@@ -27,7 +27,7 @@ export class SqliteLockStore implements LockStore {
   private unlockTx?: (key: string, owner: string, now: number) => UnlockStatus;
 
   constructor(private readonly config: LockStoreConfig) {
-    const md = new MetadataReader({ name: config.name, metadata: config.metadata, dataDir: config.dataDir });
+    const md = new MetadataReader(config, 'lock store');
     this.file = sqliteFile(md.string('connectionString'), config.dataDir);
     this.table = md.string('tableName') ?? 'locks';
     if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(this.table)) {
