@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { validateObject, type ComponentObject, type ResiliencyObject } from './validation.js';
 import { invalid } from '../../test/support/api-asserts.js';
+import { parseManifests } from './manifest.js';
 
 const comp = (spec: unknown, extra: object = {}) => ({ apiVersion: 'dapr.io/v1alpha1', kind: 'Component', metadata: { name: 'statestore', namespace: 'dapr-test' }, spec, ...extra });
 
@@ -83,4 +84,25 @@ test('Configuration: secrets scopes validated (defaultAccess allow|deny, one ent
   invalid(cfg({ secrets: { scopes: [{ storeName: 'kubernetes', defaultAccess: 'maybe' }] } }), 'spec.secrets.scopes[0].defaultAccess', /"allow" or "deny"/);
   invalid(cfg({ secrets: { scopes: [{ defaultAccess: 'deny' }] } }), 'spec.secrets.scopes[0].storeName', /is required/);
   invalid(cfg({ secrets: { scopes: [{ storeName: 'a' }, { storeName: 'a' }] } }), 'spec.secrets.scopes[1].storeName', /scoped twice/);
+});
+
+const sub = (spec: unknown, apiVersion = 'dapr.io/v2alpha1', extra: object = {}) => ({ apiVersion, kind: 'Subscription', metadata: { name: 'orders-sub', namespace: 'dapr-test' }, spec, ...extra });
+
+test('Subscription: v2alpha1 as written; a v1alpha1 manifest is read as v2alpha1 (route → routes.default)', () => {
+  const v2 = validateObject(sub({ pubsubname: 'pubsub', topic: 'orders', routes: { rules: [{ match: 'event.type == "widget"', path: '/widgets' }], default: '/orders' }, deadLetterTopic: 'dead', bulkSubscribe: { enabled: true, maxMessagesCount: 10 } }, 'dapr.io/v2alpha1', { scopes: ['nodeapp'] })) as any;
+  assert.equal(v2.spec.routes.rules[0].path, '/widgets');
+  assert.deepEqual(v2.scopes, ['nodeapp']);
+  const [doc] = parseManifests('apiVersion: dapr.io/v1alpha1\nkind: Subscription\nmetadata: {name: old}\nspec: {pubsubname: pubsub, topic: orders, route: /orders}\nscopes: [nodeapp]\n', { file: 'sub.yaml', defaultNamespace: 'dapr-test' });
+  assert.equal(doc.object.apiVersion, 'dapr.io/v2alpha1');
+  assert.deepEqual(doc.object.spec, { pubsubname: 'pubsub', topic: 'orders', routes: { default: '/orders' } });
+  assert.equal(doc.object.metadata.namespace, 'dapr-test');
+});
+
+test('Subscription: bad inputs name the field', () => {
+  invalid(sub({ topic: 'orders', routes: { default: '/o' } }), 'spec.pubsubname', /is required/);
+  invalid(sub({ pubsubname: 'pubsub', routes: { default: '/o' } }), 'spec.topic', /is required/);
+  invalid(sub({ pubsubname: 'pubsub', topic: 'orders' }), 'spec.routes', /has no route: give routes.default/);
+  invalid(sub({ pubsubname: 'pubsub', topic: 'orders', routes: { rules: [{ match: 'event.type ==', path: '/w' }] } }), 'spec.routes.rules[0].match', /is not a CEL expression/);
+  invalid(sub({ pubsubname: 'pubsub', topic: 'orders', routes: { rules: [{ match: 'true' }] } }), 'spec.routes.rules[0].path', /is required/);
+  invalid(sub({ pubsubname: 'pubsub', topic: 'orders', routes: { default: '/o' }, bulkSubscribe: { enabled: true, maxMessagesCount: 0 } }), 'spec.bulkSubscribe.maxMessagesCount');
 });

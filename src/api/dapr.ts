@@ -1,7 +1,9 @@
 /**
- * Dapr kinds (dapr.io/v1alpha1): Component, Resiliency and Configuration, with the fields Dapr's own
- * operator reads. `auth` and `scopes` sit at the top level beside `spec`, as Dapr writes them.
+ * Dapr kinds (dapr.io/v1alpha1): Component, Resiliency and Configuration, and Subscription
+ * (dapr.io/v2alpha1), with the fields Dapr's own operator reads. `auth` and `scopes` sit at the
+ * top level beside `spec`, as Dapr writes them.
  */
+import { parse as parseCel } from '@bufbuild/cel';
 import { z } from 'zod';
 import { type Check, duration, isPlainObject, nonEmptyString, objectSchema } from './meta.js';
 import type { KubeObject } from './types.js';
@@ -229,6 +231,49 @@ export const checkConfiguration: Check = (o, add) => {
 };
 
 export const configurationSchema = objectSchema('subdomain', { spec: configurationSpecSchema }, checkConfiguration);
+
+// ---- Subscription ----------------------------------------------------------------------
+
+/**
+ * Dapr's declarative Subscription, stored as dapr.io/v2alpha1 (spec.routes.rules / default).
+ * A dapr.io/v1alpha1 manifest (spec.route) is converted on the way in by crossmesh apply
+ * (api/upgrade.ts upgradeSubscription): its route becomes routes.default, nothing else changes. Rule
+ * expressions must parse as CEL (src/pubsub/routes.ts evaluates them).
+ */
+const routeRuleSchema = z.object({ match: nonEmptyString, path: nonEmptyString }).passthrough();
+export const subscriptionSpecSchema = z
+  .object({
+    pubsubname: nonEmptyString,
+    topic: nonEmptyString,
+    routes: z.object({ rules: z.array(routeRuleSchema).optional(), default: z.string().optional() }).passthrough().optional(),
+    deadLetterTopic: z.string().optional(),
+    bulkSubscribe: z
+      .object({ enabled: z.boolean().default(false), maxMessagesCount: z.number().int().positive().optional(), maxAwaitDurationMs: z.number().int().positive().optional() })
+      .passthrough()
+      .optional(),
+    metadata: z.record(z.string()).optional(),
+  })
+  .passthrough();
+
+export const checkSubscription: Check = (o, add) => {
+  const spec = o?.spec;
+  if (!isPlainObject(spec)) return;
+  const routes = spec.routes;
+  const rules = isPlainObject(routes) && Array.isArray(routes.rules) ? routes.rules : [];
+  if (rules.length === 0 && !(isPlainObject(routes) && typeof routes.default === 'string' && routes.default !== '')) {
+    add(['spec', 'routes'], 'has no route: give routes.default (the path events are POSTed to) or routes.rules');
+  }
+  rules.forEach((r: any, i: number) => {
+    if (!isPlainObject(r) || typeof r.match !== 'string' || r.match.trim() === '') return;
+    try {
+      parseCel(r.match);
+    } catch (err) {
+      add(['spec', 'routes', 'rules', i, 'match'], `is not a CEL expression: ${(err as Error).message} (write e.g. event.type == "widget")`);
+    }
+  });
+};
+
+export const subscriptionSchema = objectSchema('subdomain', { spec: subscriptionSpecSchema, scopes }, checkSubscription);
 
 // ---- types -----------------------------------------------------------------------------
 

@@ -5,7 +5,8 @@ import { throwsCm } from '../../test/support/api-asserts.js';
 
 test('KINDS: registry facts', () => {
   const byKind = Object.fromEntries(KINDS.map((k) => [k.kind, k]));
-  assert.deepEqual(Object.keys(byKind).sort(), ['Cluster', 'Component', 'Configuration', 'Endpoints', 'GlobalTrafficPolicy', 'Lease', 'Namespace', 'Resiliency', 'Secret', 'Service', 'ServiceAccount', 'ServiceExport', 'ServiceImport']);
+  assert.deepEqual(Object.keys(byKind).sort(), ['Cluster', 'Component', 'Configuration', 'Endpoints', 'GlobalTrafficPolicy', 'Lease', 'Namespace', 'Resiliency', 'Secret', 'Service', 'ServiceAccount', 'ServiceExport', 'ServiceImport', 'Subscription']);
+  assert.equal(byKind.Subscription.version, 'v2alpha1');
   assert.equal(byKind.Service.storageKey, 'core/services');
   assert.equal(byKind.ServiceExport.storageKey, 'flomesh.io/serviceexports');
   assert.deepEqual(byKind.ServiceExport.groupAliases, ['multicluster.flomesh.io']);

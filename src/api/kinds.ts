@@ -51,6 +51,8 @@ export const KINDS: readonly KindInfo[] = Object.freeze([
   def({ kind: 'Lease', group: 'coordination.k8s.io', version: 'v1', plural: 'leases', shortNames: [], namespaced: true, hasStatus: false }),
   def({ kind: 'Resiliency', group: 'dapr.io', version: 'v1alpha1', plural: 'resiliencies', shortNames: [], namespaced: true, hasStatus: false }),
   def({ kind: 'Configuration', group: 'dapr.io', version: 'v1alpha1', plural: 'configurations', shortNames: [], namespaced: true, hasStatus: false }),
+  // Stored as v2alpha1; `crossmesh apply` converts a v1alpha1 manifest (api/dapr.ts upgradeSubscription).
+  def({ kind: 'Subscription', group: 'dapr.io', version: 'v2alpha1', plural: 'subscriptions', shortNames: [], namespaced: true, hasStatus: false }),
 ]);
 
 function apiVersionsOf(k: KindInfo): string[] {

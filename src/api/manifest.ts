@@ -8,6 +8,7 @@ import { CrossmeshError, type ErrorCode, type FieldProblem } from '../errors.js'
 import { kindFor, type KindInfo } from './kinds.js';
 import { isPlainObject, type PathSeg } from './meta.js';
 import type { KubeObject } from './types.js';
+import { upgradeSubscription } from './upgrade.js';
 import { checkObject, envelopeProblems, formatPath, objectLabel } from './validate.js';
 
 export interface ParsedDocument {
@@ -112,7 +113,8 @@ export function parseManifests(text: string, opts: { file: string; defaultNamesp
       for (const p of env) add('CM_ERR_INVALID', p.path, p.message);
       return;
     }
-    let obj = raw as Record<string, any>;
+    // A dapr.io/v1alpha1 Subscription is stored as the v2alpha1 one (the only version served).
+    let obj = upgradeSubscription(raw as Record<string, any>);
     let info: KindInfo;
     try {
       info = kindFor(obj.apiVersion, obj.kind);

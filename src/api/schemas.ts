@@ -3,7 +3,7 @@
  * apart from the kind registry (kinds.ts) so looking a kind up does not load zod and the schemas.
  */
 import type { z } from 'zod';
-import { checkComponent, checkConfiguration, checkResiliency, componentSchema, configurationSchema, resiliencySchema } from './dapr.js';
+import { checkComponent, checkConfiguration, checkResiliency, checkSubscription, componentSchema, configurationSchema, resiliencySchema, subscriptionSchema } from './dapr.js';
 import { leaseSchema } from './coordination.js';
 import { checkService, endpointsSchema, namespaceSchema, secretSchema, serviceAccountSchema, serviceSchema } from './core.js';
 import { checkGtp, checkServiceExport, clusterSchema, globalTrafficPolicySchema, serviceExportSchema, serviceImportSchema } from './flomesh.js';
@@ -24,6 +24,7 @@ const BY_KIND: Record<string, { schema: z.ZodTypeAny; check?: Check }> = {
   Lease: { schema: leaseSchema },
   Resiliency: { schema: resiliencySchema, check: checkResiliency },
   Configuration: { schema: configurationSchema, check: checkConfiguration },
+  Subscription: { schema: subscriptionSchema, check: checkSubscription },
 };
 
 const SCHEMAS = new Map(KINDS.map((k) => {

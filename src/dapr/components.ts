@@ -3,7 +3,8 @@
  * app's namespace (and the app's Dapr `Configuration`, when it names one), Informers over the
  * sidecar's cluster API client or caches the caller gives, and keeps one initialised store per
  * component in scope: state stores (`state.*`), secret stores (`secretstores.*`), lock stores
- * (`lock.*`).
+ * (`lock.*`), pub/subs (`pubsub.*`: their consumer group and topic scopes resolved here; the
+ * subscriptions on them are src/dapr/pubsub/subscriber.ts's).
  *
  * - scopes: a component with a non-empty `scopes` list loads only for the app ids listed.
  * - the built-in secret store `kubernetes` (type secretstores.kubernetes) is always there, as
@@ -34,6 +35,9 @@ import { secretValues } from '../secrets/kubernetes.js';
 import type { KubernetesSecretSource, SecretStore } from '../secrets/types.js';
 import { createLockStore } from '../lock/factory.js';
 import type { LockStore } from '../lock/types.js';
+import { createPubSub, SUPPORTED_PUBSUBS } from '../pubsub/factory.js';
+import type { PubSub } from '../pubsub/types.js';
+import { compileTopicScopes, type TopicScopes } from './pubsub/scopes.js';
 import { compileSecretScopes, type SecretScopes } from './secret-scopes.js';
 import { log } from '../util/log.js';
 import { compileResiliency, type CompiledResiliency, type Policy } from './resiliency.js';
@@ -67,13 +71,28 @@ export interface LoadedLockStore {
   readonly policy: Policy | undefined;
 }
 
-type Category = 'state' | 'secret' | 'lock';
-type Loaded = { category: 'state'; s: LoadedStateStore } | { category: 'secret'; s: LoadedSecretStore } | { category: 'lock'; s: LoadedLockStore };
+export interface LoadedPubSub {
+  name: string;
+  type: string;
+  /** Named `store` like the other categories' backends (closed the same way). */
+  store: PubSub;
+  /** Consumer group of this app's subscriptions: metadata consumerID, default the app id (Dapr). */
+  group: string;
+  scopes: TopicScopes;
+  /** targets.components.<name>.outbound: around publishes. */
+  readonly policy: Policy | undefined;
+  /** targets.components.<name>.inbound: around each delivery to the app. */
+  readonly inboundPolicy: Policy | undefined;
+}
+
+type Category = 'state' | 'secret' | 'lock' | 'pubsub';
+type Loaded = { category: 'state'; s: LoadedStateStore } | { category: 'secret'; s: LoadedSecretStore } | { category: 'lock'; s: LoadedLockStore } | { category: 'pubsub'; s: LoadedPubSub };
 
 function categoryOf(type: string): Category | undefined {
   if (type.startsWith('state.')) return 'state';
   if (type.startsWith('secretstores.')) return 'secret';
   if (type.startsWith('lock.')) return 'lock';
+  if (type.startsWith('pubsub.')) return 'pubsub';
   return undefined;
 }
 
@@ -288,6 +307,22 @@ export class ComponentRegistry extends EventEmitter<ComponentRegistryEvents> {
     return this.has('lock');
   }
 
+  getPubSub(name: string): LoadedPubSub | undefined {
+    const l = this.entries.get(name)?.serving;
+    return l?.category === 'pubsub' ? l.s : undefined;
+  }
+
+  hasPubSubs(): boolean {
+    return this.has('pubsub');
+  }
+
+  /** Every pub/sub serving now. */
+  pubSubs(): LoadedPubSub[] {
+    const out: LoadedPubSub[] = [];
+    for (const e of this.entries.values()) if (e.serving?.category === 'pubsub') out.push(e.serving.s);
+    return out;
+  }
+
   status(): ComponentStatus[] {
     return [...this.entries.values()]
       .map((e) => ({ name: e.name, type: e.type, version: e.version, state: e.state, ...(e.error ? { error: e.error } : {}), capabilities: e.capabilities }))
@@ -314,7 +349,7 @@ export class ComponentRegistry extends EventEmitter<ComponentRegistryEvents> {
       if (this.ownsCaches) c.stop();
     }
     await Promise.allSettled([...this.pending]);
-    const stores = [...this.entries.values()].map((e) => e.serving?.s.store).filter((s): s is StateStore | SecretStore | LockStore => !!s);
+    const stores = [...this.entries.values()].map((e) => e.serving?.s.store).filter((s): s is StateStore | SecretStore | LockStore | PubSub => !!s);
     this.entries.clear();
     await Promise.allSettled(stores.map((s) => s.close()));
   }
@@ -392,7 +427,7 @@ export class ComponentRegistry extends EventEmitter<ComponentRegistryEvents> {
       changed = true;
       const entry: Entry = { name, type, version, fingerprint, category, state: 'loading', capabilities: [], serving: old?.serving, generation: (old?.generation ?? 0) + 1 };
       this.entries.set(name, entry);
-      if (!category) problem ??= `component type "${type}" is not supported (crossmesh serves state stores: state.in-memory, state.sqlite, state.redis; secret stores: secretstores.kubernetes, secretstores.local.env, secretstores.local.file; lock stores: lock.redis, lock.sqlite)`;
+      if (!category) problem ??= `component type "${type}" is not supported (crossmesh serves state stores: state.in-memory, state.sqlite, state.redis; secret stores: secretstores.kubernetes, secretstores.local.env, secretstores.local.file; lock stores: lock.redis, lock.sqlite; pub/subs: ${SUPPORTED_PUBSUBS.join(', ')})`;
       if (problem !== undefined) {
         this.fail(entry, problem, cause);
         continue;
@@ -497,11 +532,12 @@ export class ComponentRegistry extends EventEmitter<ComponentRegistryEvents> {
     const current = () => this.entries.get(entry.name) === entry && entry.generation === gen && !this.closed;
     const { appId, namespace, dataDir } = this.opts;
     const name = entry.name;
-    let store: StateStore | SecretStore | LockStore | undefined;
+    let store: StateStore | SecretStore | LockStore | PubSub | undefined;
     let make: () => Loaded;
     let capabilities: () => string[];
     const registry = this;
     const policy = { get policy() { return registry.resiliency.forComponent(name); } };
+    const inbound = { get inboundPolicy() { return registry.resiliency.forComponentInbound(name); } };
     try {
       // Each factory imports the backend's module on first use (see src/state/factory.ts).
       if (entry.category === 'state') {
@@ -515,6 +551,13 @@ export class ComponentRegistry extends EventEmitter<ComponentRegistryEvents> {
         store = st;
         make = () => ({ category: 'secret', s: Object.defineProperties({ name, type: entry.type, store: st }, Object.getOwnPropertyDescriptors(policy)) as LoadedSecretStore });
         capabilities = () => [...st.features];
+      } else if (entry.category === 'pubsub') {
+        const scopes = compileTopicScopes(metadata, appId, name);
+        const group = metadataValue(metadata, 'consumerID') || appId;
+        const ps = await createPubSub(entry.type, { name, metadata, dataDir }, entry.version);
+        store = ps;
+        make = () => ({ category: 'pubsub', s: Object.defineProperties({ name, type: entry.type, store: ps, group, scopes }, { ...Object.getOwnPropertyDescriptors(policy), ...Object.getOwnPropertyDescriptors(inbound) }) as LoadedPubSub });
+        capabilities = () => ps.features.ttl ? ['TTL'] : [];
       } else {
         const raw = metadataValue(metadata, 'keyPrefix');
         // daprd SaveLockConfiguration: the strategy is lowercased; one containing || fails the component.

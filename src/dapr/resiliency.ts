@@ -1,7 +1,8 @@
 /**
  * Dapr `Resiliency` policies (dapr.io/v1alpha1) as a small policy engine: timeout per attempt,
  * retries (constant / exponential backoff, maxRetries, -1 = unlimited) around it, and a circuit
- * breaker counting every attempt. Used around state store calls (targets.components.<name>.outbound)
+ * breaker counting every attempt. Used around state store calls and publishes (targets.components.<name>.outbound),
+ * around deliveries of pub/sub messages to the app (targets.components.<name>.inbound)
  * and, by service invocation, for app targets (targets.apps.<appId>).
  *
  *   policy.run((signal) => doIt(signal))
@@ -36,6 +37,8 @@ export interface Policy {
 export interface CompiledResiliency {
   forApp(appId: string): Policy | undefined;
   forComponent(name: string): Policy | undefined;
+  /** targets.components.<name>.inbound: around each delivery of a pub/sub component's messages to the app. */
+  forComponentInbound(name: string): Policy | undefined;
   /** Problems found while compiling (unparsable durations, unknown policy names); the rest still applies. */
   readonly problems: string[];
 }
@@ -253,6 +256,7 @@ export function compileResiliency(objs: KubeObject[], opts: { appId?: string; no
   const breakers = new Map<string, { maxRequests: number; intervalMs: number; timeoutMs: number; trip: string }>();
   const apps = new Map<string, Refs>();
   const components = new Map<string, Refs>();
+  const componentsInbound = new Map<string, Refs>();
   const sorted = [...objs].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
   const dur = (v: unknown, what: string, def: number): number => {
     if (v === undefined || v === null || v === '') return def;
@@ -300,7 +304,10 @@ export function compileResiliency(objs: KubeObject[], opts: { appId?: string; no
     }
     const t = o.spec?.targets ?? {};
     for (const [k, v] of Object.entries<any>(t.apps ?? {})) if (!apps.has(k) && v) apps.set(k, v);
-    for (const [k, v] of Object.entries<any>(t.components ?? {})) if (!components.has(k) && v?.outbound) components.set(k, v.outbound);
+    for (const [k, v] of Object.entries<any>(t.components ?? {})) {
+      if (!components.has(k) && v?.outbound) components.set(k, v.outbound);
+      if (!componentsInbound.has(k) && v?.inbound) componentsInbound.set(k, v.inbound);
+    }
   }
 
   const build = (label: string, refs: Refs): Policy | undefined => {
@@ -318,9 +325,12 @@ export function compileResiliency(objs: KubeObject[], opts: { appId?: string; no
   for (const [k, refs] of apps) appPolicies.set(k, build(`app ${k}`, refs));
   const componentPolicies = new Map<string, Policy | undefined>();
   for (const [k, refs] of components) componentPolicies.set(k, build(`component ${k}`, refs));
+  const inboundPolicies = new Map<string, Policy | undefined>();
+  for (const [k, refs] of componentsInbound) inboundPolicies.set(k, build(`component ${k} (inbound)`, refs));
   return {
     forApp: (appId) => appPolicies.get(appId),
     forComponent: (name) => componentPolicies.get(name),
+    forComponentInbound: (name) => inboundPolicies.get(name),
     problems,
   };
 }

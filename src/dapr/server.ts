@@ -7,11 +7,13 @@
  *   *    /v1.0/state/...  and  /v1.0-alpha1/state/{store}/query      (state-api.ts)
  *   GET  /v1.0/secrets/{store}/{key}, /v1.0/secrets/{store}/bulk     (secrets-api.ts)
  *   POST /v1.0-alpha1/lock/{store}, /v1.0-alpha1/unlock/{store}       (lock-api.ts)
+ *   POST /v1.0/publish/{pubsub}/{topic}, /v1.0-alpha1/publish/bulk/{pubsub}/{topic}
+ *        (and /v1.0/publish/bulk/...)                                  (pubsub/publish-api.ts)
  *   *    /v1.0/invoke/...  and unmatched routes with dapr-app-id       → InvokeHandler
  *   GET  /metrics                                      (Prometheus; no API token needed)
  *
- *   *    /v1.0/publish, bindings, configuration, actors, /v1.0-alpha1/publish (bulk),
- *        configuration, crypto, subtlecrypto, workflows, jobs, conversation
+ *   *    /v1.0/bindings, configuration, actors, /v1.0-alpha1/configuration, crypto,
+ *        subtlecrypto, workflows, jobs, conversation
  *                                                   → 501: not implemented yet (UNBUILT_BLOCKS)
  *
  * Everything else: Dapr's fallback, 404 ERR_DIRECT_INVOKE (no app id).
@@ -27,13 +29,17 @@ import type { DaprErrorId } from '../errors.js';
 import { bulkGetState, deleteState, getState, queryState, saveState, transactState, type StateStores } from './state-api.js';
 import { bulkGetSecret, getSecret, type SecretStores } from './secrets-api.js';
 import { tryLock, unlock, type LockStores } from './lock-api.js';
+import { bulkPublishHttp, publishHttp } from './pubsub/publish-api.js';
+import type { PubSubs, PublishContext } from './pubsub/publish.js';
+import type { PubSubMetrics } from './pubsub/metrics.js';
+import type { SubscriptionStatus } from './pubsub/subscriber.js';
 import type { ComponentStatus, InvokeHandler, MetricsSource } from './types.js';
 
 /** Dapr's default max request body (4 MB). */
 export const DEFAULT_MAX_BODY_BYTES = 4 << 20;
 export const DEFAULT_RUNTIME_VERSION = 'crossmesh-0.1.0';
 
-export interface DaprComponents extends StateStores, SecretStores, LockStores {
+export interface DaprComponents extends StateStores, SecretStores, LockStores, PubSubs {
   status(): ComponentStatus[];
 }
 
@@ -61,6 +67,10 @@ export interface DaprApiOptions {
   runtimeVersion?: string;
   /** Default 4 MB; larger bodies → 413. */
   maxBodyBytes?: number;
+  /** Publish counters (the sidecar's /metrics). */
+  pubsubMetrics?: PubSubMetrics;
+  /** Subscriptions for /v1.0/metadata (the sidecar's subscriber). */
+  subscriptions?: () => SubscriptionStatus[];
 }
 
 /** The components of an API given none (tests, a sidecar without a registry): every store absent. */
@@ -69,6 +79,7 @@ export function noComponents(appId: string): DaprComponents {
     getStateStore: () => undefined, hasStateStores: () => false,
     getSecretStore: () => undefined, hasSecretStores: () => false, isSecretAllowed: () => true,
     getLockStore: () => undefined, hasLockStores: () => false, appId,
+    getPubSub: () => undefined, hasPubSubs: () => false,
     status: () => [],
   };
 }
@@ -99,9 +110,11 @@ export function createDaprApiHandler(opts: DaprApiOptions): DaprRequestHandler {
   const stores: DaprComponents = opts.components ?? noComponents(opts.appId);
   const extended: Record<string, string> = {};
   let shuttingDown = false;
+  const publishCtx: PublishContext = { appId: opts.appId, pubsubs: stores, metrics: opts.pubsubMetrics };
 
   const metadataBody = (): string => {
     const status = opts.components?.status() ?? [];
+    const subs = opts.subscriptions?.() ?? [];
     const conn: Record<string, unknown> = {};
     if (opts.appPort !== undefined) conn.port = opts.appPort;
     conn.protocol = opts.appProtocol ?? 'http';
@@ -113,10 +126,12 @@ export function createDaprApiHandler(opts: DaprApiOptions): DaprRequestHandler {
       actors: [],
       components: status.filter((c) => c.state === 'loaded').map((c) => ({ name: c.name, type: c.type, version: c.version, capabilities: c.capabilities })),
       extended,
+      // daprd's protojson shape; crossmesh's load state of each is in crossmesh.subscriptions.
+      subscriptions: subs.map((x) => ({ pubsubname: x.pubsubname, topic: x.topic, metadata: x.metadata, rules: { rules: x.rules }, deadLetterTopic: x.deadLetterTopic, type: x.type })),
       appConnectionProperties: conn,
       actorRuntime: { runtimeStatus: 'DISABLED', hostReady: false },
       // Not in Dapr: every component's load state, failures included (crossmesh status reads it).
-      crossmesh: { namespace: opts.namespace, components: status },
+      crossmesh: { namespace: opts.namespace, components: status, subscriptions: subs },
     });
   };
 
@@ -181,6 +196,13 @@ export function createDaprApiHandler(opts: DaprApiOptions): DaprRequestHandler {
         const store = decode(seg[2]);
         if (seg[3] === 'bulk') return guard(res, bulkGetSecret(stores, store, query, res));
         return guard(res, getSecret(stores, store, decode(seg[3]), query, res));
+      } else if (area === 'publish' && n >= 3 && (method === 'POST' || method === 'PUT')) {
+        if (seg[2] === 'bulk' && n >= 4) {
+          const pubsub = decode(seg[3]);
+          return withBody(req, res, (b) => bulkPublishHttp(publishCtx, pubsub, topicOf(seg, 4), query, req, b, res));
+        }
+        const pubsub = decode(seg[2]);
+        return withBody(req, res, (b) => publishHttp(publishCtx, pubsub, topicOf(seg, 3), query, req, b, res));
       } else if (area === 'invoke') {
         const at = path.indexOf('/invoke/');
         const rest = at < 0 ? '' : path.slice(at + 8);
@@ -227,6 +249,10 @@ export function createDaprApiHandler(opts: DaprApiOptions): DaprRequestHandler {
         return;
       }
     } else if (v === 'v1.0-alpha1') {
+      if (n >= 4 && seg[1] === 'publish' && seg[2] === 'bulk' && (method === 'POST' || method === 'PUT')) {
+        const pubsub = decode(seg[3]);
+        return withBody(req, res, (b) => bulkPublishHttp(publishCtx, pubsub, topicOf(seg, 4), query, req, b, res));
+      }
       if (n === 4 && seg[1] === 'state' && seg[3] === 'query' && (method === 'POST' || method === 'PUT')) {
         const store = decode(seg[2]);
         return withBody(req, res, (b) => queryState(stores, store, b, res));
@@ -259,8 +285,6 @@ export function createDaprApiHandler(opts: DaprApiOptions): DaprRequestHandler {
  */
 type UnbuiltBlockError = Extract<DaprErrorId, `${string}:not-implemented`>;
 const UNBUILT_BLOCKS: ReadonlyMap<string, UnbuiltBlockError> = new Map<string, UnbuiltBlockError>([
-  ['v1.0/publish', 'ERR_PUBSUB_NOT_CONFIGURED:not-implemented'],
-  ['v1.0-alpha1/publish', 'ERR_PUBSUB_NOT_CONFIGURED:not-implemented'],
   ['v1.0/bindings', 'ERR_INVOKE_OUTPUT_BINDING:not-implemented'],
   ['v1.0/configuration', 'ERR_CONFIGURATION_STORE_NOT_CONFIGURED:not-implemented'],
   ['v1.0-alpha1/configuration', 'ERR_CONFIGURATION_STORE_NOT_CONFIGURED:not-implemented'],
@@ -275,6 +299,13 @@ const UNBUILT_BLOCKS: ReadonlyMap<string, UnbuiltBlockError> = new Map<string, U
 
 /** The building block named in ERR_API_UNIMPLEMENTED's message, by area. */
 const BLOCK_NAMES: Readonly<Record<string, string>> = { workflows: 'workflow', jobs: 'jobs', conversation: 'conversation' };
+
+/** The topic of a publish path: every segment from `from` on (daprd's `{topic:*}`), each decoded. */
+function topicOf(seg: string[], from: number): string {
+  if (seg.length <= from) return '';
+  if (seg.length === from + 1) return decode(seg[from]);
+  return seg.slice(from).map(decode).join('/');
+}
 
 /** Percent-decodes a path segment (as daprd unescapes route parameters); left as is when malformed. */
 function decode(s: string): string {

@@ -97,9 +97,23 @@ export const DAPR_ERRORS = {
   ERR_TRY_LOCK: { status: 500, grpc: 'Internal', message: 'failed to try acquiring lock: {error}' },
   ERR_UNLOCK: { status: 500, grpc: 'Internal', message: 'failed to release lock: {error}' },
 
+  // ---- pub/sub (daprd pkg/api/errors/pubsub.go, pkg/api/http/http.go onPublish/onBulkPublish; dapr v1.13-v1.15)
+  ERR_PUBSUB_NOT_CONFIGURED: { status: 400, grpc: 'FailedPrecondition', message: 'pubsub is not configured' },
+  ERR_PUBSUB_EMPTY: { status: 404, grpc: 'InvalidArgument', message: 'pubsub name is empty' },
+  ERR_PUBSUB_NOT_FOUND: { status: 404, grpc: 'InvalidArgument', message: 'pubsub {pubsub} not found' },
+  ERR_TOPIC_EMPTY: { status: 404, grpc: 'InvalidArgument', message: 'topic is empty in pubsub {pubsub}' },
+  ERR_PUBSUB_REQUEST_METADATA: { status: 400, grpc: 'InvalidArgument', message: 'failed deserializing metadata. Error: {error}' },
+  ERR_PUBSUB_PUBLISH_MESSAGE: { status: 500, grpc: 'Internal', message: 'error when publishing to topic {topic} in pubsub {pubsub}: {error}' },
+  ERR_PUBSUB_CLOUD_EVENTS_SER: { status: 500, grpc: 'InvalidArgument', message: 'cannot create cloudevent: {error}' },
+  'ERR_PUBSUB_CLOUD_EVENTS_SER:envelope': { status: 500, grpc: 'InvalidArgument', message: 'error when marshalling cloud event envelope for topic {topic} pubsub {pubsub}: {error}' },
+  ERR_PUBSUB_EVENTS_SER: { status: 400, grpc: 'InvalidArgument', message: 'error when unmarshaling the request for topic {topic} pubsub {pubsub}: {error}' },
+  'ERR_PUBSUB_EVENTS_SER:entry': { status: 400, grpc: 'InvalidArgument', message: 'error marshaling events to bytes for topic {topic} pubsub {pubsub}. error: {error}' },
+  ERR_PUBSUB_FORBIDDEN: { status: 403, grpc: 'PermissionDenied', message: 'topic {topic} is not allowed for app id {appId}' },
+  // gRPC SubscribeTopicEventsAlpha1 (streaming subscriptions): not built; subscriptions are programmatic or declarative.
+  'ERR_PUBSUB_NOT_CONFIGURED:streaming': { status: 501, grpc: 'Unimplemented', message: 'crossmesh does not implement streaming subscriptions yet ({method} {path}); subscribe through GET /dapr/subscribe, AppCallback ListTopicSubscriptions or a Subscription resource' },
+
   // ---- building blocks crossmesh does not implement yet: daprd's "not configured" code of the
   // block, answered 501 so a caller can tell "not built here" from "not configured here".
-  'ERR_PUBSUB_NOT_CONFIGURED:not-implemented': { status: 501, grpc: 'Unimplemented', message: 'crossmesh does not implement the pub/sub API yet ({method} {path}); no pubsub component can be configured' },
   'ERR_INVOKE_OUTPUT_BINDING:not-implemented': { status: 501, grpc: 'Unimplemented', message: 'crossmesh does not implement the bindings API yet ({method} {path}); no binding component can be configured' },
   'ERR_CONFIGURATION_STORE_NOT_CONFIGURED:not-implemented': { status: 501, grpc: 'Unimplemented', message: 'crossmesh does not implement the configuration API yet ({method} {path}); no configuration component can be configured' },
   'ERR_ACTOR_RUNTIME_NOT_FOUND:not-implemented': { status: 501, grpc: 'Unimplemented', message: 'crossmesh does not implement the actors API yet ({method} {path})' },

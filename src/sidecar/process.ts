@@ -153,6 +153,8 @@ export async function runSidecarProcess(cfg: SidecarProcessConfig, api: ApiEndpo
             if (appExit || stopping) return;
           }
           if (!(await sidecar.register(5000))) log.warn(`${label}: not registered yet (cluster API unreachable?); retrying in the background`);
+          // Pub/sub: the app is up, so its subscriptions can be read (daprd reads them once the app port answers).
+          void sidecar.startSubscriptions().catch((err) => log.warn(`${label}: subscriptions: ${toCrossmeshError(err).message}`));
         }
         if (appExit || stopping || finished) return;
         const record: SidecarRecord = {

@@ -31,6 +31,11 @@ import { ComponentRegistry, createDaprApiHandler, type InvokeHandler } from '../
 import { DaprInvoker } from '../dapr/invoke.js';
 import { DaprGrpcListener } from '../dapr/grpc/listener.js';
 import { httpMetadataSource } from '../dapr/grpc/http-metadata.js';
+import { PubSubMetrics } from '../dapr/pubsub/metrics.js';
+import { Subscriber } from '../dapr/pubsub/subscriber.js';
+import { HttpAppSubscriberChannel } from '../dapr/pubsub/app-http.js';
+import type { AppSubscriberChannel } from '../dapr/pubsub/app-channel.js';
+import { DeclarativeSubscriptions, programmaticSource } from '../dapr/pubsub/sources.js';
 import type { BufferedInvoker } from '../dapr/grpc/server.js';
 import { log } from '../util/log.js';
 import { RequestMetrics, SOURCE_CLUSTER_HEADER } from '../metrics/requests.js';
@@ -124,6 +129,10 @@ export interface RunningSidecar {
   components: ComponentRegistry;
   /** Undefined until register() (and for client-only apps). */
   registration?: EndpointRegistration;
+  /** The app's pub/sub subscriptions (apps with an APP_PORT); started by startSubscriptions(). */
+  subscriber?: Subscriber;
+  /** Reads the app's subscriptions and subscribes (idempotent); call once the app listens. Resolves when subscribed. */
+  startSubscriptions(): Promise<void>;
   /** The mesh identity for `status`: mode, SPIFFE ID and certificate expiry. */
   meshIdentity(): { mode: 'mtls' | 'plaintext'; spiffeId?: string; notAfter?: string };
   /**
@@ -359,12 +368,35 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     appId: identity.appId, namespace: identity.namespace, dataDir: opts.daprStateDir ?? stateDir(), client,
     serviceAccount: opts.serviceAccount ?? 'default', ...(opts.daprConfig ? { config: opts.daprConfig } : {}),
   });
+  // Pub/sub: publishes through the APIs, deliveries to the app through its channel (HTTP or gRPC).
+  const pubsubMetrics = new PubSubMetrics(metrics.registry);
+  let subscriber: Subscriber | undefined;
+  let declarative: DeclarativeSubscriptions | undefined;
+  if (appPort !== undefined) {
+    const appToken = opts.appApiToken ?? process.env.APP_API_TOKEN;
+    let channel: AppSubscriberChannel;
+    let where: string;
+    if (grpcApp !== undefined) {
+      const { GrpcAppSubscriberChannel } = await import('../dapr/grpc/app-subscriber.js');
+      channel = new GrpcAppSubscriberChannel(grpcApp);
+      where = 'AppCallback/ListTopicSubscriptions';
+    } else {
+      channel = new HttpAppSubscriberChannel(host, appPort, { appToken });
+      where = 'GET /dapr/subscribe';
+    }
+    declarative = new DeclarativeSubscriptions(client, identity.namespace, identity.appId, label);
+    subscriber = new Subscriber({
+      appId: identity.appId, consumer: `${identity.clusterName}/${pod}`, registry: components, channel,
+      programmatic: programmaticSource(channel, identity.appId, where, label), declarative, metrics: pubsubMetrics, label,
+    });
+  }
   // Dapr service invocation goes through the mesh router, so the cluster's policy decides where it lands.
   const invoker = opts.invoke ?? (router instanceof MeshOutboundRouter ? new DaprInvoker(router, identity, { appPolicy: (id) => components.appPolicy(id) }) : undefined);
   const onShutdown = opts.onShutdown ?? (() => void close());
   const admin = createServer(createDaprApiHandler({
     appId: identity.appId, namespace: identity.namespace, components, metrics, appPort, apiToken: opts.daprApiToken,
     invoke: invoker, isReady: () => ready, onShutdown, appProtocol: opts.appProtocol,
+    pubsubMetrics, subscriptions: () => subscriber?.status() ?? [],
   }));
   refuseConnect(admin, 'the Dapr HTTP API');
   servers.push(admin);
@@ -373,7 +405,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   // Its metadata is the HTTP API's (one `extended` map for both), read over loopback.
   const daprToken = opts.daprApiToken ?? process.env.DAPR_API_TOKEN ?? '';
   const grpc = new DaprGrpcListener(() => ({
-    appId: identity.appId, components, apiToken: daprToken, onShutdown,
+    appId: identity.appId, components, apiToken: daprToken, onShutdown, pubsubMetrics,
     invoke: invoker && 'invokeBuffered' in invoker ? (invoker as BufferedInvoker) : undefined,
     metadata: httpMetadataSource(httpPort, daprToken),
     // Dapr's gRPC proxying (dapr-app-id on a call to another service) goes through the mesh router.
@@ -391,6 +423,9 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       ready = false;
       await registration?.close(true);
       await Promise.all([...servers.map((s) => closeServer(s, 2000)), grpc.close(2000)]);
+      // Subscriptions stop before the components close: messages in the app finish and are acknowledged.
+      await subscriber?.close();
+      declarative?.stop();
       await Promise.all([appPools.close(500), appH2.close(500)]);
       grpcApp?.close();
       await components.close();
@@ -439,6 +474,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       ]),
       components.start(syncMs),
       exportsInformer?.start().waitForSync(syncMs).catch((err) => log.warn(`${pod}: ServiceExports not synced yet (${toCrossmeshError(err).message}); callers of other clusters are refused until they are`)),
+      declarative?.start(syncMs),
     ]);
     ready = true;
 
@@ -450,6 +486,11 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       router,
       components,
       get registration() { return registration; },
+      subscriber,
+      startSubscriptions() {
+        if (!subscriber || closing) return Promise.resolve();
+        return subscriber.start();
+      },
       meshIdentity() {
         const c = workload.current();
         return { mode: bundle.mode, spiffeId: c?.spiffeId, notAfter: c?.notAfter.toISOString() };
@@ -472,7 +513,11 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       },
       close,
     };
-    if (opts.appPort !== undefined && ports.inbound !== undefined) await running.register();
+    if (opts.appPort !== undefined && ports.inbound !== undefined) {
+      await running.register();
+      // The app already listens: subscribe in the background (the app answers GET /dapr/subscribe).
+      void running.startSubscriptions();
+    }
     return running;
   } catch (err) {
     await close();

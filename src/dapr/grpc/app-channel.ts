@@ -216,6 +216,20 @@ export class GrpcAppChannel {
     });
   }
 
+  /**
+   * Calls another AppCallback method (ListTopicSubscriptions, OnTopicEvent) with the app token.
+   * Rejects with the grpc-js ServiceError the app answered.
+   */
+  unary<T>(method: string, request: unknown, timeoutMs?: number): Promise<T> {
+    if (this.closed) return Promise.reject(Object.assign(new Error('the sidecar is closing its channel to the app'), { code: grpc.status.UNAVAILABLE, details: 'closing' }));
+    const md = new grpc.Metadata();
+    if (this.opts.appToken) md.set('dapr-api-token', this.opts.appToken);
+    const fn = (this.client as unknown as Record<string, OnInvoke>)[method];
+    return new Promise((resolve, reject) => {
+      fn.call(this.client, request, md, timeoutMs ? { deadline: Date.now() + timeoutMs } : {}, (err, res) => (err ? reject(err) : resolve(res as T)));
+    });
+  }
+
   /** Closes the channel (its connection to the app); calls in flight fail. */
   close(): void {
     if (this.closed) return;

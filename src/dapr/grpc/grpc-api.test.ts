@@ -237,8 +237,6 @@ test('gRPC: the API token as daprd checks it: right, wrong, missing (UNAUTHENTIC
 });
 
 test('gRPC: methods crossmesh does not implement answer UNIMPLEMENTED naming the method and the block', async () => {
-  await fails(call('PublishEvent', { pubsubName: 'p', topic: 't' }), grpc.status.UNIMPLEMENTED, /^crossmesh does not implement the pub\/sub API yet \(gRPC \/dapr\.proto\.runtime\.v1\.Dapr\/PublishEvent\)/);
-  await fails(call('BulkPublishEvent', { pubsubName: 'p', topic: 't' }), grpc.status.UNIMPLEMENTED, /pub\/sub API yet \(gRPC .*\/BulkPublishEvent\)/);
   await fails(call('InvokeBinding', { name: 'b' }), grpc.status.UNIMPLEMENTED, /bindings API yet \(gRPC \/dapr\.proto\.runtime\.v1\.Dapr\/InvokeBinding\)/);
   await fails(call('GetConfiguration', { storeName: 'c' }), grpc.status.UNIMPLEMENTED, /configuration API yet \(gRPC .*\/GetConfiguration\)/);
   await fails(call('InvokeActor', { actorType: 'a', actorId: '1', method: 'm' }), grpc.status.UNIMPLEMENTED, /actors API yet \(gRPC .*\/InvokeActor\)/);
@@ -255,6 +253,10 @@ test('gRPC: methods crossmesh does not implement answer UNIMPLEMENTED naming the
   const bidiErr = await new Promise<grpc.ServiceError>((resolve) => bidi.on('error', resolve));
   assert.equal(bidiErr.code, grpc.status.UNIMPLEMENTED);
   assert.match(bidiErr.details, /cryptography API yet \(gRPC .*\/EncryptAlpha1\)/);
+  const streaming = (raw as any).SubscribeTopicEventsAlpha1((() => { const m = new grpc.Metadata(); m.set('dapr-api-token', 'tok'); return m; })());
+  const streamingErr = await new Promise<grpc.ServiceError>((resolve) => streaming.on('error', resolve));
+  assert.equal(streamingErr.code, grpc.status.UNIMPLEMENTED);
+  assert.match(streamingErr.details, /^crossmesh does not implement streaming subscriptions yet \(gRPC \/dapr\.proto\.runtime\.v1\.Dapr\/SubscribeTopicEventsAlpha1\); subscribe through/);
   // A method the service does not have at all.
   const bogus = await new Promise<grpc.ServiceError>((resolve) => raw.makeUnaryRequest(`/${DAPR_SERVICE}/NoSuchMethod`, (x: Buffer) => x, (x: Buffer) => x, Buffer.alloc(0), (e) => resolve(e!)));
   assert.equal(bogus.code, grpc.status.UNIMPLEMENTED);

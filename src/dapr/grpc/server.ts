@@ -7,8 +7,8 @@
  * Implemented as daprd's pkg/api/grpc and pkg/api/universal answer them: InvokeService, GetState,
  * GetBulkState, SaveState, DeleteState, DeleteBulkState, ExecuteStateTransaction,
  * QueryStateAlpha1, GetMetadata, SetMetadata, Shutdown, GetSecret, GetBulkSecret, TryLockAlpha1,
- * UnlockAlpha1. The logic is the one the HTTP API runs (state-core.ts, secrets-api.ts,
- * lock-api.ts, invoke.ts); errors are the catalogue's (src/errors/dapr.ts) with their gRPC code.
+ * UnlockAlpha1, PublishEvent, BulkPublishEventAlpha1, BulkPublishEvent. The logic is the one the HTTP API runs (state-core.ts, secrets-api.ts,
+ * lock-api.ts, invoke.ts, pubsub/publish.ts); errors are the catalogue's (src/errors/dapr.ts) with their gRPC code.
  * Every other method of the service answers UNIMPLEMENTED naming itself, with the building
  * block's code the HTTP API gives for it (pub/sub, bindings, configuration, actors, crypto,
  * workflows, jobs, conversation).
@@ -34,6 +34,8 @@ import {
 } from '../state-core.js';
 import { readBulkSecrets, readSecret } from '../secrets-api.js';
 import { tryLockCore, unlockCore } from '../lock-api.js';
+import { bulkPublish, publishEvent, type BulkEntry, type PublishContext } from '../pubsub/publish.js';
+import type { PubSubMetrics } from '../pubsub/metrics.js';
 import type { BufferedResponse } from './buffered-downstream.js';
 import type { MetadataSource } from './http-metadata.js';
 import { loadDaprProto } from './protos.js';
@@ -65,6 +67,8 @@ export interface DaprGrpcOptions {
   maxMessageBytes?: number;
   /** Dapr's gRPC proxying: calls with `dapr-app-id` to other services go here (app-proxy.ts). */
   proxy?: AppStreamProxy;
+  /** Publish counters (shared with the HTTP API). */
+  pubsubMetrics?: PubSubMetrics;
 }
 
 export interface DaprGrpcServer {
@@ -142,11 +146,11 @@ function toGrpcError(err: unknown): GrpcError {
 
 // ---- unimplemented methods ----------------------------------------------------------------------
 
-type UnbuiltError = Extract<DaprErrorId, `${string}:not-implemented`>;
+type UnbuiltError = Extract<DaprErrorId, `${string}:not-implemented`> | 'ERR_PUBSUB_NOT_CONFIGURED:streaming';
 
 /** The building block of a method crossmesh does not implement, as the HTTP API names it (server.ts UNBUILT_BLOCKS). */
 function unbuiltBlock(method: string): { id: UnbuiltError; block?: string } {
-  if (/Publish|SubscribeTopic/.test(method)) return { id: 'ERR_PUBSUB_NOT_CONFIGURED:not-implemented' };
+  if (/^SubscribeTopicEvents/.test(method)) return { id: 'ERR_PUBSUB_NOT_CONFIGURED:streaming' };
   if (/Binding/.test(method)) return { id: 'ERR_INVOKE_OUTPUT_BINDING:not-implemented' };
   if (/Configuration/.test(method)) return { id: 'ERR_CONFIGURATION_STORE_NOT_CONFIGURED:not-implemented' };
   if (/Actor/.test(method)) return { id: 'ERR_ACTOR_RUNTIME_NOT_FOUND:not-implemented' };
@@ -254,11 +258,30 @@ function metadataResponse(j: Record<string, any>): Record<string, unknown> {
 
 type Unary = (req: any, call: grpc.ServerUnaryCall<any, any>) => Promise<unknown>;
 
+interface BulkPublishMsg {
+  pubsubName: string;
+  topic: string;
+  entries: { entryId: string; event: Buffer; contentType: string; metadata: Record<string, string> }[];
+  metadata: Record<string, string>;
+}
+
 export function createDaprGrpcServer(opts: DaprGrpcOptions): DaprGrpcServer {
   const rawToken = opts.apiToken ?? process.env.DAPR_API_TOKEN ?? '';
   const maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const stores: DaprComponents = opts.components ?? noComponents(opts.appId);
   let shuttingDown = false;
+  const publishCtx: PublishContext = { appId: opts.appId, pubsubs: stores, metrics: opts.pubsubMetrics };
+  const traceOf = (call: grpc.ServerUnaryCall<any, any>) => {
+    const tp = call.metadata.get('traceparent')[0];
+    const ts = call.metadata.get('tracestate')[0];
+    return { traceparent: tp === undefined ? undefined : String(tp), tracestate: ts === undefined ? undefined : String(ts) };
+  };
+  // gRPC bulk publish: failed entries are in the answer (OK), as daprd's gRPC API returns them.
+  const bulk = async (r: BulkPublishMsg, call: grpc.ServerUnaryCall<any, any>) => {
+    const entries: BulkEntry[] = r.entries.map((e) => ({ entryId: e.entryId, event: e.event ?? Buffer.alloc(0), contentType: e.contentType, ...(e.metadata && Object.keys(e.metadata).length > 0 ? { metadata: e.metadata } : {}) }));
+    const { failed } = await bulkPublish(publishCtx, r.pubsubName, r.topic, entries, metadataOf(r.metadata) ?? {}, traceOf(call));
+    return { failedEntries: failed };
+  };
 
   /** daprd's API token interceptor (pkg/api/grpc/auth.go). */
   const authError = (md: grpc.Metadata): GrpcError | undefined => {
@@ -350,6 +373,14 @@ export function createDaprGrpcServer(opts: DaprGrpcOptions): DaprGrpcServer {
     async TryLockAlpha1(r: { storeName: string; resourceId: string; lockOwner: string; expiryInSeconds: number }) {
       return { success: await tryLockCore(stores, r.storeName, r) };
     },
+
+    async PublishEvent(r: { pubsubName: string; topic: string; data: Buffer; dataContentType: string; metadata: Record<string, string> }, call) {
+      await publishEvent(publishCtx, { pubsubName: r.pubsubName, topic: r.topic, data: r.data ?? Buffer.alloc(0), contentType: r.dataContentType, metadata: metadataOf(r.metadata) ?? {}, ...traceOf(call) });
+      return {};
+    },
+
+    BulkPublishEventAlpha1: bulk,
+    BulkPublishEvent: bulk,
 
     async UnlockAlpha1(r: { storeName: string; resourceId: string; lockOwner: string }) {
       return { status: await unlockCore(stores, r.storeName, { ...r, expiryInSeconds: 0 }) };

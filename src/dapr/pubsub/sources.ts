@@ -1,0 +1,58 @@
+/**
+ * Where a sidecar's subscriptions come from: the app (programmatic: GET /dapr/subscribe or
+ * AppCallback ListTopicSubscriptions, parsed by src/pubsub/subscriptions.ts) and the
+ * `Subscription` resources of the app's namespace (declarative, followed by an Informer, scoped
+ * to the app id).
+ */
+import { EventEmitter } from 'node:events';
+import { kindFor } from '../../api/index.js';
+import type { ApiClient } from '../../client/api-client.js';
+import { Informer } from '../../client/informer.js';
+import { toCrossmeshError } from '../../errors.js';
+import { declarativeSubscriptions, programmaticSubscriptions } from '../../pubsub/subscriptions.js';
+import { log } from '../../util/log.js';
+import type { AppSubscriberChannel } from './app-channel.js';
+import type { DeclarativeSource, SubscriptionRoute } from './subscriber.js';
+
+/** The app's own subscriptions, read through its channel. */
+export function programmaticSource(channel: AppSubscriberChannel, appId: string, where: string, label: string): () => Promise<SubscriptionRoute[]> {
+  return async () => {
+    const { routes, problems } = programmaticSubscriptions(await channel.listSubscriptions(), `app ${appId} ${where}`);
+    for (const p of problems) log.warn(`${label}: subscription left out: ${p}`);
+    return routes;
+  };
+}
+
+/** The Subscription resources of `namespace` that apply to `appId`, live. */
+export class DeclarativeSubscriptions extends EventEmitter<{ change: [] }> implements DeclarativeSource {
+  private readonly informer: Informer;
+  private routes: SubscriptionRoute[] = [];
+  private lastProblems = '';
+
+  constructor(client: ApiClient, namespace: string, private readonly appId: string, private readonly label: string) {
+    super();
+    this.informer = new Informer(client, kindFor('dapr.io/v2alpha1', 'Subscription'), { namespace, minBackoffMs: 100, maxBackoffMs: 2000 });
+    const update = () => {
+      const { routes, problems } = declarativeSubscriptions(this.informer.list(), this.appId);
+      const said = problems.join('\n');
+      // Logged when they change, not on every event of the informer.
+      if (said !== this.lastProblems) for (const p of problems) log.warn(`${this.label}: subscription left out: ${p}`);
+      this.lastProblems = said;
+      this.routes = routes;
+      this.emit('change');
+    };
+    for (const e of ['add', 'update', 'delete', 'synced'] as const) this.informer.on(e, update);
+  }
+
+  async start(timeoutMs: number): Promise<void> {
+    await this.informer.start().waitForSync(timeoutMs).catch((err) => log.warn(`${this.label}: Subscriptions not synced yet (${toCrossmeshError(err).message}); still trying`));
+  }
+
+  list(): SubscriptionRoute[] {
+    return this.routes;
+  }
+
+  stop(): void {
+    this.informer.stop();
+  }
+}
