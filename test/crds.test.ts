@@ -51,7 +51,7 @@ describe('CustomResourceDefinitions (deploy/crds/, crossmesh crds)', () => {
   });
 
   it('covers every crossmesh kind that is not a Kubernetes kind, with names, scope, status and columns', () => {
-    assert.deepEqual(crdKinds().map((k) => k.kind).sort(), ['Cluster', 'Component', 'Configuration', 'GlobalTrafficPolicy', 'Resiliency', 'ServiceExport', 'ServiceImport']);
+    assert.deepEqual(crdKinds().map((k) => k.kind).sort(), ['Cluster', 'Component', 'Configuration', 'GlobalTrafficPolicy', 'Resiliency', 'ServiceExport', 'ServiceImport', 'Subscription']);
     for (const doc of parseAllDocuments(allCrdsYaml())) {
       const crd = doc.toJS() as Node;
       const k = crdKinds().find((x) => x.kind === crd.spec.names.kind)!;

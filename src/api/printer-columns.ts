@@ -56,6 +56,12 @@ export const PRINTER_COLUMNS: Readonly<Record<string, PrinterColumn[]>> = {
   Component: [{ name: 'Type', type: 'string', jsonPath: '.spec.type' }, AGE],
   Resiliency: [AGE],
   Configuration: [AGE],
+  Subscription: [
+    { name: 'PubSub', type: 'string', jsonPath: '.spec.pubsubname' },
+    { name: 'Topic', type: 'string', jsonPath: '.spec.topic' },
+    { name: 'Dead Letter', type: 'string', jsonPath: '.spec.deadLetterTopic', priority: 1 },
+    AGE,
+  ],
 };
 
 

@@ -23,6 +23,8 @@ interface Entry {
   expiresAt?: number;
   attempt: number;
   dueAt: number;
+  /** The consumer whose lease on it expired: another one gets it first. */
+  avoid?: Consumer;
   /** The delivery in progress (its lease); undefined when the entry waits. */
   lease?: { consumer: Consumer; until: number; token: number };
 }
@@ -72,22 +74,26 @@ class Group {
         if (held.inFlight === 0) for (const f of held.idle.splice(0)) f();
         e.lease = undefined;
         e.attempt++;
+        e.avoid = held;
       }
       if (e.dueAt > now) {
         wake = Math.min(wake, e.dueAt);
         continue;
       }
-      const c = this.pick();
+      const c = this.pick(e.avoid);
       if (!c) break;
+      e.avoid = undefined;
       this.deliver(c, e, now);
     }
     this.arm(wake);
   }
 
-  private pick(): Consumer | undefined {
+  /** The next consumer with room, in turn; `avoid` (the one that let the message time out) only when it is the only one. */
+  private pick(avoid?: Consumer): Consumer | undefined {
     const n = this.consumers.length;
     for (let k = 0; k < n; k++) {
       const c = this.consumers[(this.next + k) % n];
+      if (c === avoid && n > 1) continue;
       if (!c.closed && c.inFlight < (c.opts.maxConcurrency ?? 16)) {
         this.next = (this.next + k + 1) % n;
         return c;

@@ -160,6 +160,12 @@ function columnsFor(kind: KindInfo, wide: boolean): Column[] {
       ];
     case 'Component':
       return [{ header: 'TYPE', value: (o) => o.spec?.type ?? '' }];
+    case 'Subscription':
+      return [
+        { header: 'PUBSUB', value: (o) => o.spec?.pubsubname ?? '' },
+        { header: 'TOPIC', value: (o) => o.spec?.topic ?? '' },
+        ...(wide ? [{ header: 'DEAD LETTER', value: (o: KubeObject) => (o.spec?.deadLetterTopic as string | undefined) ?? '' }] : []),
+      ];
     case 'Secret':
       return [
         { header: 'TYPE', value: (o) => (o.type as string | undefined) ?? 'Opaque' },

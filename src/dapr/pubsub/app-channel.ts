@@ -35,6 +35,9 @@ export interface BulkDelivery {
   signal?: AbortSignal;
 }
 
+/** The app answered, but not with subscriptions (not JSON, a 4xx): the subscriber does not ask again. */
+export class NoSubscriptions extends Error {}
+
 export interface AppSubscriberChannel {
   /** The app's programmatic subscriptions as it answered them (parsed by the caller); [] when it has none. */
   listSubscriptions(): Promise<unknown>;

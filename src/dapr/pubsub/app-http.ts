@@ -18,7 +18,7 @@
  */
 import { Agent, request } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import type { AppSubscriberChannel, AppVerdict, BulkDelivery, EventDelivery } from './app-channel.js';
+import { NoSubscriptions, type AppSubscriberChannel, type AppVerdict, type BulkDelivery, type EventDelivery } from './app-channel.js';
 import { CLOUDEVENT_CONTENT_TYPE } from './cloudevents.js';
 
 /** Bodies of app answers read for their status (an app answering megabytes is cut here). */
@@ -59,13 +59,15 @@ export class HttpAppSubscriberChannel implements AppSubscriberChannel {
   async listSubscriptions(): Promise<unknown> {
     const a = await this.call('GET', '/dapr/subscribe', { accept: 'application/json' }, undefined);
     if (a.status === 404) return [];
+    if (a.status >= 400 && a.status < 500) throw new NoSubscriptions(`the app answered ${a.status} to GET /dapr/subscribe; taking it as no programmatic subscriptions`);
     if (a.status !== 200) throw new Error(`the app answered ${a.status} to GET /dapr/subscribe: ${a.body.toString('utf8').slice(0, 200)}`);
     const text = a.body.toString('utf8').trim();
     if (text === '') return [];
     try {
       return JSON.parse(text);
     } catch (err) {
-      throw new Error(`the app's GET /dapr/subscribe answer is not JSON: ${(err as Error).message}`);
+      // An app that answers every path (a catch-all handler) has no subscriptions: said once, not retried.
+      throw new NoSubscriptions(`the app's GET /dapr/subscribe answer is not JSON (${(err as Error).message}); taking it as no programmatic subscriptions`);
     }
   }
 

@@ -28,7 +28,7 @@ import type { DeliveryResult, PubSubMessage, TopicSubscription } from '../../pub
 import { Backoff, sleep } from '../../util/backoff.js';
 import { log } from '../../util/log.js';
 import type { LoadedPubSub } from '../components.js';
-import type { AppSubscriberChannel, AppVerdict } from './app-channel.js';
+import { NoSubscriptions, type AppSubscriberChannel, type AppVerdict } from './app-channel.js';
 import { fromRawPayload, hasExpired, isRawPayload, type CloudEvent } from './cloudevents.js';
 import type { PubSubMetrics } from './metrics.js';
 
@@ -124,6 +124,10 @@ export class Subscriber {
         this.programmaticRoutes = await this.opts.programmatic();
         break;
       } catch (err) {
+        if (err instanceof NoSubscriptions) {
+          log.warn(`${this.opts.label}: ${err.message}`);
+          break;
+        }
         if (!warned) log.warn(`${this.opts.label}: cannot read the app's subscriptions yet (${toCrossmeshError(err).message}); retrying`);
         warned = true;
         await sleep(backoff.next());

@@ -1,0 +1,25 @@
+/**
+ * A sidecar-like process on a pubsub.sqlite file (src/pubsub/sqlite.test.ts): subscribes to
+ * TOPIC as GROUP/CONSUMER and prints one JSON line per delivery ({text, id, attempt}); answers
+ * 'success', except messages whose text starts with "hold" (never answered: a consumer that
+ * hangs or is killed while holding them). Prints {"ready":true} once subscribed.
+ *   node pubsub-sqlite-worker.js FILE TOPIC GROUP CONSUMER
+ */
+import { SqlitePubSub } from '../../src/pubsub/sqlite.js';
+
+const [file, topic, group, consumer] = process.argv.slice(2);
+const ps = new SqlitePubSub({ name: 'worker', metadata: { connectionString: file, processingTimeout: '1s', redeliverInterval: '200ms', pollInterval: '50ms' }, dataDir: '/' });
+await ps.init();
+await ps.subscribe({
+  topic, group, consumer, maxConcurrency: 32,
+  handler: async (m) => {
+    const text = m.data.toString();
+    process.stdout.write(JSON.stringify({ text, id: m.id, attempt: m.attempt }) + '\n');
+    if (text.startsWith('hold')) return new Promise(() => undefined);
+    return 'success';
+  },
+});
+// The broker's timers do not hold a process open (a sidecar's servers do): this one waits to be killed.
+setInterval(() => undefined, 1 << 30);
+process.stdout.write('{"ready":true}\n');
+process.on('SIGTERM', () => void ps.close().then(() => process.exit(0)));
