@@ -9,6 +9,7 @@ import type { PubSub, PubSubConfig } from './types.js';
 
 const BACKENDS: Record<string, (config: PubSubConfig) => Promise<PubSub>> = {
   'pubsub.in-memory': async (c) => new (await import('./memory.js')).MemoryPubSub(c),
+  'pubsub.redis': async (c) => new (await import('./redis.js')).RedisPubSub(c),
   'pubsub.sqlite': async (c) => new (await import('./sqlite.js')).SqlitePubSub(c),
 };
 
