@@ -37,9 +37,22 @@ function str(v: unknown): string {
   return typeof v === 'string' ? v : '';
 }
 
+/**
+ * Subscription metadata as strings. The JS SDK JSON-encodes every value it sends
+ * (`"rawPayload": "\"true\""`): a value that is a JSON string literal is taken as that string.
+ */
 function stringMap(v: unknown): Record<string, string> {
   if (!v || typeof v !== 'object' || Array.isArray(v)) return {};
-  return Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, typeof x === 'string' ? x : JSON.stringify(x)]));
+  const unquote = (x: string): string => {
+    if (x.length >= 2 && x.startsWith('"') && x.endsWith('"')) {
+      try {
+        const s = JSON.parse(x);
+        if (typeof s === 'string') return s;
+      } catch { /* kept as written */ }
+    }
+    return x;
+  };
+  return Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, typeof x === 'string' ? unquote(x) : JSON.stringify(x)]));
 }
 
 function positive(v: unknown, def: number): number {

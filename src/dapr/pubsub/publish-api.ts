@@ -14,6 +14,14 @@ import { queryMetadata } from '../state-api.js';
 import { daprError } from '../respond.js';
 import { bulkFailed, bulkPublish, eventBytes, lookupPubSub, publishEvent, type BulkEntry, type PublishContext } from './publish.js';
 
+/** A JSON object's field as Go's encoding/json finds it: the exact name, else any case of it (the JS SDK sends `entryID`). */
+function goField(o: Record<string, unknown>, name: string): unknown {
+  if (Object.hasOwn(o, name)) return o[name];
+  const lower = name.toLowerCase();
+  for (const k of Object.keys(o)) if (k.toLowerCase() === lower) return o[k];
+  return undefined;
+}
+
 function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return typeof v === 'string' ? v : undefined;
@@ -45,17 +53,20 @@ export async function bulkPublishHttp(ctx: PublishContext, pubsubName: string, t
   for (let i = 0; i < parsed.length; i++) {
     const e = parsed[i] as Record<string, unknown> | null;
     if (e === null || typeof e !== 'object' || Array.isArray(e)) throw daprError('ERR_PUBSUB_EVENTS_SER', { topic, pubsub: pubsubName, error: `entry [${i}] is not an object` });
-    const contentType = typeof e.contentType === 'string' ? e.contentType : '';
+    const ct = goField(e, 'contentType');
+    const contentType = typeof ct === 'string' ? ct : '';
     let event: Buffer;
     try {
-      event = eventBytes(e.event, contentType);
+      event = eventBytes(goField(e, 'event'), contentType);
     } catch (err) {
       throw daprError('ERR_PUBSUB_CLOUD_EVENTS_SER:envelope', { topic, pubsub: pubsubName, error: `entry [${i}]: ${(err as Error).message}` });
     }
-    const md = e.metadata && typeof e.metadata === 'object' && !Array.isArray(e.metadata)
-      ? Object.fromEntries(Object.entries(e.metadata as Record<string, unknown>).map(([k, v]) => [k, String(v)]))
+    const rawMd = goField(e, 'metadata');
+    const md = rawMd && typeof rawMd === 'object' && !Array.isArray(rawMd)
+      ? Object.fromEntries(Object.entries(rawMd as Record<string, unknown>).map(([k, v]) => [k, String(v)]))
       : undefined;
-    entries.push({ entryId: typeof e.entryId === 'string' ? e.entryId : '', event, contentType, ...(md ? { metadata: md } : {}) });
+    const id = goField(e, 'entryId');
+    entries.push({ entryId: typeof id === 'string' ? id : '', event, contentType, ...(md && Object.keys(md).length > 0 ? { metadata: md } : {}) });
   }
   const { ps, failed } = await bulkPublish(ctx, pubsubName, topic, entries, metadata, { traceparent: header(req, 'traceparent'), tracestate: header(req, 'tracestate') });
   if (failed.length === 0) {
