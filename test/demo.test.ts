@@ -46,7 +46,8 @@ describe('crossmesh demo, end to end from a clean home', () => {
       /✔ clusters up/,
       /✔ cluster-1, cluster-2, cluster-3 joined the ClusterSet/,
       /✔ statestore component applied/,
-      /✔ nodeapp runs in cluster-1 and cluster-3, curl in cluster-2/,
+      /✔ pubsub component applied/,
+      /✔ nodeapp runs in cluster-1 and cluster-3, curl in cluster-2, order-log in cluster-3/,
       /✔ cluster-2 imports nodeapp from cluster-1 and cluster-3/,
       /✔ GET \/ports fails under Locality/,
       /✔ GlobalTrafficPolicy nodeapp applied/,
@@ -55,6 +56,8 @@ describe('crossmesh demo, end to end from a clean home', () => {
       /✔ both clusters read the same order/,
       /\$ crossmesh --cluster cluster-2 exec -n curl --app-id curl -- curl -s/,
       /\{"orderId":"42"\}, from cluster: cluster-[13]/,
+      /created order via cluster: cluster-[13], published to orders/,
+      /✔ order-log in cluster-3 received \{"orderId":"42"\} from topic orders/,
     ]) assert.match(out, expected);
     assert.doesNotMatch(out, /✘/);
     // A step's output is shown in the order it was written: `up` prints its progress (stderr)

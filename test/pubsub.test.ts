@@ -115,6 +115,14 @@ for (const broker of ['pubsub.sqlite', 'pubsub.redis'] as const) {
       cleanup();
     });
 
+    it('crossmesh status shows each sidecar\'s subscription: pubsub, topic, the shared consumer group', async () => {
+      const st = await cli(['status']);
+      assert.equal(st.code, 0, st.stderr);
+      for (const c of ['cluster-1', 'cluster-3']) {
+        assert.match(st.stdout, new RegExp(`${c}\\s+dapr-test\\s+nodeapp\\s+orderbus\\s+orders\\s+nodeapp\\s+programmatic\\s+-\\s+subscribed`), st.stdout);
+      }
+    });
+
     it('2,000 messages from cluster-2, cluster-1 SIGKILLed mid-stream: all delivered, duplicates only of what cluster-1 held, its messages reclaimed by cluster-3 in time', async () => {
       const acked: number[] = [];
       const failed: number[] = [];

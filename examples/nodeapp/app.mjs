@@ -1,6 +1,7 @@
 // The seed's nodeapp, written for crossmesh: plain node:http, no dependencies.
 //   GET  /ports     -> {"DAPR_HTTP_PORT":"...","DAPR_GRPC_PORT":"..."}, from cluster: <CLUSTER_NAME>
-//   POST /neworder  -> saves body.data as state key "order" via the sidecar's Dapr state API
+//   POST /neworder  -> saves body.data as state key "order" via the sidecar's Dapr state API,
+//                      then publishes it to topic `orders` of pubsub `pubsub` (examples/order-log logs it)
 //   GET  /order     -> the saved order, from cluster: <CLUSTER_NAME>
 // Env (set by `crossmesh run`): APP_PORT, DAPR_HTTP_PORT, DAPR_GRPC_PORT, CLUSTER_NAME.
 import { createServer } from 'node:http';
@@ -9,6 +10,7 @@ const port = Number(process.env.APP_PORT ?? 3000);
 const daprPort = process.env.DAPR_HTTP_PORT ?? '3500';
 const cluster = process.env.CLUSTER_NAME ?? 'unknown';
 const stateUrl = `http://127.0.0.1:${daprPort}/v1.0/state/statestore`;
+const publishUrl = `http://127.0.0.1:${daprPort}/v1.0/publish/pubsub/orders`;
 const MAX_BODY = 1024 * 1024;
 
 function reply(res, status, body, type = 'text/plain') {
@@ -50,7 +52,11 @@ const server = createServer(async (req, res) => {
         return reply(res, 500, JSON.stringify({ message: 'Failed to persist state.' }), 'application/json');
       }
       console.log(`Successfully persisted state: ${JSON.stringify(body.data)}`);
-      return reply(res, 200, `created order via cluster: ${cluster}\n`);
+      // The order is saved either way; a missing or failing pubsub is logged, not the caller's error.
+      const published = await fetch(publishUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body.data) });
+      if (!published.ok) console.error(`publish to orders failed: ${published.status} ${await published.text()}`);
+      else console.log(`Published order to topic orders: ${JSON.stringify(body.data)}`);
+      return reply(res, 200, `created order via cluster: ${cluster}${published.ok ? ', published to orders' : ''}\n`);
     }
     if (req.method === 'GET' && path === '/order') {
       const got = await fetch(`${stateUrl}/order`);

@@ -287,23 +287,30 @@ export async function sidecarFromConfig(file: string): Promise<number> {
 }
 
 interface ComponentReport { name: string; type: string; state: string; error?: string }
+interface SubscriptionReport { pubsubname: string; topic: string; type: string; state: string; group?: string; deadLetterTopic?: string; error?: string }
 
 /**
- * For `crossmesh status`: each running sidecar's Dapr components and their load state, read from
- * its /v1.0/metadata (a component that failed to load is listed with its error).
+ * For `crossmesh status`: each running sidecar's Dapr components and their load state, and its
+ * pub/sub subscriptions (consumer group, state), read from its /v1.0/metadata (a component that
+ * failed to load, or a subscription waiting for its pubsub, is listed with its error).
  */
 export async function componentsReport(entries: AppEntry[]): Promise<string> {
   const rows: string[][] = [];
+  const subs: string[][] = [];
   await Promise.all(entries.filter((a) => a.state === 'running' && a.record?.ports.http).map(async (a) => {
     try {
       const res = await httpGet(`http://127.0.0.1:${a.record!.ports.http}/v1.0/metadata`, 1500);
-      const meta = JSON.parse(res.text) as { crossmesh?: { components?: ComponentReport[] } };
+      const meta = JSON.parse(res.text) as { crossmesh?: { components?: ComponentReport[]; subscriptions?: SubscriptionReport[] } };
       for (const c of meta.crossmesh?.components ?? []) rows.push([a.cluster, a.namespace, a.appId, c.name, c.type, c.state, c.error ?? '']);
+      for (const s of meta.crossmesh?.subscriptions ?? []) {
+        subs.push([a.cluster, a.namespace, a.appId, s.pubsubname, s.topic, s.group ?? '', s.type.toLowerCase(), s.deadLetterTopic || '-', s.state, s.error ?? '']);
+      }
     } catch (err) {
       rows.push([a.cluster, a.namespace, a.appId, '-', '-', 'unknown', `sidecar did not answer /v1.0/metadata: ${(err as Error).message}`]);
     }
   }));
-  if (rows.length === 0) return '';
-  rows.sort((x, y) => x.join('/').localeCompare(y.join('/')));
-  return formatTable(['CLUSTER', 'NAMESPACE', 'APP-ID', 'COMPONENT', 'TYPE', 'STATE', 'ERROR'], rows);
+  const sort = (t: string[][]) => t.sort((x, y) => x.join('/').localeCompare(y.join('/')));
+  let out = rows.length ? formatTable(['CLUSTER', 'NAMESPACE', 'APP-ID', 'COMPONENT', 'TYPE', 'STATE', 'ERROR'], sort(rows)) : '';
+  if (subs.length) out += (out ? '\n' : '') + formatTable(['CLUSTER', 'NAMESPACE', 'APP-ID', 'PUBSUB', 'TOPIC', 'GROUP', 'SOURCE', 'DEAD-LETTER', 'STATE', 'ERROR'], sort(subs));
+  return out;
 }

@@ -22,10 +22,11 @@ const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const BIN = join(ROOT, 'bin', 'crossmesh.js');
 const MANIFESTS = join(ROOT, 'examples', 'manifests');
 const NODEAPP = join(ROOT, 'examples', 'nodeapp', 'app.mjs');
+const ORDER_LOG = join(ROOT, 'examples', 'order-log', 'app.mjs');
 const ORDERS_SERVER = join(ROOT, 'examples', 'grpc-orders', 'server.mjs');
 const ORDERS_CLIENT = join(ROOT, 'examples', 'grpc-orders', 'client.mjs');
 /** Paths shown relative to the clone, as a user would type them from there. */
-const SHOWN: Record<string, string> = { [NODEAPP]: 'examples/nodeapp/app.mjs', [ORDERS_SERVER]: 'examples/grpc-orders/server.mjs', [ORDERS_CLIENT]: 'examples/grpc-orders/client.mjs' };
+const SHOWN: Record<string, string> = { [NODEAPP]: 'examples/nodeapp/app.mjs', [ORDER_LOG]: 'examples/order-log/app.mjs', [ORDERS_SERVER]: 'examples/grpc-orders/server.mjs', [ORDERS_CLIENT]: 'examples/grpc-orders/client.mjs' };
 /**
  * Bound on one gRPC client step: its calls carry 10 s deadlines of their own (client.mjs), so
  * this only ends a client that somehow outlives them, as an error rather than a hung demo.
@@ -231,6 +232,10 @@ async function demo(r: DemoRunner, opts: DemoOptions): Promise<void> {
       return r.crossmesh(['--cluster', c, 'apply', '-n', 'dapr-test', '-f', join(MANIFESTS, 'statestore-sqlite.yaml')]);
     }));
     r.check('statestore component applied', storeRuns.every((x) => x.code === 0), storeRuns.map((x) => x.stderr.trim()).filter(Boolean).join('; '));
+
+    r.heading('Pub/sub component "pubsub" (the embedded broker, one file on this host) in cluster-1..3');
+    const psRuns = await Promise.all(MEMBERS.map((c) => r.crossmesh(['--cluster', c, 'apply', '-n', 'dapr-test', '-f', join(MANIFESTS, 'pubsub-sqlite.yaml')])));
+    r.check('pubsub component applied', psRuns.every((x) => x.code === 0), psRuns.map((x) => x.stderr.trim()).filter(Boolean).join('; '));
   }
 
   r.heading(opts.grpc
@@ -240,8 +245,10 @@ async function demo(r: DemoRunner, opts: DemoOptions): Promise<void> {
   const appRuns = await Promise.all([
     ...EXPORTERS.map((c) => r.crossmesh(['--cluster', c, 'run', '-n', 'dapr-test', '--app-id', 'nodeapp', '--app-port', '3000', ...nodeapp])),
     r.crossmesh(['--cluster', 'cluster-2', 'run', '-n', 'curl', '--app-id', 'curl', '--detach', '--', 'sleep', '365d']),
+    // The subscriber of nodeapp's orders (pub/sub), in cluster-3.
+    ...(opts.grpc ? [] : [r.crossmesh(['--cluster', 'cluster-3', 'run', '-n', 'dapr-test', '--app-id', 'order-log', '--app-port', '3000', '--detach', '--', process.execPath, ORDER_LOG])]),
   ]);
-  r.check('nodeapp runs in cluster-1 and cluster-3, curl in cluster-2', appRuns.every((x) => x.code === 0), appRuns.map((x) => x.stderr.trim()).filter(Boolean).join('; '));
+  r.check(opts.grpc ? 'nodeapp runs in cluster-1 and cluster-3, curl in cluster-2' : 'nodeapp runs in cluster-1 and cluster-3, curl in cluster-2, order-log in cluster-3', appRuns.every((x) => x.code === 0), appRuns.map((x) => x.stderr.trim()).filter(Boolean).join('; '));
 
   r.heading('Export nodeapp from cluster-1 and cluster-3');
   const exps = await Promise.all(EXPORTERS.map((c) => r.crossmesh(['--cluster', c, 'apply', '-n', 'dapr-test', '-f', join(MANIFESTS, 'serviceexport.yaml')])));
@@ -289,6 +296,14 @@ async function demo(r: DemoRunner, opts: DemoOptions): Promise<void> {
   }
   r.lastAnswerAt = r.elapsed();
   r.check('both clusters read the same order (shared state store)', readers.has('cluster-1') && readers.has('cluster-3'), [...readers].join(', '));
+
+  r.heading('Pub/sub: POST /neworder also published the order to topic "orders"; order-log in cluster-3 received it');
+  const logged = await r.waitFor('order-log to receive order 42', async () => {
+    const res = await probe(['--cluster', 'cluster-3', 'exec', '-n', 'dapr-test', '--app-id', 'order-log', '--', 'sh', '-c', 'curl -s http://127.0.0.1:$APP_PORT/received']);
+    return res.code === 0 && /"orderId":"42"/.test(res.stdout);
+  }, 10_000);
+  if (!opts.fast) await r.crossmesh(['--cluster', 'cluster-3', 'exec', '-n', 'dapr-test', '--app-id', 'order-log', '--', 'sh', '-c', 'curl -s http://127.0.0.1:$APP_PORT/received']);
+  r.check('order-log in cluster-3 received {"orderId":"42"} from topic orders', logged);
 }
 
 /** The seed's GlobalTrafficPolicy in cluster-2 (ActiveActive over cluster-1 and cluster-3), waited for. */
