@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { after, before, test } from 'node:test';
 import { CommunicationProtocolEnum, DaprClient, LogLevel } from '@dapr/dapr';
+import { kindFor } from '../../api/index.js';
 import type { ApiClient } from '../../client/api-client.js';
 import type { RunningCluster } from '../../cluster/cluster.js';
 import { startSidecar, type RunningSidecar } from '../../sidecar/sidecar.js';
@@ -235,4 +236,19 @@ test('/v1.0/metadata lists the subscriptions; /metrics counts published, deliver
   assert.ok(value('crossmesh_sidecar_pubsub_retried_total', 'nodlq') >= 3);
   assert.ok(value('crossmesh_sidecar_pubsub_dropped_total', 'nodlq') >= 2);
   assert.match(text, /crossmesh_sidecar_pubsub_published_total\{[^}]*cluster="cluster-1"/);
+});
+
+test('declarative Subscriptions (dapr.io/v2alpha1) apply live, for the app ids of their scopes, with CEL routes', async () => {
+  const SUB = kindFor('dapr.io/v2alpha1', 'Subscription');
+  const sub = (name: string, topic: string, spec: object, scopes: string[]) => ({ apiVersion: 'dapr.io/v2alpha1', kind: 'Subscription', metadata: { name, namespace: NS }, spec: { pubsubname: 'pubsub', topic, ...spec }, scopes });
+  await client.create(SUB, sub('declared', 'declared', { routes: { rules: [{ match: 'event.data.kind == "vip"', path: '/vip' }], default: '/declared' } }, ['subscriber']));
+  await client.create(SUB, sub('not-mine', 'elsewhere', { routes: { default: '/elsewhere' } }, ['other-app']));
+  await eventually(() => car.subscriber!.status().some((s) => s.topic === 'declared' && s.type === 'DECLARATIVE' && s.state === 'subscribed'), 10_000, 'the declarative subscription');
+  assert.ok(!car.subscriber!.status().some((s) => s.topic === 'elsewhere'), 'a Subscription scoped to another app does not apply');
+  assert.equal((await publish('declared', { kind: 'vip' })).status, 204);
+  assert.equal((await publish('declared', { kind: 'plain' })).status, 204);
+  await eventually(() => at('/vip').length === 1 && at('/declared').length === 1, 5000, 'both routes');
+  // Deleting it unsubscribes.
+  await client.delete(SUB, 'declared', NS);
+  await eventually(() => !car.subscriber!.status().some((s) => s.topic === 'declared'), 10_000, 'the subscription removed');
 });
