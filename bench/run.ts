@@ -38,6 +38,7 @@
  *
  * Writes bench/results/latest.json (smoke: bench/results/smoke.json) unless --out is given.
  */
+import { pubsubRows, pubsubTable, type PubSubRow } from './pubsub.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -63,7 +64,7 @@ const argValue = (name: string) => {
 const SMOKE = args.includes('--smoke');
 const OUT = argValue('--out') ?? join(ROOT, 'bench', 'results', SMOKE ? 'smoke.json' : 'latest.json');
 const NO_NGINX = args.includes('--no-nginx') || SMOKE;
-/** `--only KEY,...`: measure only these rows (keys as in the JSON; `cli` for the start-time rows). */
+/** `--only KEY,...`: measure only these rows (keys as in the JSON; `cli` for the start-time rows, `pubsub` for the pub/sub rows). */
 const ONLY = argValue('--only') ? new Set(argValue('--only')!.split(',')) : undefined;
 /** Keep the processes up after measuring (for profiling by hand); Ctrl-C ends. */
 const HOLD = args.includes('--hold');
@@ -1042,6 +1043,14 @@ async function main(): Promise<void> {
     for (const c of cliTimes) log(`${c.key}: median ${c.medianMs} ms${c.failures ? `, ${c.failures} failed (${c.firstFailure})` : ''}`);
   }
 
+  // Pub/sub (its own clusters, after every request-path row: nothing else is measured meanwhile).
+  let pubsub: PubSubRow[] = [];
+  if (!ONLY || ONLY.has('pubsub')) {
+    log('pub/sub: publish in cluster-2 → subscriber in cluster-3, per broker');
+    pubsub = await pubsubRows(BIN, SMOKE);
+    for (const r of pubsub) log(`${r.broker}: ${r.available ? `${r.msgsPerSecond} msgs/s, p50 ${r.latencyMs?.p50} ms p90 ${r.latencyMs?.p90} ms` : r.note}`);
+  }
+
   // Derived figures: latency added over direct (same arrival shape), ratios to the nginx chains.
   const get = (k: string) => rows.get(k);
   const directRate = get('direct')?.rate?.latencyMs;
@@ -1101,6 +1110,7 @@ async function main(): Promise<void> {
     mtlsVsPlaintext,
     reference,
     cli: cliTimes,
+    pubsub,
     targets,
     elapsedSeconds: Math.round((Date.now() - started) / 1000),
   };
@@ -1115,6 +1125,7 @@ async function main(): Promise<void> {
       referenceText(reference),
       procTable(rowList) + (nginxPerHop(rowList) ? `\n\n${nginxPerHop(rowList)}` : ''),
       cliTable(cliTimes) + (machineScale(rowList, cliTimes) ? `\n\n${machineScale(rowList, cliTimes)}` : ''),
+      ...(pubsub.length ? [pubsubTable(pubsub)] : []),
       targetTable(targets),
       `machine: ${machine.cores} cores (${machine.cpu}), Node ${machine.node}, ${machine.nginx ?? 'no nginx'}, ${machine.wrk ?? 'no wrk'}\nwritten: ${OUT} (${result.elapsedSeconds} s)`,
     ].join('\n\n') + '\n',
