@@ -15,6 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import { CrossmeshError } from '../errors.js';
 import { MetadataReader } from '../state/metadata.js';
+import { messageTtlSeconds } from './ttl.js';
 import type { DeliveryResult, PublishRequest, PubSub, PubSubConfig, PubSubFeatures, SubscribeOptions, TopicSubscription } from './types.js';
 
 interface Entry {
@@ -170,19 +171,9 @@ export class MemoryPubSub implements PubSub {
 
   async init(): Promise<void> {}
 
-  private ttlOf(req: PublishRequest): number | undefined {
-    const v = req.metadata.ttlInSeconds;
-    if (v !== undefined && v !== '') {
-      if (!/^-?\d+$/.test(v.trim())) throw new CrossmeshError('CM_ERR_BAD_REQUEST', `pubsub ${this.config.name}: metadata ttlInSeconds=${JSON.stringify(v)} is not an integer`);
-      const n = Number(v);
-      return n > 0 ? n : undefined;
-    }
-    return this.defaultTtl;
-  }
-
   async publish(req: PublishRequest): Promise<void> {
     if (this.closed) throw new CrossmeshError('CM_ERR_STORE_UNAVAILABLE', `pubsub ${this.config.name} is closed`);
-    const ttl = this.ttlOf(req);
+    const ttl = messageTtlSeconds(req.metadata, this.defaultTtl);
     const now = Date.now();
     const id = randomUUID();
     for (const g of this.topics.get(req.topic)?.values() ?? []) {

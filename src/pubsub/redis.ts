@@ -28,6 +28,7 @@ import { CrossmeshError } from '../errors.js';
 import { log } from '../util/log.js';
 import { MetadataReader } from '../state/metadata.js';
 import { parseRedisHost } from '../state/redis.js';
+import { messageTtlSeconds } from './ttl.js';
 import type { DeliveryResult, PublishRequest, PubSub, PubSubConfig, PubSubFeatures, PubSubMessage, SubscribeOptions, TopicSubscription } from './types.js';
 
 type Fields = Buffer[];
@@ -145,7 +146,7 @@ export class RedisPubSub implements PubSub {
     const args: (string | Buffer | number)[] = [req.topic];
     if (this.maxLen !== undefined) args.push('MAXLEN', '~', this.maxLen);
     args.push('*', 'data', req.data, 'contentType', req.contentType);
-    const ttl = ttlSecondsOf(req, this.defaultTtl, this.config.name);
+    const ttl = messageTtlSeconds(req.metadata, this.defaultTtl);
     if (ttl !== undefined) args.push('expiresAt', Date.now() + ttl * 1000);
     return args;
   }
@@ -201,16 +202,6 @@ export class RedisPubSub implements PubSub {
     this.closing = true;
     this.client.disconnect();
   }
-}
-
-function ttlSecondsOf(req: PublishRequest, def: number | undefined, name: string): number | undefined {
-  const v = req.metadata.ttlInSeconds;
-  if (v !== undefined && v !== '') {
-    if (!/^-?\d+$/.test(v.trim())) throw new CrossmeshError('CM_ERR_BAD_REQUEST', `pubsub ${name}: metadata ttlInSeconds=${JSON.stringify(v)} is not an integer`);
-    const n = Number(v);
-    return n > 0 ? n : undefined;
-  }
-  return def;
 }
 
 function field(fields: Fields, name: string): Buffer | undefined {
@@ -304,10 +295,10 @@ class RedisSubscription {
     } catch (err) {
       p = Promise.reject(err);
     }
-    void p.then((r) => r, () => 'retry' as const).then((r) => this.settle(id, fields, attempt, r));
+    void p.then((r) => r, () => 'retry' as const).then((r) => this.settle(id, attempt, r));
   }
 
-  private async settle(id: string, fields: Fields, attempt: number, r: DeliveryResult): Promise<void> {
+  private async settle(id: string, attempt: number, r: DeliveryResult): Promise<void> {
     const { topic, group, consumer } = this.opts;
     if (r === 'retry') {
       if (!this.closed && this.cfg.redeliverMs > 0) {
@@ -335,7 +326,6 @@ class RedisSubscription {
     this.slot = undefined;
     s?.();
     if (this.inFlight === 0) for (const f of this.idle.splice(0)) f();
-    void fields;
   }
 
   async close(): Promise<void> {

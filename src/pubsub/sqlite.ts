@@ -38,6 +38,7 @@ import { CrossmeshError } from '../errors.js';
 import { log } from '../util/log.js';
 import { MetadataReader } from '../state/metadata.js';
 import { sqliteFile } from '../state/sqlite.js';
+import { messageTtlSeconds } from './ttl.js';
 import type { DeliveryResult, PublishRequest, PubSub, PubSubConfig, PubSubFeatures, PubSubMessage, SubscribeOptions, TopicSubscription } from './types.js';
 
 const SCHEMA = `
@@ -182,16 +183,6 @@ export class SqlitePubSub implements PubSub {
     return this.db;
   }
 
-  private ttlMs(req: PublishRequest): number | undefined {
-    const v = req.metadata.ttlInSeconds;
-    if (v !== undefined && v !== '') {
-      if (!/^-?\d+$/.test(v.trim())) throw new CrossmeshError('CM_ERR_BAD_REQUEST', `pubsub ${this.config.name}: metadata ttlInSeconds=${JSON.stringify(v)} is not an integer`);
-      const n = Number(v);
-      return n > 0 ? n * 1000 : undefined;
-    }
-    return this.defaultTtl !== undefined ? this.defaultTtl * 1000 : undefined;
-  }
-
   async publish(req: PublishRequest): Promise<void> {
     await this.publishBulk([req]);
   }
@@ -200,8 +191,8 @@ export class SqlitePubSub implements PubSub {
     const db = this.open();
     const now = Date.now();
     const rows = reqs.map((r) => {
-      const ttl = this.ttlMs(r);
-      return [r.topic, r.data, r.contentType, now, ttl !== undefined ? now + ttl : null] as const;
+      const ttl = messageTtlSeconds(r.metadata, this.defaultTtl);
+      return [r.topic, r.data, r.contentType, now, ttl !== undefined ? now + ttl * 1000 : null] as const;
     });
     try {
       db.transaction(() => {

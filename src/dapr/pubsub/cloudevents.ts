@@ -17,6 +17,7 @@
  *   id, datacontenttype application/octet-stream, data_base64.
  */
 import { randomUUID } from 'node:crypto';
+import { messageTtlSeconds } from '../../pubsub/ttl.js';
 
 export const CLOUDEVENT_CONTENT_TYPE = 'application/cloudevents+json';
 export const DEFAULT_EVENT_TYPE = 'com.dapr.event.sent';
@@ -110,16 +111,9 @@ export function newCloudEvent(input: EnvelopeInput, metadata: Readonly<Record<st
   return ce;
 }
 
-/**
- * `ttlInSeconds` of the request metadata: a positive integer, or undefined when absent.
- * Throws a message naming the value otherwise (daprd: ERR_PUBSUB_REQUEST_METADATA).
- */
+/** `ttlInSeconds` of the request metadata (src/pubsub/ttl.ts); throws naming the value when it is not an integer (daprd: ERR_PUBSUB_REQUEST_METADATA). */
 export function ttlSeconds(metadata: Readonly<Record<string, string>>): number | undefined {
-  const v = metadata.ttlInSeconds;
-  if (v === undefined || v === '') return undefined;
-  if (!/^-?\d+$/.test(v.trim())) throw new Error(`ttlInSeconds=${JSON.stringify(v)} is not an integer number of seconds`);
-  const n = Number(v);
-  return n > 0 ? n : undefined;
+  return messageTtlSeconds(metadata);
 }
 
 /** Writes `expiration` for a component that does not expire messages itself. */

@@ -73,6 +73,12 @@ function messageFor(ctx: PublishContext, ps: LoadedPubSub, input: PublishInput, 
   return { topic: input.topic, data: Buffer.from(JSON.stringify(ce)), contentType: CLOUDEVENT_CONTENT_TYPE, metadata: input.metadata };
 }
 
+/** Stores one message through the component's outbound Resiliency policy, if it has one. */
+function store(ps: LoadedPubSub, msg: PublishRequest): Promise<void> {
+  const policy = ps.policy;
+  return policy ? policy.run(() => ps.store.publish(msg)) : ps.store.publish(msg);
+}
+
 function publishFailed(ps: LoadedPubSub, topic: string, err: unknown): DaprError {
   return daprError('ERR_PUBSUB_PUBLISH_MESSAGE', { topic, pubsub: ps.name, error: toCrossmeshError(err).message }, { cause: err });
 }
@@ -90,9 +96,7 @@ export async function publishEvent(ctx: PublishContext, input: PublishInput): Pr
   forbidden(ctx, ps, input.topic);
   const msg = messageFor(ctx, ps, input, raw, ttl);
   try {
-    const policy = ps.policy;
-    if (policy) await policy.run(() => ps.store.publish(msg));
-    else await ps.store.publish(msg);
+    await store(ps, msg);
   } catch (err) {
     ctx.metrics?.publishFailed(ps.name, input.topic);
     throw publishFailed(ps, input.topic, err);
@@ -149,9 +153,7 @@ export async function bulkPublish(ctx: PublishContext, pubsubName: string, topic
   let stored = 0;
   for (const { entryId, msg } of msgs) {
     try {
-      const policy = ps.policy;
-      if (policy) await policy.run(() => ps.store.publish(msg));
-      else await ps.store.publish(msg);
+      await store(ps, msg);
       stored++;
     } catch (err) {
       failed.push({ entryId, error: toCrossmeshError(err).message });
