@@ -112,11 +112,12 @@ export function buildProgram(): Command {
     .option('--service-account <name>', "the app's mesh identity spiffe://<trust-domain>/ns/<namespace>/sa/<name> (created when missing)", 'default')
     .option('--config <name>', 'the Dapr Configuration (in the namespace) whose spec.secrets.scopes limit the secrets the app may read (daprd --config)')
     .option('--app-protocol <protocol>', "how the sidecar talks to the app (Dapr's --app-protocol): http, or grpc (Dapr invocations call the app's AppCallback/OnInvoke over h2c on $APP_PORT)", 'http')
+    .option('--connect-timeout <duration>', 'how long the sidecar waits for a TCP connect to an endpoint or a remote gateway before trying another (Go duration, 10ms-30s)', '500ms')
     .option('-d, --detach', 'run in the background (logs in files) and return once the sidecar is ready', false)
     .argument('[command...]', 'the app\'s command and arguments, after --')
     .action(async (command: string[], o) => {
       if (o.appPort === 0) throw new CrossmeshError('CM_ERR_USAGE', '--app-port: give the service port callers use (1-65535)');
-      process.exitCode = await (await apps()).runApp({ cluster: cluster(), namespace: o.namespace, appId: o.appId, appPort: o.appPort, serviceAccount: o.serviceAccount, daprConfig: o.config, appProtocol: o.appProtocol, detach: o.detach, command }, (l) => out([l]));
+      process.exitCode = await (await apps()).runApp({ cluster: cluster(), namespace: o.namespace, appId: o.appId, appPort: o.appPort, serviceAccount: o.serviceAccount, daprConfig: o.config, appProtocol: o.appProtocol, connectTimeout: o.connectTimeout, detach: o.detach, command }, (l) => out([l]));
     });
 
   program.command('exec')

@@ -6,6 +6,8 @@
  * and from then on only splices bytes both ways. It never parses what the tunnel carries, so
  * the two sidecars can run TLS end to end inside it; per request it costs nothing but the copy.
  *
+ * `OPTIONS * HTTP/1.1` is a liveness ping, answered 204 on the same connection (any number).
+ *
  * Refusals are a JSON `{"errorCode","message"}` answer and a close: 400 for anything but a
  * CONNECT, 404 for a service port not exported here, 503 with no ready endpoint, 502 when the
  * chosen endpoint refuses the connection.
@@ -48,6 +50,12 @@ function refusal(status: number, code: string, message: string): string {
 }
 
 const ESTABLISHED = 'HTTP/1.1 200 Connection Established\r\n\r\n';
+/**
+ * The answer to a liveness ping (`OPTIONS * HTTP/1.1`, RFC 9110's request about the server
+ * itself): sidecars keep one connection per remote gateway and ping it a few times a second, so
+ * a gateway whose packets stopped is known dead within about a second (gateway-liveness.ts).
+ */
+const PONG = 'HTTP/1.1 204 No Content\r\n\r\n';
 
 /** One client connection, from its CONNECT head to the end of the splice. */
 class Tunnel implements ParserEvents {
@@ -79,6 +87,12 @@ class Tunnel implements ParserEvents {
   };
 
   onHead(_minor: number, headers: string[], method: number, url: string): number {
+    if (url === '*' && METHODS[method] === 'OPTIONS') {
+      // A liveness ping: answered at once; the connection stays for the next one (not counted as a tunnel).
+      this.client.write(PONG, 'latin1');
+      this.owner.pinging(this.client);
+      return 0;
+    }
     this.method = METHODS[method] ?? '';
     this.authority = url;
     for (let i = 0; i < headers.length; i += 2) {
@@ -171,7 +185,10 @@ class Tunnel implements ParserEvents {
 
 export class TunnelListener {
   private readonly server: Server;
+  /** Tunnel connections (from accept until they turn out to be liveness pings). */
   private readonly sockets = new Set<Socket>();
+  /** Connections that carry liveness pings (closed with the listener, not counted as tunnels). */
+  private readonly pingers = new Set<Socket>();
   private readonly metrics?: TunnelMetrics;
   readonly clusterName: string;
   readonly table: () => RouteTable;
@@ -209,6 +226,11 @@ export class TunnelListener {
 
   forget(s: Socket): void {
     this.sockets.delete(s);
+    this.pingers.delete(s);
+  }
+
+  pinging(s: Socket): void {
+    if (this.sockets.delete(s)) this.pingers.add(s);
   }
 
   async listen(): Promise<void> {
@@ -229,6 +251,7 @@ export class TunnelListener {
     if (!this.server.listening) return;
     const done = new Promise<void>((r) => this.server.close(() => r()));
     for (const s of this.sockets) s.destroy();
+    for (const s of this.pingers) s.destroy();
     await done;
   }
 }

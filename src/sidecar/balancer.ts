@@ -7,6 +7,8 @@ interface Health {
   ejections: number;
   probing: boolean;
   target: Target;
+  /** Kept out by an outside signal (its gateway is dead or slow: gateway-liveness.ts), whatever its own record. */
+  held: string | undefined;
 }
 
 export interface OutlierOptions {
@@ -28,6 +30,8 @@ export interface TargetHealth {
   ejections: number;
   /** A re-admission probe is in flight. */
   probing: boolean;
+  /** Why an outside signal keeps it out (its gateway dead or slow), if one does. */
+  held?: string;
 }
 
 /**
@@ -54,7 +58,8 @@ export class OutlierDetector {
 
   isHealthy(t: Target, now = this.now()): boolean {
     const h = this.health.get(t.id);
-    if (!h || h.ejectedUntil === 0) return true;
+    if (!h || (h.ejectedUntil === 0 && h.held === undefined)) return true;
+    if (h.held !== undefined) return false;
     if (now >= h.ejectedUntil && !h.probing) this.probe(h);
     return false;
   }
@@ -66,15 +71,39 @@ export class OutlierDetector {
 
   /** `connect`: nothing reached the target (refused/unreachable/reset before answer). */
   failure(t: Target, kind: 'connect' | 'status'): void {
-    let h = this.health.get(t.id);
-    if (!h) {
-      h = { consecutive: 0, ejectedUntil: 0, ejections: 0, probing: false, target: t };
-      this.health.set(t.id, h);
-    }
-    h.target = t;
+    const h = this.entry(t);
     if (h.ejectedUntil !== 0) return;
     h.consecutive++;
     if (kind === 'connect' || h.consecutive >= this.consecutive5xx) this.eject(h);
+  }
+
+  private entry(t: Target): Health {
+    let h = this.health.get(t.id);
+    if (!h) {
+      h = { consecutive: 0, ejectedUntil: 0, ejections: 0, probing: false, target: t, held: undefined };
+      this.health.set(t.id, h);
+    }
+    h.target = t;
+    return h;
+  }
+
+  /** Keeps `t` out (not picked while another candidate is healthy) until release(); `why` is shown in status. */
+  hold(t: Target, why: string): void {
+    const h = this.entry(t);
+    if (h.held === undefined) this.ejectionsTotal++;
+    h.held = why;
+  }
+
+  /** Ends a hold; with `fresh` also forgets its ejection (its gateway answers again: try it now). */
+  release(t: Target, fresh: boolean): void {
+    const h = this.health.get(t.id);
+    if (h === undefined) return;
+    h.held = undefined;
+    if (fresh) {
+      h.ejectedUntil = 0;
+      h.consecutive = 0;
+      h.probing = false;
+    }
   }
 
   /** Forgets targets that no longer exist (called when routes are recompiled). */
@@ -83,13 +112,13 @@ export class OutlierDetector {
   }
 
   ejected(): string[] {
-    return [...this.health.entries()].filter(([, h]) => h.ejectedUntil !== 0).map(([id]) => id);
+    return [...this.health.entries()].filter(([, h]) => h.ejectedUntil !== 0 || h.held !== undefined).map(([id]) => id);
   }
 
   /** A copy of what is known about `t`, or undefined when it never failed (or was forgotten). */
   healthOf(t: Target): TargetHealth | undefined {
     const h = this.health.get(t.id);
-    return h && { consecutive: h.consecutive, ejectedUntil: h.ejectedUntil, ejections: h.ejections, probing: h.probing };
+    return h && { consecutive: h.consecutive, ejectedUntil: h.ejectedUntil, ejections: h.ejections, probing: h.probing, ...(h.held !== undefined ? { held: h.held } : {}) };
   }
 
   private eject(h: Health): void {

@@ -13,6 +13,8 @@ import type { H2StreamContext } from '../proxy/h2/server.js';
 import { GRPC } from '../proxy/h2/grpc-status.js';
 import { SOURCE_CLUSTER_HEADER } from '../metrics/requests.js';
 import { chooseTarget, hasAlternative, OutlierDetector, WeightedPicker } from './balancer.js';
+import { GatewayLiveness, type GatewayState } from './gateway-liveness.js';
+import { log } from '../util/log.js';
 import { compileRoutes, describeRoute, routeKey, type ServiceRoute, type Target } from './routes.js';
 import type { OutboundRouter, OutboundRouterOptions } from './types.js';
 
@@ -89,10 +91,12 @@ export class MeshOutboundRouter implements OutboundRouter {
   /** namespace/name → the route of its lowest port, compiled with `routes`. */
   private byService = new Map<string, ServiceRoute>();
   private readonly pickers = new Map<string, WeightedPicker>();
-  readonly outliers = new OutlierDetector();
+  readonly outliers = new OutlierDetector({ probeTimeoutMs: 500 });
   readonly stats: OutboundStats = { requests: 0, retries: 0, noRoute: 0 };
   private readonly informers: Informer[];
-  private readonly pools = new UpstreamRegistry();
+  private readonly pools: UpstreamRegistry;
+  /** Pings the remote gateways the routes tunnel through (dead or slow ones are held out). */
+  readonly liveness: GatewayLiveness;
   /** HTTP/2 sessions (gRPC) per target, beside the HTTP/1.1 pools. */
   readonly h2 = new H2SessionRegistry();
   private compileScheduled = false;
@@ -113,6 +117,10 @@ export class MeshOutboundRouter implements OutboundRouter {
     this.h2SourceHeader = { [SOURCE_CLUSTER_HEADER]: this.ownCluster };
     this.callerNamespace = opts.identity.namespace;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
+    const dp = opts.dataPlane ?? {};
+    this.pools = new UpstreamRegistry({ connectTimeoutMs: dp.connectTimeoutMs });
+    this.liveness = new GatewayLiveness({ intervalMs: dp.pingIntervalMs, deadAfterMs: dp.deadAfterMs, connectTimeoutMs: dp.connectTimeoutMs });
+    this.liveness.on('change', (gateway, state, reason) => this.onGatewayState(gateway, state, reason));
     const informerOpts = { minBackoffMs: 100, maxBackoffMs: 2000 };
     this.informers = [
       new Informer(opts.client, kindFor('v1', 'Service'), informerOpts),
@@ -134,6 +142,7 @@ export class MeshOutboundRouter implements OutboundRouter {
   }
 
   async close(): Promise<void> {
+    this.liveness.close();
     for (const inf of this.informers) inf.stop();
     await Promise.all([this.pools.close(2000), this.h2.close(2000)]);
   }
@@ -460,7 +469,48 @@ export class MeshOutboundRouter implements OutboundRouter {
     this.outliers.retain(ids);
     this.pools.retain(origins);
     this.h2.retain(origins);
+    const gateways = new Map<string, { host: string; port: number }>();
+    for (const r of this.routes.values()) {
+      for (const t of r.remotes) {
+        if (t.tunnel === undefined) continue;
+        const key = gatewayKey(t);
+        if (!gateways.has(key)) gateways.set(key, { host: t.upstream.host, port: t.upstream.port });
+        // A target new in this table, through a gateway already known dead or slow, is held too.
+        const state = this.liveness.state(key);
+        if (state === 'dead' || state === 'slow') this.outliers.hold(t, `gateway ${key} ${state}`);
+      }
+    }
+    this.liveness.retain(gateways);
   }
+
+  /**
+   * A remote gateway went dead, slow or alive: hold its targets out or let them back, and on
+   * death cut the tunnels through it, so requests waiting there end now (an idempotent one is
+   * retried on another cluster by dispatch(); any other is answered 502, never sent twice).
+   */
+  private onGatewayState(gateway: string, state: GatewayState, reason: string): void {
+    const targets: Target[] = [];
+    for (const r of this.routes.values()) for (const t of r.remotes) if (t.tunnel !== undefined && gatewayKey(t) === gateway) targets.push(t);
+    if (state === 'dead') {
+      log.warn(`sidecar ${this.ownCluster}/${this.callerNamespace}: gateway ${gateway} is dead (${reason}); its ${targets.length} target(s) are held out and its tunnels cut`);
+      for (const t of targets) this.outliers.hold(t, `gateway ${gateway} dead: ${reason}`);
+      const [host, port] = [targets[0]?.upstream.host, targets[0]?.upstream.port];
+      const err = new CrossmeshError('CM_ERR_BAD_GATEWAY', `the tunnel through gateway ${gateway} went dead (${reason}) while the request waited for its answer`);
+      if (host !== undefined && port !== undefined) this.pools.abortTo(host, port, err);
+      this.h2.abortTunnelsTo(gateway);
+    } else if (state === 'slow') {
+      log.info(`sidecar ${this.ownCluster}/${this.callerNamespace}: gateway ${gateway} is slow (${reason}); other clusters are preferred`);
+      for (const t of targets) this.outliers.hold(t, `gateway ${gateway} slow: ${reason}`);
+    } else {
+      log.info(`sidecar ${this.ownCluster}/${this.callerNamespace}: gateway ${gateway} is ${state} (${reason})`);
+      for (const t of targets) this.outliers.release(t, true);
+    }
+  }
+}
+
+/** The gateway mesh port a tunnel target goes through, `host:port` (the liveness key). */
+function gatewayKey(t: Target): string {
+  return t.origin.slice(0, t.origin.indexOf('>'));
 }
 
 /** `region/zone/group/name` → `name`. */

@@ -49,6 +49,7 @@ export async function runSidecarProcess(cfg: SidecarProcessConfig, api: ApiEndpo
     serviceAccount: cfg.serviceAccount,
     ...(cfg.daprConfig ? { daprConfig: cfg.daprConfig } : {}),
     ...(cfg.appProtocol ? { appProtocol: cfg.appProtocol } : {}),
+    ...(cfg.connectTimeoutMs !== undefined ? { dataPlane: { connectTimeoutMs: cfg.connectTimeoutMs } } : {}),
     api,
     servicePort: cfg.servicePort,
     processMetrics: true,

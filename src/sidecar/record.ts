@@ -18,6 +18,8 @@ export interface SidecarProcessConfig {
   daprConfig?: string;
   /** --app-protocol: 'http' (default) or 'grpc' (Dapr invocations call the app's AppCallback/OnInvoke). */
   appProtocol?: 'http' | 'grpc';
+  /** --connect-timeout (ms): TCP connect bound of the sidecar's outbound (default 500). */
+  connectTimeoutMs?: number;
   /** The app's argv. */
   command: string[];
   /** Instance dir ($CROSSMESH_HOME/apps/<cluster>/<ns>/<appId>/<instanceId>): sidecar.json goes there. */

@@ -51,7 +51,7 @@ import type { SecureContext } from 'node:tls';
 import { Backoff, sleep } from '../util/backoff.js';
 import { InboundAuthorizer } from './authz.js';
 import { WorkloadIdentity, type SidecarCredentials, type TrustBundle } from './workload-identity.js';
-import type { OutboundRouter, OutboundRouterOptions, SidecarIdentity } from './types.js';
+import type { DataPlaneSettings, OutboundRouter, OutboundRouterOptions, SidecarIdentity } from './types.js';
 import type { GrpcAppChannel } from '../dapr/grpc/app-channel.js';
 import { connect } from 'node:net';
 import { Framing } from '../proxy/h1/types.js';
@@ -103,6 +103,8 @@ export interface SidecarOptions {
   appProtocol?: AppProtocol;
   /** Dapr: POST /v1.0/shutdown (default: close this sidecar). */
   onShutdown?: () => void;
+  /** Connect timeout and gateway liveness of the outbound side (defaults: 500 ms, pings every 250 ms, dead after 750 ms). */
+  dataPlane?: DataPlaneSettings;
   /** Replaces the mesh router (tests of the process side). */
   createRouter?: (opts: OutboundRouterOptions) => OutboundRouter;
 }
@@ -242,7 +244,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   metrics.counterFrom('crossmesh_sidecar_certificate_rotations_total', 'Workload certificates renewed after the first', () => workload.rotations);
   metrics.counterFrom('crossmesh_sidecar_certificate_renewal_failures_total', 'Failed workload certificate requests', () => workload.failures);
 
-  const router = (opts.createRouter ?? createOutboundRouter)({ identity, client, onTarget: setDestination, meshTls });
+  const router = (opts.createRouter ?? createOutboundRouter)({ identity, client, onTarget: setDestination, meshTls, ...(opts.dataPlane ? { dataPlane: opts.dataPlane } : {}) });
   if (router instanceof MeshOutboundRouter) {
     const mesh = router;
     metrics.counterFrom('crossmesh_sidecar_retries_total', 'Outbound attempts retried on another endpoint or cluster', () => mesh.stats.retries);

@@ -33,4 +33,15 @@ export interface OutboundRouterOptions {
   onTarget?: (req: Downstream, cluster: string) => void;
   /** Mesh mTLS towards sidecars and tunnels (undefined: the cluster runs --insecure-plaintext). */
   meshTls?: UpstreamTls;
+  dataPlane?: DataPlaneSettings;
+}
+
+/** How fast the outbound side gives up on a target (sidecar config `dataPlane`, `crossmesh run --connect-timeout`). */
+export interface DataPlaneSettings {
+  /** TCP connect bound to endpoints and gateways (default 500 ms): a vanished host fails over this fast. */
+  connectTimeoutMs?: number;
+  /** Liveness ping period per remote gateway (default 250 ms). */
+  pingIntervalMs?: number;
+  /** An unanswered ping makes its gateway dead after this (default 750 ms). */
+  deadAfterMs?: number;
 }

@@ -80,6 +80,8 @@ export interface RunOptions {
   daprConfig?: string;
   /** --app-protocol: Dapr's app-protocol, 'http' (default) or 'grpc'. */
   appProtocol?: string;
+  /** --connect-timeout: Go duration (default 500ms). */
+  connectTimeout?: string;
   detach: boolean;
   command: string[];
   /** How long `--detach` waits for the sidecar to be ready. Default 30 s. */
@@ -90,6 +92,19 @@ export interface RunOptions {
 const api = () => import('../../api/index.js');
 const targetModule = () => import('../target.js');
 const stopProcess = async (pid: number, graceMs: number) => (await import('../processes.js')).stopProcess(pid, graceMs);
+
+/** `--connect-timeout` as ms: a Go duration from 10ms to 30s, else a usage error naming it. */
+async function connectTimeoutOf(value: string): Promise<number> {
+  const { parseGoDuration } = await import('../../api/duration.js');
+  let ms: number;
+  try {
+    ms = parseGoDuration(value);
+  } catch (err) {
+    throw new CrossmeshError('CM_ERR_USAGE', `--connect-timeout: ${(err as Error).message}`, { cause: err });
+  }
+  if (!(ms >= 10 && ms <= 30_000)) throw new CrossmeshError('CM_ERR_USAGE', `--connect-timeout "${value}" is out of range: give 10ms to 30s (default 500ms)`);
+  return Math.round(ms);
+}
 
 /** Dapr's --app-protocol values crossmesh serves (daprd also has grpcs, https and h2c). */
 const APP_PROTOCOLS = ['http', 'grpc'];
@@ -149,6 +164,8 @@ function tail(file: string, lines = 10): string {
 /** `crossmesh run`: resolves with the exit code (the app's, in the foreground). */
 export async function runApp(opts: RunOptions, print: (line: string) => void): Promise<number> {
   await checkRunInput(opts, 'run');
+  // Checked before anything is created.
+  const connectTimeoutMs = opts.connectTimeout === undefined ? undefined : await connectTimeoutOf(opts.connectTimeout);
   const [{ endpointFor, selectedClusterName }, { ApiClient }, { spawn }] = await Promise.all([targetModule(), import('../../client/api-client.js'), import('node:child_process')]);
   const cluster = selectedClusterName(opts.cluster);
   const ep = endpointFor(cluster);
@@ -168,7 +185,7 @@ export async function runApp(opts: RunOptions, print: (line: string) => void): P
     dir = join(appsDir(), cluster, opts.namespace, opts.appId, instanceId);
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const cfg: SidecarProcessConfig = { cluster, namespace: opts.namespace, appId: opts.appId, instanceId, servicePort: opts.appPort, serviceAccount: opts.serviceAccount, ...(opts.daprConfig ? { daprConfig: opts.daprConfig } : {}), ...(opts.appProtocol === 'grpc' ? { appProtocol: 'grpc' as const } : {}), command: opts.command, dir };
+  const cfg: SidecarProcessConfig = { ...(connectTimeoutMs !== undefined ? { connectTimeoutMs } : {}), cluster, namespace: opts.namespace, appId: opts.appId, instanceId, servicePort: opts.appPort, serviceAccount: opts.serviceAccount, ...(opts.daprConfig ? { daprConfig: opts.daprConfig } : {}), ...(opts.appProtocol === 'grpc' ? { appProtocol: 'grpc' as const } : {}), command: opts.command, dir };
   if (!opts.detach) return (await import('../../sidecar/process.js')).runSidecarProcess(cfg, ep);
 
   cfg.appLog = join(dir, 'app.log');

@@ -145,7 +145,8 @@ export class Exchange implements ConnectionUser, BodySink, DownstreamObserver {
     this.conn = null;
     // A pooled connection the upstream had closed (a keep-alive race, a restarted gateway): an
     // idempotent bodyless request that got no answer byte is sent once more on a fresh one.
-    if (stale && !this.replacedStale && !this.responseHead && this.upstreamStatus === 0 && !this.down.hasBody && IDEMPOTENT.has(this.req.method) && this.pool !== undefined) {
+    // Not when the pool aborted it (a CrossmeshError: its target is known dead, another target should take it).
+    if (stale && !(err instanceof CrossmeshError) && !this.replacedStale && !this.responseHead && this.upstreamStatus === 0 && !this.down.hasBody && IDEMPOTENT.has(this.req.method) && this.pool !== undefined) {
       this.replacedStale = true;
       this.pool.acquireFresh(this);
       return;

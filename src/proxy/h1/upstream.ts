@@ -25,7 +25,10 @@ import { WriteBatch } from './batch.js';
 
 /** How long an unused pooled connection is kept (below node:http's 5 s keep-alive timeout). */
 export const IDLE_TIMEOUT_MS = 4000;
-const CONNECT_TIMEOUT_MS = 10_000;
+/** Default bound on TCP connect (a SYN that vanishes, to a partitioned host, fails over this fast). */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 500;
+/** Default bound on what follows the TCP connect before the first request: the tunnel's CONNECT answer and the TLS handshake. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
 /** Cap on a tunnel refusal body we read for its message. */
 const MAX_REFUSAL_BODY = 4096;
 
@@ -110,7 +113,10 @@ export class UpstreamConnection implements ParserEvents {
       s = tlsConnect({ ...this.tlsOptions(), host: t.host, port: t.port });
       // Applied to the TCP handle when it connects (TLSWrap passes setNoDelay on to it).
       s.setNoDelay(true);
-      s.once('connect', () => { this.tlsStarted = true; });
+      s.once('connect', () => {
+        this.tlsStarted = true;
+        s.setTimeout(pool.handshakeTimeoutMs);
+      });
       this.listenTls(s as TLSSocket);
     } else {
       s = connect({ host: t.host, port: t.port, noDelay: true });
@@ -119,7 +125,7 @@ export class UpstreamConnection implements ParserEvents {
     this.socket = s;
     this.out = new WriteBatch(s);
     this.listen(s);
-    s.setTimeout(CONNECT_TIMEOUT_MS);
+    s.setTimeout(pool.connectTimeoutMs);
   }
 
   private readonly onDrain = (): void => this.user?.onUpstreamDrain();
@@ -175,6 +181,7 @@ export class UpstreamConnection implements ParserEvents {
       return this.ready();
     }
     this.state = State.Handshake;
+    this.socket.setTimeout(this.pool.handshakeTimeoutMs);
     this.out.write(`CONNECT ${tunnel.authority} HTTP/1.1\r\nhost: ${tunnel.authority}\r\n${tunnel.headerLines}\r\n`);
   }
 
@@ -196,7 +203,7 @@ export class UpstreamConnection implements ParserEvents {
     this.out = new WriteBatch(s);
     this.listen(s);
     this.listenTls(s);
-    s.setTimeout(CONNECT_TIMEOUT_MS);
+    s.setTimeout(this.pool.handshakeTimeoutMs);
   }
 
   private ready(): void {
@@ -340,7 +347,7 @@ export class UpstreamConnection implements ParserEvents {
       return;
     }
     if (this.state === State.Connecting || this.state === State.Handshake) {
-      const what = this.tlsStarted ? 'did not complete the TLS handshake in time' : 'did not accept the connection in time';
+      const what = this.tlsStarted ? `did not complete the TLS handshake within ${this.pool.handshakeTimeoutMs} ms` : this.state === State.Handshake ? `did not answer the tunnel request within ${this.pool.handshakeTimeoutMs} ms` : `did not accept the connection within ${this.pool.connectTimeoutMs} ms`;
       return this.failConnect(new CrossmeshError('CM_ERR_TIMEOUT', `upstream ${this.pool.label} ${what}; the request failed before any byte was sent`));
     }
     this.destroy();
@@ -401,6 +408,12 @@ export class UpstreamConnection implements ParserEvents {
 
   destroy(): void {
     if (this.state !== State.Closed) this.socket.destroy();
+  }
+
+  /** Destroys the connection with `err` as the reason its exchange is told. */
+  abort(err: CrossmeshError): void {
+    this.error = err;
+    this.destroy();
   }
 }
 
@@ -467,8 +480,13 @@ export class UpstreamPool {
   /** TLS handshakes this pool has begun (one per new connection, never per request). */
   handshakes = 0;
 
+  readonly connectTimeoutMs: number;
+  readonly handshakeTimeoutMs: number;
+
   /** `key`: the caller's key for this pool (UpstreamRegistry.retain). */
-  constructor(readonly target: UpstreamTarget, readonly label: string, readonly key = '') {
+  constructor(readonly target: UpstreamTarget, readonly label: string, readonly key = '', timeouts: ConnectTimeouts = {}) {
+    this.connectTimeoutMs = timeouts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    this.handshakeTimeoutMs = timeouts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
     const tls = target.tls;
     if (tls !== undefined) this.checkServer = meshServerCheck(tls.trustDomain, tls.expectedServerId);
   }
@@ -489,6 +507,20 @@ export class UpstreamPool {
   storeSession(context: SecureContext, ticket: Buffer): void {
     this.session = ticket;
     this.sessionContext = context;
+  }
+
+  /**
+   * Destroys every connection (idle and busy) with `err` as their error: the target is known
+   * dead (a liveness ping went unanswered), so an exchange waiting on it ends now instead of at
+   * its timeout, and its caller decides (by method) whether another target may take it.
+   */
+  destroyAll(err: CrossmeshError): number {
+    let n = 0;
+    for (const c of [...this.all]) {
+      c.abort(err);
+      n++;
+    }
+    return n;
   }
 
   /** Gives `user` a connection: a pooled one at once (most recently used first), else a new one. */
@@ -563,16 +595,32 @@ function registryKey(key: string, target: UpstreamTarget): string {
   return tls === undefined ? key : `${key}\u0000mtls:${tls.expectedServerId ?? '*'}`;
 }
 
+export interface ConnectTimeouts {
+  /** TCP connect (default 500 ms). */
+  connectTimeoutMs?: number;
+  /** Tunnel answer + TLS handshake after the TCP connect (default 5 s). */
+  handshakeTimeoutMs?: number;
+}
+
 /** Pools by key (`host:port`, or `host:port>authority` for a tunnel), created on first use. */
 export class UpstreamRegistry {
   private readonly pools = new Map<string, UpstreamPool>();
   private closed = false;
 
+  constructor(private readonly timeouts: ConnectTimeouts = {}) {}
+
+  /** Aborts every connection to `host:port` (all pools through that address: a dead gateway's tunnels); returns how many. */
+  abortTo(host: string, port: number, err: CrossmeshError): number {
+    let n = 0;
+    for (const p of this.pools.values()) if (p.target.host === host && p.target.port === port) n += p.destroyAll(err);
+    return n;
+  }
+
   get(key: string, target: UpstreamTarget, label: string): UpstreamPool {
     const k = target.tls === undefined ? key : registryKey(key, target);
     let p = this.pools.get(k);
     if (p === undefined) {
-      p = new UpstreamPool(target, label, key);
+      p = new UpstreamPool(target, label, key, this.timeouts);
       if (this.closed) void p.close();
       this.pools.set(k, p);
     }

@@ -81,6 +81,19 @@ export class H2SessionRegistry {
     }
   }
 
+  /**
+   * Destroys the sessions through the gateway `host:port` (tunnel keys start `host:port>`): it is
+   * known dead, so streams waiting on it end now (RST_STREAM CANCEL) and their callers decide.
+   */
+  abortTunnelsTo(gateway: string): void {
+    const prefix = `${gateway}>`;
+    for (const [k, e] of this.entries) {
+      if (!e.key.startsWith(prefix)) continue;
+      this.entries.delete(k);
+      e.session?.destroy(undefined, H2.CANCEL);
+    }
+  }
+
   /** GOAWAY to every session; streams in flight finish, or are cut after `graceMs`. */
   async close(graceMs = 2000): Promise<void> {
     this.closed = true;
