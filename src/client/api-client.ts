@@ -55,6 +55,8 @@ export class ApiClient {
   private readonly agent: Agent;
   /** Watches only: one socket each, no cap, not kept alive after the stream ends. */
   private readonly watchAgent: Agent;
+  /** Liveness pings only: one kept-alive socket, apart from the requests a partition may hold up. */
+  private readonly pingAgent: Agent;
   private readonly auth: string;
   private readonly host: string;
   private readonly port: number;
@@ -80,6 +82,8 @@ export class ApiClient {
     this.agent = mod ? new mod.Agent({ ...agentOpts, ...(endpoint.ca ? { ca: endpoint.ca } : {}) }) : new Agent(agentOpts);
     const watchOpts = { keepAlive: false, ...(endpoint.ca ? { ca: endpoint.ca } : {}) };
     this.watchAgent = mod ? new mod.Agent(watchOpts) : new Agent({ keepAlive: false });
+    const pingOpts = { keepAlive: true, maxSockets: 1, timeout: IDLE_SOCKET_MS };
+    this.pingAgent = mod ? new mod.Agent({ ...pingOpts, ...(endpoint.ca ? { ca: endpoint.ca } : {}) }) : new Agent(pingOpts);
     this.send = mod ? mod.request : httpRequest;
     this.host = url.hostname.replace(/^\[|\]$/g, '');
     this.port = Number(url.port) || (tls ? 443 : 80);
@@ -228,6 +232,41 @@ export class ApiClient {
     }
   }
 
+  /**
+   * GET /readyz on a connection of its own, answered within `timeoutMs` (liveness: requests a
+   * partition holds up cannot delay it; a timed-out ping destroys its socket, so the next one
+   * connects afresh). Rejects CM_ERR_UNAVAILABLE saying why.
+   */
+  ping(timeoutMs: number): Promise<void> {
+    if (this.closed) return Promise.reject(new CrossmeshError('CM_ERR_UNAVAILABLE', 'the client was closed'));
+    return new Promise((resolve, reject) => {
+      const req = this.send({ agent: this.pingAgent, host: this.host, port: this.port, method: 'GET', path: '/readyz', headers: { authorization: this.auth } }, (res) => {
+        clearTimeout(t);
+        res.resume();
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) resolve();
+        else reject(new CrossmeshError('CM_ERR_UNAVAILABLE', `cluster API ${this.endpoint.name} at ${this.endpoint.server} is not ready (/readyz answered ${status})`));
+      });
+      const t = setTimeout(() => req.destroy(Object.assign(new Error(`no answer to /readyz within ${timeoutMs} ms`), { code: 'PING_TIMEOUT' })), timeoutMs);
+      req.once('error', (err) => {
+        clearTimeout(t);
+        reject(this.transportError(err));
+      });
+      req.end();
+    });
+  }
+
+  /**
+   * Cuts every request in flight (watches too) and every kept-alive socket: the API is known
+   * unreachable, so callers get CM_ERR_UNAVAILABLE now rather than at their timeouts. The client
+   * stays usable; the next request opens a new connection.
+   */
+  interrupt(reason: string): void {
+    for (const req of this.inflight) req.destroy(Object.assign(new Error(reason), { code: 'INTERRUPTED' }));
+    this.inflight.clear();
+    this.agent.destroy();
+  }
+
   /** Closes every connection; requests in flight fail with CM_ERR_UNAVAILABLE. Idempotent. */
   async close(): Promise<void> {
     this.closed = true;
@@ -235,6 +274,7 @@ export class ApiClient {
     this.inflight.clear();
     this.agent.destroy();
     this.watchAgent.destroy();
+    this.pingAgent.destroy();
   }
 
   private async call(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<unknown> {

@@ -88,6 +88,19 @@ export class Informer extends EventEmitter<InformerEvents> implements ResourceCa
     this.abort.abort();
   }
 
+  /**
+   * Drops the current watch (or back-off pause) and reconnects at once, keeping the cache:
+   * for a caller that knows the API is reachable again (or that the old stream is dead) sooner
+   * than the watch would notice.
+   */
+  restart(): void {
+    if (this.stopped) return;
+    this.backoff.reset();
+    const old = this.abort;
+    this.abort = new AbortController();
+    old.abort();
+  }
+
   private async run(): Promise<void> {
     while (!this.stopped) {
       try {

@@ -22,7 +22,18 @@ export interface MemberConnectionOptions {
   signer?: MeshSigner;
   /** Re-check period of the member's mesh CA while all is well (default 5 min). */
   identityRecheckMs?: number;
+  /** Period of the liveness pings (GET /readyz) to a claimed member (default 500 ms). */
+  pingIntervalMs?: number;
+  /** How long one ping may take before it counts as missed (default 1000 ms). */
+  pingTimeoutMs?: number;
 }
+
+/**
+ * Missed pings in a row that mark a member unreachable. A watch on a partitioned member sees no
+ * error at all (packets vanish, the socket stays open), so without pings the control plane would
+ * call it Managed for as long as TCP keeps retrying (minutes).
+ */
+export const MEMBER_PING_MISSES = 2;
 
 export type MemberState =
   | { managed: true; message: string }
@@ -62,6 +73,14 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
   /** Re-checks of a member claimed by another control plane: every 5 s, ±20 % jitter. */
   private readonly recheck = new Backoff({ initialMs: 5000, maxMs: 5000, factor: 1, jitter: 0.2 });
   private reachable = false;
+  private livenessTimer: NodeJS.Timeout | undefined;
+  private pinging = false;
+  private pingMisses = 0;
+  /** Pings failed MEMBER_PING_MISSES times: the member is away until one is answered. */
+  private pingDown = false;
+  private lastRestartAt = 0;
+  private readonly pingIntervalMs: number;
+  private readonly pingTimeoutMs: number;
   /** Keeps the member's mesh CA issued by the control plane's root; none without a signer. */
   readonly identity: MeshIdentitySync | undefined;
 
@@ -73,6 +92,8 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
     this.meshPort = typeof cluster.spec.meshPort === 'number' ? cluster.spec.meshPort : undefined;
     const endpoint = parseKubeconfig(cluster.spec.kubeconfig, `Cluster ${cluster.metadata.name} spec.kubeconfig`);
     this.client = new ApiClient(endpoint, { connectTimeoutMs: 2000 });
+    this.pingIntervalMs = opts.pingIntervalMs ?? 500;
+    this.pingTimeoutMs = opts.pingTimeoutMs ?? 1000;
     const informerOpts = { minBackoffMs: 100, maxBackoffMs: 2000 };
     this.exports = new Informer(this.client, kindFor('flomesh.io/v1alpha1', 'ServiceExport'), informerOpts);
     this.services = new Informer(this.client, kindFor('v1', 'Service'), informerOpts);
@@ -128,6 +149,7 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
   async stop(release: boolean): Promise<void> {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.livenessTimer) clearInterval(this.livenessTimer);
     this.identity?.stop();
     for (const inf of [this.exports, this.services, this.imports]) inf.stop();
     if (release && this.claimed) {
@@ -160,6 +182,8 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
       this.claimed = true;
       this.reachable = true;
       for (const inf of [this.exports, this.services, this.imports]) inf.start();
+      this.livenessTimer = setInterval(() => void this.ping(), this.pingIntervalMs);
+      this.livenessTimer.unref();
       this.setState({ managed: true, message: `Cluster ${this.clusterKey} joined ClusterSet successfully.` });
       this.emit('changed');
       // Claimed: make sure its mesh CA is issued by this control plane's root.
@@ -177,8 +201,40 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
     this.retryTimer.unref();
   }
 
+  /**
+   * One liveness ping. Missed twice: every request to the member is cut (watches included, so
+   * nothing waits on a dead socket) and it is marked away, keeping its last-known state. The
+   * first answer after that reconnects the informers at once instead of at their next back-off,
+   * so a change made during the partition arrives within about a ping period of the heal.
+   */
+  private async ping(): Promise<void> {
+    if (this.pinging || this.stopped) return;
+    this.pinging = true;
+    try {
+      await this.client.ping(this.pingTimeoutMs);
+      this.pingMisses = 0;
+      const now = Date.now();
+      // Informers still failing (refused, back-off) while pings pass: reconnect them now too, at most every 2 s.
+      if (this.pingDown || (!this.reachable && now - this.lastRestartAt > 2000)) {
+        this.pingDown = false;
+        this.lastRestartAt = now;
+        for (const inf of [this.exports, this.services, this.imports]) inf.restart();
+      }
+    } catch (err) {
+      if (this.stopped) return;
+      if (++this.pingMisses < MEMBER_PING_MISSES || this.pingDown) return;
+      this.pingDown = true;
+      const e = toCrossmeshError(err);
+      this.client.interrupt(`cluster ${this.clusterKey} missed ${this.pingMisses} liveness pings`);
+      this.onUnreachable(new CrossmeshError('CM_ERR_UNAVAILABLE', `missed ${this.pingMisses} liveness pings (${e.message})`));
+    } finally {
+      this.pinging = false;
+    }
+  }
+
   private onReachable(): void {
-    if (!this.claimed || this.stopped) return;
+    // A watch reopened just before pings noticed the outage does not outvote them.
+    if (!this.claimed || this.stopped || this.pingDown) return;
     const was = this.reachable;
     this.reachable = true;
     // Back after an outage (perhaps a restarted member with a new PKI): check its mesh CA again.
