@@ -74,13 +74,26 @@ export function buildProgram(): Command {
     .action(async (o) => {
       const names = String(o.clusters).split(',').map((s) => s.trim()).filter(Boolean);
       if (names.length === 0) throw new CrossmeshError('CM_ERR_USAGE', '--clusters: give at least one name');
-      const [{ clusterTable, joinMembers, up }, { identityFlags }] = await Promise.all([lifecycle(), import('./identity-flags.js')]);
+      const [{ clusterTable, joinMembers, localMemberSpec, up }, { identityFlags }] = await Promise.all([lifecycle(), import('./identity-flags.js')]);
       const states = await up({ clusters: names, apiPort: o.apiPort, gatewayPort: o.gatewayPort, host: o.host, identity: identityFlags(o) }, (m) => process.stderr.write(m + '\n'));
       out(clusterTable(states));
       if (o.join && names.includes(CONTROL_PLANE)) {
         const members = states.filter((s) => s.name !== CONTROL_PLANE);
-        if (members.length) out(await joinMembers(CONTROL_PLANE, members));
+        if (members.length) out(await joinMembers(CONTROL_PLANE, await Promise.all(members.map((m) => localMemberSpec(m.name, m.record!)))));
       }
+    });
+
+  program.command('join')
+    .description(`join a member cluster to ${CONTROL_PLANE} (applies its Cluster resource): one of this home, or, with --kubeconfig and --gateway-host, one on another host`)
+    .argument('<name>', 'the member cluster')
+    .option('--kubeconfig <file>', 'the member\'s kubeconfig (`crossmesh kubeconfig get NAME` on its host); default: its context in this home')
+    .option('--gateway-host <addr>', 'address other clusters reach the member\'s gateway on (required with --kubeconfig)')
+    .option('--gateway-port <port>', 'the member\'s gateway port (required with --kubeconfig)', port)
+    .option('--mesh-port <port>', 'the member\'s gateway mesh (tunnel) port (`crossmesh status` on its host shows it)', port)
+    .option('--control-plane <name>', 'the control plane context', CONTROL_PLANE)
+    .action(async (name: string, o) => {
+      const { joinMembers, memberSpecFromFlags } = await lifecycle();
+      out(await joinMembers(o.controlPlane, [await memberSpecFromFlags(name, o)]));
     });
 
   program.command('down')

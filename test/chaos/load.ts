@@ -57,18 +57,24 @@ export async function fixedRateLoad(opts: {
 }
 
 /** A GET through an HTTP proxy (the app's sidecar outbound), as an app's client sends it. */
-export function proxyGet(agent: Agent, proxyPort: number, url: string, timeoutMs = 20_000): Promise<{ status: number; body: string; cluster?: string }> {
+export function proxyGet(agent: Agent, proxyPort: number, url: string, timeoutMs = 20_000, proxyHost = '127.0.0.1'): Promise<{ status: number; body: string; cluster?: string }> {
+  return proxyRequest(agent, { host: proxyHost, port: proxyPort }, 'GET', url, undefined, timeoutMs);
+}
+
+/** A request through an HTTP proxy; `cluster` is who answered (nodeapp's "cluster: X"). */
+export function proxyRequest(agent: Agent, proxy: { host: string; port: number }, method: string, url: string, body?: string, timeoutMs = 20_000): Promise<{ status: number; body: string; cluster?: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port: proxyPort, method: 'GET', path: url, agent, timeout: timeoutMs }, (res) => {
+    const headers = body === undefined ? undefined : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) };
+    const req = httpRequest({ host: proxy.host, port: proxy.port, method, path: url, agent, timeout: timeoutMs, headers }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (d) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode!, body: text, cluster: /from cluster: (\S+)/.exec(text)?.[1] }));
+      res.on('end', () => resolve({ status: res.statusCode!, body: text, cluster: /cluster: (\S+)/.exec(text)?.[1]?.replace(/,$/, '') }));
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error(`client timeout after ${timeoutMs} ms`)));
     req.on('error', reject);
-    req.end();
+    req.end(body);
   });
 }
 

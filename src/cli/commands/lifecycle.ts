@@ -54,29 +54,78 @@ async function currentState(name: string): Promise<ClusterState> {
   return { name, record, state: (await healthy(record)) ? 'running' : 'unhealthy' };
 }
 
+/** What joining a member takes: where its gateway is reached, and its API (a kubeconfig). */
+export interface MemberSpec {
+  name: string;
+  gatewayHost: string;
+  gatewayPort: number;
+  meshPort?: number;
+  /** The member's API as a kubeconfig document (server, CA, token). */
+  kubeconfig: string;
+}
+
+/** A member of this home as a MemberSpec: its record (gateway) and its context (API). */
+export async function localMemberSpec(name: string, record: ClusterRecord): Promise<MemberSpec> {
+  const { renderKubeconfig } = await import('../../client/kubeconfig.js');
+  const ep = contextEndpoint(readConfig(), name);
+  if (!ep) throw new CrossmeshError('CM_ERR_NOT_FOUND', `no context for cluster ${name} in ${crossmeshHome()}; start it with \`crossmesh up --clusters ${name}\`, or join it from another host with --kubeconfig and --gateway-host`);
+  // A wildcard listen address is not an address to dial: the member is then reached on loopback.
+  const gatewayHost = record.host === '0.0.0.0' ? '127.0.0.1' : record.host;
+  return { name, gatewayHost, gatewayPort: record.gatewayPort, ...(record.meshPort ? { meshPort: record.meshPort } : {}), kubeconfig: renderKubeconfig(ep) };
+}
+
+/**
+ * `crossmesh join NAME [flags]`: with --kubeconfig, a member on another host (its gateway address
+ * and ports from the flags); without, a member of this home (its record and context), where the
+ * flags given override what the record says.
+ */
+export async function memberSpecFromFlags(name: string, o: { kubeconfig?: string; gatewayHost?: string; gatewayPort?: number; meshPort?: number }): Promise<MemberSpec> {
+  if (o.kubeconfig === undefined) {
+    const record = readClusterRecord(name);
+    if (!record) throw new CrossmeshError('CM_ERR_NOT_FOUND', `cluster ${name} has not run under ${crossmeshHome()}: start it with \`crossmesh up --clusters ${name}\`, or join one of another host with --kubeconfig FILE --gateway-host ADDR --gateway-port PORT`);
+    const local = await localMemberSpec(name, record);
+    return { ...local, ...(o.gatewayHost ? { gatewayHost: o.gatewayHost } : {}), ...(o.gatewayPort ? { gatewayPort: o.gatewayPort } : {}), ...(o.meshPort ? { meshPort: o.meshPort } : {}) };
+  }
+  const missing = [o.gatewayHost === undefined && '--gateway-host', o.gatewayPort === undefined && '--gateway-port'].filter(Boolean);
+  if (missing.length) throw new CrossmeshError('CM_ERR_USAGE', `join ${name} --kubeconfig: also give ${missing.join(' and ')} (where other clusters reach its gateway; \`crossmesh status\` on its host shows the ports)`);
+  let text: string;
+  try {
+    text = readFileSync(o.kubeconfig, 'utf8');
+  } catch (err) {
+    throw new CrossmeshError('CM_ERR_USAGE', `--kubeconfig ${o.kubeconfig}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); write it on the member's host with \`crossmesh kubeconfig get ${name} > FILE\``, { cause: err });
+  }
+  // Parsed here so a wrong file is named before anything is applied (the API checks it again).
+  const { parseKubeconfig } = await import('../../client/kubeconfig.js');
+  parseKubeconfig(text, `--kubeconfig ${o.kubeconfig}`);
+  return { name, gatewayHost: o.gatewayHost!, gatewayPort: o.gatewayPort!, ...(o.meshPort ? { meshPort: o.meshPort } : {}), kubeconfig: text };
+}
+
 /**
  * Joins members to the control plane with the same resource a user would apply: a `Cluster`
- * carrying the member's gateway address and its kubeconfig.
+ * carrying the member's gateway address and its kubeconfig. Every spec is validated before the
+ * first is applied, so a wrong one changes nothing.
  */
-export async function joinMembers(controlPlane: string, members: ClusterState[]): Promise<string[]> {
-  // validation (zod) and kubeconfig rendering (yaml) only here: `status` shares this module.
-  const [{ kindFor, validateObject }, { renderKubeconfig }, { ApiClient }] = await Promise.all([import('../../api/validation.js'), import('../../client/kubeconfig.js'), import('../../client/api-client.js')]);
+export async function joinMembers(controlPlane: string, members: MemberSpec[]): Promise<string[]> {
+  // validation (zod) only here: `status` shares this module.
+  const [{ kindFor, validateObject }, { ApiClient }] = await Promise.all([import('../../api/validation.js'), import('../../client/api-client.js')]);
   const cfg = readConfig();
-  const cp = new ApiClient(contextEndpoint(cfg, controlPlane)!);
+  const cpEndpoint = contextEndpoint(cfg, controlPlane);
+  if (!cpEndpoint) throw new CrossmeshError('CM_ERR_NOT_FOUND', `no context for the control plane ${controlPlane} in ${crossmeshHome()}; start it with \`crossmesh up --clusters ${controlPlane}\` on this host`);
   const kind = kindFor('flomesh.io/v1alpha1', 'Cluster');
+  const objects = members.map((m) => validateObject({
+    apiVersion: 'flomesh.io/v1alpha1',
+    kind: 'Cluster',
+    metadata: { name: m.name },
+    spec: { gatewayHost: m.gatewayHost, gatewayPort: m.gatewayPort, ...(m.meshPort ? { meshPort: m.meshPort } : {}), kubeconfig: m.kubeconfig },
+  }));
+  const cp = new ApiClient(cpEndpoint);
   const lines: string[] = [];
   try {
-    for (const m of members) {
-      const ep = contextEndpoint(cfg, m.name)!;
-      const obj = validateObject({
-        apiVersion: 'flomesh.io/v1alpha1',
-        kind: 'Cluster',
-        metadata: { name: m.name },
-        spec: { gatewayHost: m.record!.host === '0.0.0.0' ? '127.0.0.1' : m.record!.host, gatewayPort: m.record!.gatewayPort, ...(m.record!.meshPort ? { meshPort: m.record!.meshPort } : {}), kubeconfig: renderKubeconfig(ep) },
-      });
-      const before = await cp.get(kind, m.name);
+    for (const obj of objects) {
+      const name = obj.metadata.name!;
+      const before = await cp.get(kind, name);
       const after = await cp.apply(kind, obj);
-      lines.push(`clusters.flomesh.io/${m.name} ${!before ? 'created' : before.metadata.resourceVersion === after.metadata.resourceVersion ? 'unchanged' : 'configured'}`);
+      lines.push(`clusters.flomesh.io/${name} ${!before ? 'created' : before.metadata.resourceVersion === after.metadata.resourceVersion ? 'unchanged' : 'configured'}`);
     }
   } finally {
     await cp.close();
