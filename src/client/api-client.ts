@@ -235,12 +235,14 @@ export class ApiClient {
   /**
    * GET /readyz on a connection of its own, answered within `timeoutMs` (liveness: requests a
    * partition holds up cannot delay it; a timed-out ping destroys its socket, so the next one
-   * connects afresh). Rejects CM_ERR_UNAVAILABLE saying why.
+   * connects afresh). `fresh`: on a new connection of its own even while another ping waits
+   * (pings of a member known to be away overlap, so one sent just after a heal is not queued
+   * behind one whose SYN vanished). Rejects CM_ERR_UNAVAILABLE saying why.
    */
-  ping(timeoutMs: number): Promise<void> {
+  ping(timeoutMs: number, fresh = false): Promise<void> {
     if (this.closed) return Promise.reject(new CrossmeshError('CM_ERR_UNAVAILABLE', 'the client was closed'));
     return new Promise((resolve, reject) => {
-      const req = this.send({ agent: this.pingAgent, host: this.host, port: this.port, method: 'GET', path: '/readyz', headers: { authorization: this.auth } }, (res) => {
+      const req = this.send({ agent: fresh ? this.watchAgent : this.pingAgent, host: this.host, port: this.port, method: 'GET', path: '/readyz', headers: { authorization: this.auth } }, (res) => {
         clearTimeout(t);
         res.resume();
         const status = res.statusCode ?? 0;

@@ -34,6 +34,8 @@ export interface MemberConnectionOptions {
  * call it Managed for as long as TCP keeps retrying (minutes).
  */
 export const MEMBER_PING_MISSES = 2;
+/** Overlapping pings to a member that is away: a new one every period, each on its own connection. */
+const MAX_PINGS_WHILE_AWAY = 3;
 
 export type MemberState =
   | { managed: true; message: string }
@@ -74,7 +76,8 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
   private readonly recheck = new Backoff({ initialMs: 5000, maxMs: 5000, factor: 1, jitter: 0.2 });
   private reachable = false;
   private livenessTimer: NodeJS.Timeout | undefined;
-  private pinging = false;
+  /** Pings waiting for an answer: one at a time while the member answers, overlapping while it is away. */
+  private pingsInFlight = 0;
   private pingMisses = 0;
   /** Pings failed MEMBER_PING_MISSES times: the member is away until one is answered. */
   private pingDown = false;
@@ -208,10 +211,11 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
    * so a change made during the partition arrives within about a ping period of the heal.
    */
   private async ping(): Promise<void> {
-    if (this.pinging || this.stopped) return;
-    this.pinging = true;
+    const away = this.pingDown;
+    if (this.stopped || this.pingsInFlight >= (away ? MAX_PINGS_WHILE_AWAY : 1)) return;
+    this.pingsInFlight++;
     try {
-      await this.client.ping(this.pingTimeoutMs);
+      await this.client.ping(this.pingTimeoutMs, away);
       this.pingMisses = 0;
       const now = Date.now();
       // Informers still failing (refused, back-off) while pings pass: reconnect them now too, at most every 2 s.
@@ -228,7 +232,7 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
       this.client.interrupt(`cluster ${this.clusterKey} missed ${this.pingMisses} liveness pings`);
       this.onUnreachable(new CrossmeshError('CM_ERR_UNAVAILABLE', `missed ${this.pingMisses} liveness pings (${e.message})`));
     } finally {
-      this.pinging = false;
+      this.pingsInFlight--;
     }
   }
 

@@ -45,6 +45,7 @@ class Probe implements ParserEvents {
   private parser: H1Parser | undefined;
   private sentAt = 0;
   private deadline: NodeJS.Timeout | undefined;
+  private lateCheck: NodeJS.Timeout | undefined;
   private next: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -78,6 +79,16 @@ class Probe implements ParserEvents {
     this.socket.write(PING, 'latin1');
     const s = this.socket;
     this.deadline = setTimeout(() => this.down(s, `no answer to a liveness ping within ${this.owner.settings.deadAfterMs} ms`), this.owner.settings.deadAfterMs);
+    // A gateway that turned slow is known to be slow once its ping is overdue, not only when the
+    // answer finally arrives (a +300 ms link would otherwise take a whole slow round trip).
+    const lateAfter = this.owner.slowLineMs(this);
+    if (lateAfter < this.owner.settings.deadAfterMs) this.lateCheck = setTimeout(() => this.late(), lateAfter);
+  }
+
+  private late(): void {
+    if (this.sentAt === 0) return;
+    this.rttMs = Math.max(this.rttMs, performance.now() - this.sentAt);
+    this.owner.reclassify();
   }
 
   onHead(): number {
@@ -89,6 +100,7 @@ class Probe implements ParserEvents {
   onComplete(): void {
     if (this.sentAt === 0) return;
     clearTimeout(this.deadline);
+    clearTimeout(this.lateCheck);
     const rtt = performance.now() - this.sentAt;
     this.sentAt = 0;
     this.rttMs = this.state === 'dead' || this.state === 'unknown' ? rtt : this.rttMs + ALPHA * (rtt - this.rttMs);
@@ -101,6 +113,7 @@ class Probe implements ParserEvents {
   private down(s: Socket, reason: string): void {
     if (this.socket !== s) return;
     clearTimeout(this.deadline);
+    clearTimeout(this.lateCheck);
     clearTimeout(this.next);
     this.socket = undefined;
     this.sentAt = 0;
@@ -114,6 +127,7 @@ class Probe implements ParserEvents {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.deadline);
+    clearTimeout(this.lateCheck);
     clearTimeout(this.next);
     this.socket?.destroy();
     this.socket = undefined;
@@ -163,7 +177,14 @@ export class GatewayLiveness extends EventEmitter<LivenessEvents> {
     this.emit('change', p.key, state, reason);
   }
 
-  /** @internal after a round trip: which live gateways are slow relative to the fastest. */
+  /** @internal the round trip past which `p` is slow next to the fastest other live gateway (Infinity: none). */
+  slowLineMs(p: Probe): number {
+    let best = Infinity;
+    for (const o of this.probes.values()) if (o !== p && (o.state === 'alive' || o.state === 'slow') && o.rttMs < best) best = o.rttMs;
+    return Math.max(best + this.settings.slowMarginMs, 2 * best) + 1;
+  }
+
+  /** @internal after a round trip (or an overdue ping): which live gateways are slow relative to the fastest. */
   reclassify(): void {
     let best = Infinity;
     for (const p of this.probes.values()) if ((p.state === 'alive' || p.state === 'slow') && p.rttMs < best) best = p.rttMs;
