@@ -1,7 +1,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent } from 'node:http';
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -77,8 +77,11 @@ if (reason) console.log(`# chaos netns: skipped, ${reason} (CI runs these as roo
  * load from an app in cluster-2 (through its sidecar), nodeapp in cluster-1 and cluster-3.
  */
 describe('chaos: network faults between hosts (network namespaces)', { skip: reason }, () => {
+  // cluster-3's host keeps its own CROSSMESH_HOME, as a second machine would; the others share one.
   const { dir: home, cleanup } = tempDir('crossmesh-netns-');
-  const env = { ...process.env, CROSSMESH_HOME: home, CROSSMESH_CLUSTER: '' };
+  const { dir: home3, cleanup: cleanup3 } = tempDir('crossmesh-netns-host3-');
+  const homeOf = (host: string) => (host === 'cluster-3' ? home3 : home);
+  const envOf = (host: string) => ({ ...process.env, CROSSMESH_HOME: homeOf(host), CROSSMESH_CLUSTER: '' });
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
   let topo: NetnsTopology;
   let relay3: Relay;
@@ -88,7 +91,7 @@ describe('chaos: network faults between hosts (network namespaces)', { skip: rea
 
   /** `crossmesh ARGS` run on host `on` (inside its namespace), under the shared home. */
   async function cli(on: string, args: string[], input?: string): Promise<string> {
-    const r = await topo.exec(on, process.execPath, [BIN, ...args], { env, input });
+    const r = await topo.exec(on, process.execPath, [BIN, ...args], { env: envOf(on), input });
     assert.equal(r.code, 0, `crossmesh ${args.join(' ')} on ${on}: ${r.stderr}${r.stdout}`);
     return r.stdout;
   }
@@ -102,7 +105,7 @@ describe('chaos: network faults between hosts (network namespaces)', { skip: rea
   const get = () => proxyRequest(agent, proxy(), 'GET', NODEAPP_URL);
   const servedBy = (c: string) => (s: Sample) => s.cluster === c;
   function appLog(cluster: string, appId: string): string {
-    const dir = join(home, 'apps', cluster, 'dapr-test', appId);
+    const dir = join(homeOf(cluster), 'apps', cluster, 'dapr-test', appId);
     return readdirSync(dir).map((i) => join(dir, i, 'app.log')).filter(existsSync).map((f) => readFileSync(f, 'utf8')).join('');
   }
   async function bothAnswer(): Promise<void> {
@@ -130,12 +133,16 @@ describe('chaos: network faults between hosts (network namespaces)', { skip: rea
     // Each cluster process on its own host, listening on that host's address only.
     for (const h of HOSTS) {
       await cli(h.name, ['up', '--clusters', h.name, '--host', topo.host(h.name).addr, '--api-port', '0', '--gateway-port', '0', '--no-join']);
-      ports.set(h.name, JSON.parse(readFileSync(join(home, 'clusters', h.name, 'ports.json'), 'utf8')));
+      ports.set(h.name, JSON.parse(readFileSync(join(homeOf(h.name), 'clusters', h.name, 'ports.json'), 'utf8')));
     }
     // cluster-3's mesh port is reached through a delay relay on its host (delay 0 until scenario 4).
     relay3 = await startRelay(topo.spawn('cluster-3', process.execPath, [RELAY, '--listen', `${topo.host('cluster-3').addr}:0`, '--to', `${topo.host('cluster-3').addr}:${ports.get('cluster-3')!.meshPort}`], { stdio: ['pipe', 'pipe', 'inherit'] }));
-    // Members join from the control plane's host, as an operator there would.
-    for (const m of MEMBERS) await cli('control-plane', ['join', m, ...(m === 'cluster-3' ? ['--mesh-port', String(relay3.port)] : [])]);
+    // Members join from the control plane's host, as an operator there would: cluster-1 and -2
+    // from this home, cluster-3 (another home) by its kubeconfig and gateway address.
+    for (const m of ['cluster-1', 'cluster-2']) await cli('control-plane', ['join', m]);
+    writeFileSync(join(home, 'cluster-3.kubeconfig'), await cli('cluster-3', ['kubeconfig', 'get', 'cluster-3']));
+    const p3 = ports.get('cluster-3')!;
+    await cli('control-plane', ['join', 'cluster-3', '--kubeconfig', join(home, 'cluster-3.kubeconfig'), '--gateway-host', topo.host('cluster-3').addr, '--gateway-port', String(p3.gatewayPort), '--mesh-port', String(relay3.port)]);
     await Promise.all(MEMBERS.map(async (c) => {
       await cli(c, ['--cluster', c, 'create', 'namespace', 'dapr-test']);
       await apply(c, 'apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: statestore}\nspec: {type: state.in-memory, version: v1}\n');
@@ -159,10 +166,11 @@ describe('chaos: network faults between hosts (network namespaces)', { skip: rea
     await Promise.all([...clients.values()].map((c) => c.close()));
     if (topo) {
       await topo.healAll().catch(() => undefined);
-      await topo.exec('control-plane', process.execPath, [BIN, 'down', '--purge'], { env, timeoutMs: 30_000 }).catch(() => undefined);
+      for (const h of ['control-plane', 'cluster-3']) await topo.exec(h, process.execPath, [BIN, 'down', '--purge'], { env: envOf(h), timeoutMs: 30_000 }).catch(() => undefined);
       await topo.destroy();
     }
     cleanup();
+    cleanup3();
   });
 
   /** Scenarios 1 and 2: a fault on cluster-3 for 10 s under 100 GET/s; 0 failed, off in 1 s, back in 2 s. */
