@@ -21,3 +21,11 @@ if ! command -v kubectl >/dev/null 2>&1; then
     echo "crossmesh: kubectl is not installed; the kubectl tests will fail (apt-get install -y kubernetes-client)" >&2
   fi
 fi
+# ip / nft / tc: the network-fault chaos suite (test/chaos/netns-faults.test.ts) builds network
+# namespaces with them; installed as root when missing, else that suite says why and skips.
+if ! command -v nft >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1 || ! command -v tc >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "crossmesh: installing iproute2 and nftables for the network-fault tests (apt-get)..." >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 nftables) >&2 || echo "crossmesh: could not install iproute2/nftables; the network-fault tests will skip" >&2
+  fi
+fi

@@ -5,7 +5,7 @@ import { X509Certificate } from 'node:crypto';
 import { writeFileSync, readFileSync, statSync, existsSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
-import { runCli, tempDir } from './helpers.js';
+import { eventually, runCli, tempDir } from './helpers.js';
 import { isProcessAlive } from '../src/cli/home.js';
 import { generateRootCa, issueIntermediate } from '../src/identity/ca.js';
 
@@ -245,6 +245,44 @@ spec:
     const cl = JSON.parse((await cli(['--cluster', 'control-plane', 'get', 'clusters', 'cluster-1', '-o', 'json'])).stdout) as { spec: { kubeconfig: string } };
     assert.match(cl.spec.kubeconfig, /server: https:/);
     assert.ok(cl.spec.kubeconfig.includes(`certificate-authority-data: ${Buffer.from(ca).toString('base64')}`));
+  });
+
+  it('join: a member of this home by name, one of another host by --kubeconfig and its gateway address; bad input names what is wrong and changes nothing', async () => {
+    const getCluster = async () => JSON.parse((await cli(['--cluster', 'control-plane', 'get', 'clusters', 'cluster-1', '-o', 'json'])).stdout) as { metadata: { resourceVersion: string }; spec: Record<string, unknown> };
+    const before = await getCluster();
+    const again = await cli(['join', 'cluster-1']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /clusters\.flomesh\.io\/cluster-1 unchanged/);
+    const kubeconfig = join(home, 'join-c1.kubeconfig');
+    writeFileSync(kubeconfig, (await cli(['kubeconfig', 'get', 'cluster-1'])).stdout);
+    const notKubeconfig = join(home, 'join-not-a-kubeconfig.yaml');
+    writeFileSync(notKubeconfig, 'apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n');
+    const cases: { args: string[]; code: number; match: RegExp }[] = [
+      { args: ['join', 'cluster-9'], code: 1, match: /cluster cluster-9 has not run under .*--kubeconfig FILE --gateway-host ADDR --gateway-port PORT/ },
+      { args: ['join', 'cluster-1', '--kubeconfig', kubeconfig], code: 2, match: /join cluster-1 --kubeconfig: also give --gateway-host and --gateway-port/ },
+      { args: ['join', 'cluster-1', '--kubeconfig', join(home, 'missing.yaml'), '--gateway-host', '10.0.0.5', '--gateway-port', '8080'], code: 2, match: /--kubeconfig .*missing\.yaml: cannot read it \(ENOENT\); write it on the member's host with `crossmesh kubeconfig get cluster-1 > FILE`/ },
+      { args: ['join', 'cluster-1', '--kubeconfig', notKubeconfig, '--gateway-host', '10.0.0.5', '--gateway-port', '8080'], code: 1, match: /--kubeconfig .*join-not-a-kubeconfig\.yaml/ },
+      { args: ['join', 'cluster-1', '--kubeconfig', kubeconfig, '--gateway-host', 'not a host!', '--gateway-port', '8080'], code: 1, match: /Cluster\/cluster-1: spec\.gatewayHost: .*IPv4 address or a DNS name/ },
+    ];
+    for (const c of cases) {
+      const r = await cli(c.args);
+      assert.equal(r.code, c.code, `${c.args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, c.match, c.args.join(' '));
+    }
+    assert.equal((await getCluster()).metadata.resourceVersion, before.metadata.resourceVersion, 'a refused join changed the Cluster');
+    // The other-host form: the same member as a kubeconfig and an address (here its own loopback one).
+    const ports = JSON.parse(readFileSync(join(home, 'clusters', 'cluster-1', 'ports.json'), 'utf8')) as { gatewayPort: number; meshPort: number };
+    const remote = await cli(['join', 'cluster-1', '--kubeconfig', kubeconfig, '--gateway-host', 'localhost', '--gateway-port', String(ports.gatewayPort), '--mesh-port', String(ports.meshPort)]);
+    assert.equal(remote.code, 0, remote.stderr);
+    assert.match(remote.stdout, /clusters\.flomesh\.io\/cluster-1 configured/);
+    const after = await getCluster();
+    assert.equal(after.spec.gatewayHost, 'localhost');
+    assert.equal(after.spec.meshPort, ports.meshPort);
+    await eventually(async () => {
+      const c = JSON.parse((await cli(['--cluster', 'control-plane', 'get', 'clusters', 'cluster-1', '-o', 'json'])).stdout) as { status?: { conditions?: { type: string; status: string }[] } };
+      return c.status?.conditions?.some((x) => x.type === 'Managed' && x.status === 'True');
+    }, 10_000, 'cluster-1 managed after the re-join');
+    assert.equal((await cli(['join', 'cluster-1'])).code, 0);
   });
 
   it('refuses bad --ca-cert/--ca-key files and identity settings other than the first start, naming what is wrong; nothing starts', async () => {

@@ -64,7 +64,8 @@ export function buildProgram(): Command {
     .option('--clusters <names>', 'comma-separated cluster names', DEFAULT_CLUSTERS.join(','))
     .option('--api-port <port>', 'API port of the first cluster; the next ones count up (0 = free ports)', port, 6444)
     .option('--gateway-port <port>', 'gateway port of the first cluster; the next ones count up (0 = free ports)', port, 8080)
-    .option('--host <addr>', 'address the clusters listen on', '127.0.0.1')
+    .option('--mesh-port <port>', "mesh (tunnel) port of the first cluster, for other clusters' sidecars; the next ones count up (0 = free ports)", port, 0)
+    .option('--host <addr>', 'address the clusters listen on: on a host of its own, the address other hosts reach it on (it is in the API certificate and the gateway address joins advertise)', '127.0.0.1')
     .option('--no-join', `do not join the other clusters to ${CONTROL_PLANE} (apply Cluster resources yourself)`)
     .option('--ca-cert <file>', `PEM certificate of your own root CA: the mesh root, given to ${CONTROL_PLANE} (or, without it in --clusters, to each cluster); with --ca-key`)
     .option('--ca-key <file>', 'PEM private key (ECDSA P-256) of --ca-cert')
@@ -75,7 +76,7 @@ export function buildProgram(): Command {
       const names = String(o.clusters).split(',').map((s) => s.trim()).filter(Boolean);
       if (names.length === 0) throw new CrossmeshError('CM_ERR_USAGE', '--clusters: give at least one name');
       const [{ clusterTable, joinMembers, localMemberSpec, up }, { identityFlags }] = await Promise.all([lifecycle(), import('./identity-flags.js')]);
-      const states = await up({ clusters: names, apiPort: o.apiPort, gatewayPort: o.gatewayPort, host: o.host, identity: identityFlags(o) }, (m) => process.stderr.write(m + '\n'));
+      const states = await up({ clusters: names, apiPort: o.apiPort, gatewayPort: o.gatewayPort, meshPort: o.meshPort, host: o.host, identity: identityFlags(o) }, (m) => process.stderr.write(m + '\n'));
       out(clusterTable(states));
       if (o.join && names.includes(CONTROL_PLANE)) {
         const members = states.filter((s) => s.name !== CONTROL_PLANE);

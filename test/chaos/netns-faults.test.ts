@@ -387,7 +387,7 @@ describe('chaos: network faults between hosts (network namespaces)', { skip: rea
     const twice = [...counts].filter(([, c]) => c > 1).map(([id]) => id);
     const lost = [...acked].filter((id) => !counts.has(id));
     const failedDuring = res.failed.filter((s) => s.t0 >= faultAt - 1000 && s.t0 < healAt).length;
-    record({ scenario: '8 POST /neworder, partition cluster-3 (5 s)', sent: res.sent, failed: res.failed.length, recovery: '-', notes: `acked ${acked.size}, processed ${counts.size}, acked but lost ${lost.length}, processed twice ${twice.length}; failed = in flight on cluster-3 when it vanished (${failedDuring} in the fault window)` });
+    record({ scenario: '8 POST /neworder, partition cluster-3 (5 s)', sent: res.sent, failed: res.failed.length, recovery: '-', notes: `acked ${acked.size}, processed ${counts.size}, acked but lost ${lost.length}, processed twice ${twice.length}; failed = in flight on cluster-3 when it vanished (${failedDuring} in the fault window, answered ${[...new Set(res.failed.map((s) => s.status))].join('/')})` });
     assert.deepEqual(lost, [], 'acknowledged orders that no cluster processed');
     assert.deepEqual(twice, [], 'orders processed twice');
     assert.equal(failedDuring, res.failed.length, `failures outside the fault window: ${failedSummary(res)}`);

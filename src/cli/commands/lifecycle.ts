@@ -18,6 +18,8 @@ export interface UpOptions {
   clusters: string[];
   apiPort: number;
   gatewayPort: number;
+  /** Mesh (tunnel) port of the first cluster, the next ones count up; 0 = free ones (default). */
+  meshPort?: number;
   host: string;
   timeoutMs?: number;
   /** --ca-cert/--ca-key, --trust-domain, --insecure-plaintext, --workload-cert-ttl (undefined = not given). */
@@ -154,8 +156,8 @@ export async function up(opts: UpOptions, onProgress: (msg: string) => void = ()
       const previous = readClusterPorts(name);
       const apiPort = previous?.apiPort ?? (opts.apiPort === 0 ? 0 : opts.apiPort + i);
       const gatewayPort = previous?.gatewayPort ?? (opts.gatewayPort === 0 ? 0 : opts.gatewayPort + i);
-      // The mesh port is any free one the first time, then kept (ports.json) like the others.
-      const meshPort = previous?.meshPort ?? 0;
+      // Any free mesh port the first time unless given, then kept (ports.json) like the others.
+      const meshPort = previous?.meshPort ?? (opts.meshPort ? opts.meshPort + i : 0);
       onProgress(`starting ${name}...`);
       const record = await spawnCluster(name, apiPort, gatewayPort, meshPort, opts.host, identityArgs(identity.flags, identity.caTargets.includes(name)), opts.timeoutMs ?? 15_000);
       return { name, record, state: 'started' as const };
@@ -267,11 +269,12 @@ export async function status(): Promise<ClusterState[]> {
 }
 
 export function clusterTable(states: ClusterState[]): string {
-  return formatTable(['NAME', 'STATE', 'API', 'GATEWAY', 'PID'], states.map((s) => [
+  return formatTable(['NAME', 'STATE', 'API', 'GATEWAY', 'MESH PORT', 'PID'], states.map((s) => [
     s.name,
     s.state,
     s.record?.apiUrl ?? '-',
     s.record ? `${s.record.host}:${s.record.gatewayPort}` : '-',
+    s.record?.meshPort ? String(s.record.meshPort) : '-',
     s.record && s.state !== 'stopped' ? String(s.record.pid) : '-',
   ]));
 }
