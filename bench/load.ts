@@ -495,6 +495,11 @@ async function closedWrk(spec: LoadSpec, bin: string): Promise<LoadResult> {
   }
 }
 
+/** `502: 1, 200: 999`: autocannon's answers by status, so a failure says which. */
+function statusSummary(stats: Record<string, { count?: number }> | undefined): string {
+  return Object.entries(stats ?? {}).map(([code, s]) => `${code}: ${s.count ?? 0}`).join(', ') || 'statuses not reported';
+}
+
 async function closedAutocannon(spec: LoadSpec): Promise<LoadResult> {
   const opts = (durationMs: number): autocannon.Options => ({
     url: spec.origin,
@@ -521,7 +526,7 @@ async function closedAutocannon(spec: LoadSpec): Promise<LoadResult> {
     requests: total,
     ok,
     errors: total - ok + res.errors + res.timeouts,
-    firstError: res.non2xx ? `${res.non2xx} non-2xx answers` : res.errors ? `${res.errors} errors` : undefined,
+    firstError: res.non2xx ? `${res.non2xx} non-2xx answers (${statusSummary(res.statusCodeStats)})` : res.errors ? `${res.errors} errors` : undefined,
     rps: Math.round(ok / seconds),
   };
 }

@@ -56,6 +56,7 @@ export async function listOrWatch(ctx: HandlerContext, req: IncomingMessage, res
       format: fmt,
       tables,
       bookmarkIntervalMs: ctx.bookmarkIntervalMs,
+      traffic: ctx.traffic,
     });
   }
   let list: ListResult;

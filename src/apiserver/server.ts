@@ -12,6 +12,7 @@ import { parseResourcePath, statusFromError } from '../api/wire.js';
 import { sendError, sendJson } from './status.js';
 import { refuseConnect } from '../proxy/guards.js';
 import { VERSION } from '../version.js';
+import { ApiTraffic } from './traffic.js';
 
 /** The API's TLS serving key and certificate chain (PEM). */
 export interface ApiTlsCredentials {
@@ -55,11 +56,15 @@ export class ApiServer {
   private readonly sniffing = new Set<Socket>();
   private closed = false;
 
+  /** Requests and watch events served (appended to `/metrics`). */
+  readonly traffic = new ApiTraffic();
+
   constructor(private readonly opts: ApiServerOptions) {
     this.ctx = {
       store: opts.store,
       maxBodyBytes: opts.maxBodyBytes ?? 3 * 1024 * 1024,
       bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 10_000,
+      traffic: this.traffic,
     };
     this.authenticate = makeAuthenticator({
       token: opts.token,
@@ -197,7 +202,7 @@ export class ApiServer {
     if (path === '/metrics' && this.opts.metrics) {
       const m = await this.opts.metrics();
       res.writeHead(200, { 'content-type': m.contentType });
-      res.end(m.body);
+      res.end(m.body + this.traffic.render(this.opts.clusterName));
       return;
     }
     if (path === '/openapi/v2' || path === '/openapi/v3' || path.startsWith('/openapi/v3/')) {
@@ -208,6 +213,7 @@ export class ApiServer {
     if (this.discovery.serve(req, res, path)) return;
     const resourcePath = parseResourcePath(path);
     if (!resourcePath) throw new CrossmeshError('CM_ERR_NOT_FOUND', `the server could not find the requested resource (${path})`);
+    this.traffic.request(req.method ?? 'GET', url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1');
     await handleResource(this.ctx, req, res, url, resourcePath);
   }
 }

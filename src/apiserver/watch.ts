@@ -6,6 +6,7 @@ import { statusFromError } from '../api/wire.js';
 import type { ListQuery } from './list-options.js';
 import type { ReadFormat } from './negotiate.js';
 import { partialObjectMetadata, type TableConverter } from './table.js';
+import type { ApiTraffic } from './traffic.js';
 
 export interface WatchRequest {
   kind: KindInfo;
@@ -17,6 +18,8 @@ export interface WatchRequest {
   tables: TableConverter;
   /** How often a BOOKMARK is sent when asked for (ms). */
   bookmarkIntervalMs: number;
+  /** Counts the events written. */
+  traffic?: ApiTraffic;
 }
 
 const keyOf = (o: KubeObject) => `${o.metadata.namespace ?? ''}\u0000${o.metadata.name}`;
@@ -51,7 +54,9 @@ export function serveWatch(store: ResourceStore, req: IncomingMessage, res: Serv
     if (fmt.as === 'PartialObjectMetadata') return partialObjectMetadata(obj, fmt.apiVersion);
     return obj;
   };
+  const traffic = w.traffic;
   const write = (type: string, object: unknown) => {
+    if (traffic) traffic.watchEvents++;
     res.write(JSON.stringify({ type, object }) + '\n');
   };
   const bookmarkObject = (rv: number, annotations?: Record<string, string>): unknown => {

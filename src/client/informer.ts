@@ -79,6 +79,11 @@ export class Informer extends EventEmitter<InformerEvents> implements ResourceCa
     return [...this.cache.values()];
   }
 
+  /** The cache itself, keyed `namespace/name` (no copy: read it, never keep it past an event). */
+  view(): ReadonlyMap<string, KubeObject> {
+    return this.cache;
+  }
+
   get(name: string, namespace?: string): KubeObject | undefined {
     return this.cache.get(namespace ? `${namespace}/${name}` : name);
   }

@@ -40,6 +40,10 @@ export class MulticlusterController {
   private dirty = false;
   private closed = false;
   private scheduled = false;
+  /** Plan everything on the next pass (a member connected, left, came back or relisted). */
+  private fullPending = true;
+  /** Otherwise only these services (`namespace/name`) changed. */
+  private dirtyKeys = new Set<string>();
 
   constructor(private readonly store: ResourceStore, private readonly clusterName: string, private readonly opts: MulticlusterControllerOptions = {}) {
     if (!opts.pki) log.debug(`multicluster: ${clusterName}: no cluster PKI given, so members' mesh CAs are not managed (no MeshIdentity condition)`);
@@ -96,7 +100,7 @@ export class MulticlusterController {
     this.members.set(name, member);
     member.on('state', (s) => this.writeManaged(name, s));
     member.on('identity', (s) => this.writeMeshIdentity(name, s));
-    member.on('changed', () => this.schedule());
+    member.on('changed', (key) => this.schedule(key));
     member.start();
   }
 
@@ -139,8 +143,10 @@ export class MulticlusterController {
     }
   }
 
-  private schedule(): void {
+  private schedule(key?: string): void {
     if (this.closed) return;
+    if (key === undefined) this.fullPending = true;
+    else if (!this.fullPending) this.dirtyKeys.add(key);
     if (this.running) {
       this.dirty = true;
       return;
@@ -160,21 +166,33 @@ export class MulticlusterController {
     });
   }
 
+  /**
+   * One pass: everything after a connectivity change, else only the services that changed
+   * (a service's imports depend only on the exports and Services of its name), so one export
+   * costs work for one service in each member, not for the whole mesh.
+   */
   private async reconcile(): Promise<void> {
+    const keys = this.fullPending ? undefined : this.dirtyKeys;
+    this.fullPending = false;
+    this.dirtyKeys = new Set();
     const members = [...this.members.values()];
-    const p = plan(members.map((m) => m.snapshot()));
+    const p = plan(members.map((m) => m.snapshot()), keys);
+    let failed = false;
     await Promise.all(members.map(async (m) => {
       if (!m.importsSynced || !m.isReachable) return;
       try {
-        await this.syncImports(m, p.imports.get(m.clusterKey) ?? new Map());
+        await this.syncImports(m, p.imports.get(m.clusterKey) ?? new Map(), keys);
       } catch (err) {
         log.warn(`multicluster: syncing imports of ${m.clusterKey}: ${toCrossmeshError(err).message}`);
-        // The member's informers will report it away, or the next event retries.
-        this.dirty = true;
+        failed = true;
       }
     }));
+    // The member's informers will report it away, or the next pass retries (all of it: which
+    // writes failed is not tracked).
+    if (failed) this.schedule();
+    const byKey = new Map(members.map((m) => [m.clusterKey, m]));
     for (const v of p.verdicts) {
-      const m = members.find((x) => x.clusterKey === v.clusterKey);
+      const m = byKey.get(v.clusterKey);
       if (!m || !m.isReachable) continue;
       try {
         await this.writeConflict(m, v);
@@ -184,17 +202,23 @@ export class MulticlusterController {
     }
   }
 
-  private async syncImports(m: MemberConnection, desired: Map<string, DesiredImport>): Promise<void> {
-    const current = new Map(m.currentImports().map((i) => [`${i.metadata.namespace}/${i.metadata.name}`, i]));
+  /**
+   * Makes the member's imports (of `keys`, or all) what the plan says: an import is written only
+   * when its content differs (compared before it is built and validated: most passes change
+   * nothing), and only imports this control plane labelled are deleted.
+   */
+  private async syncImports(m: MemberConnection, desired: Map<string, DesiredImport>, keys: ReadonlySet<string> | undefined): Promise<void> {
+    const ours = (i: KubeObject | undefined) => i?.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE;
     for (const [key, d] of desired) {
+      const have = m.importOf(key);
+      if (have && ours(have) && isDeepStrictEqual(have.spec, d.spec)) continue;
       const obj = validateObject({
         apiVersion: 'flomesh.io/v1alpha1',
         kind: 'ServiceImport',
         metadata: { name: d.name, namespace: d.namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE } },
         spec: d.spec,
       });
-      const have = current.get(key);
-      if (have && isDeepStrictEqual(have.spec, obj.spec) && have.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) continue;
+      if (have && ours(have) && isDeepStrictEqual(have.spec, obj.spec)) continue;
       try {
         await m.client.apply(SERVICE_IMPORT(), obj);
       } catch (err) {
@@ -205,14 +229,15 @@ export class MulticlusterController {
         await m.client.apply(SERVICE_IMPORT(), obj);
       }
     }
-    for (const [key, have] of current) {
-      if (desired.has(key) || have.metadata.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE) continue;
+    const stale = keys ? [...keys].map((k) => [k, m.importOf(k)] as const) : m.currentImports().map((i) => [`${i.metadata.namespace}/${i.metadata.name}`, i] as const);
+    for (const [key, have] of stale) {
+      if (!have || desired.has(key) || !ours(have)) continue;
       await m.client.delete(SERVICE_IMPORT(), have.metadata.name, have.metadata.namespace);
     }
   }
 
   private async writeConflict(m: MemberConnection, v: ExportVerdict): Promise<void> {
-    const cached = m.snapshot().exports.find((e) => e.metadata.namespace === v.namespace && e.metadata.name === v.name);
+    const cached = m.exportOf(`${v.namespace}/${v.name}`);
     const want = { type: 'Conflict', status: v.conflict ? 'True' : 'False', reason: v.conflict ? 'Conflict' : 'NoConflict', message: v.message } as const;
     const cur = (cached?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === 'Conflict');
     if (cur && cur.status === want.status && cur.message === want.message) return;

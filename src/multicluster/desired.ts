@@ -14,10 +14,11 @@ export interface MemberSnapshot {
   meshPort?: number;
   /** True once the member's exports/services were listed: its contributions are known. */
   synced: boolean;
-  exports: KubeObject[];
-  services: KubeObject[];
+  /** `namespace/name` → object (ServiceExports and Services are named alike, so one key finds both). */
+  exports: ReadonlyMap<string, KubeObject>;
+  services: ReadonlyMap<string, KubeObject>;
   /** ServiceImports currently in the member (to preserve endpoints of unreachable exporters). */
-  imports: KubeObject[];
+  imports: ReadonlyMap<string, KubeObject>;
 }
 
 export interface ImportEndpoint {
@@ -48,7 +49,7 @@ export interface ExportVerdict {
 }
 
 export interface Plan {
-  /** clusterKey → (ns/name → import) */
+  /** clusterKey → (ns/name → import); with `keys`, only imports of those services. */
   imports: Map<string, Map<string, DesiredImport>>;
   verdicts: ExportVerdict[];
 }
@@ -92,24 +93,36 @@ function exportOrder(a: Exporter, b: Exporter): number {
  * Computes, from every member's exports, what each member's ServiceImports must be. Pure, so
  * the rules (first exporter wins, ports merge, targetClusters, the exporter does not import
  * itself, an unreachable exporter keeps its last-known endpoints) are tested without servers.
+ * With `keys` (`namespace/name` of services that changed) only those services are planned: a
+ * service's imports depend only on the exports and Services of that name, so the result for
+ * them is what the whole plan would say (desired.test.ts checks it).
  */
-export function plan(members: MemberSnapshot[]): Plan {
+export function plan(members: MemberSnapshot[], keys?: ReadonlySet<string>): Plan {
   const byService = new Map<string, Exporter[]>();
+  const consider = (m: MemberSnapshot, key: string, exp: KubeObject) => {
+    if (!isExportable(exp)) return;
+    const service = m.services.get(key);
+    if (!service) return;
+    const type = service.spec?.clusterIP === 'None' ? 'Headless' : 'ClusterSetIP';
+    const list = byService.get(key) ?? [];
+    list.push({ member: m, export: exp, service, type });
+    byService.set(key, list);
+  };
   for (const m of members) {
     if (!m.synced) continue;
-    const services = new Map(m.services.map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s]));
-    for (const exp of m.exports) {
-      if (!isExportable(exp)) continue;
-      const key = `${exp.metadata.namespace}/${exp.metadata.name}`;
-      const service = services.get(key);
-      if (!service) continue;
-      const type = service.spec?.clusterIP === 'None' ? 'Headless' : 'ClusterSetIP';
-      const list = byService.get(key) ?? [];
-      list.push({ member: m, export: exp, service, type });
-      byService.set(key, list);
+    if (keys) {
+      for (const key of keys) {
+        const exp = m.exports.get(key);
+        if (exp) consider(m, key, exp);
+      }
+      continue;
     }
+    for (const [key, exp] of m.exports) consider(m, key, exp);
   }
+  return planFrom(members, byService, keys);
+}
 
+function planFrom(members: MemberSnapshot[], byService: Map<string, Exporter[]>, keys: ReadonlySet<string> | undefined): Plan {
   const verdicts: ExportVerdict[] = [];
   const accepted = new Map<string, Exporter[]>();
   for (const [key, exporters] of byService) {
@@ -134,7 +147,9 @@ export function plan(members: MemberSnapshot[]): Plan {
     const mine = new Map<string, DesiredImport>();
     imports.set(m.clusterKey, mine);
     for (const [key, exporters] of accepted) {
-      const [namespace, name] = key.split('/');
+      const slash = key.indexOf('/');
+      const namespace = key.slice(0, slash);
+      const name = key.slice(slash + 1);
       const contributing = exporters.filter((e) => e.member !== m && targets(e.export, m.clusterKey));
       if (contributing.length === 0) continue;
       const ports = new Map<number, ImportPort>();
@@ -150,7 +165,7 @@ export function plan(members: MemberSnapshot[]): Plan {
       });
     }
   }
-  preserveUnreachable(members, imports);
+  preserveUnreachable(members, imports, keys);
   return { imports, verdicts };
 }
 
@@ -183,13 +198,14 @@ function addEndpoints(ports: Map<number, ImportPort>, e: Exporter): void {
  * the endpoints it already had in other members' imports: a control-plane restart or a network
  * blip must not take working routes away.
  */
-function preserveUnreachable(members: MemberSnapshot[], imports: Map<string, Map<string, DesiredImport>>): void {
+function preserveUnreachable(members: MemberSnapshot[], imports: Map<string, Map<string, DesiredImport>>, keys: ReadonlySet<string> | undefined): void {
   const unreachable = new Set(members.filter((m) => !m.synced).map((m) => m.clusterKey));
   if (unreachable.size === 0) return;
   for (const m of members) {
     const mine = imports.get(m.clusterKey)!;
-    for (const current of m.imports) {
-      const key = `${current.metadata.namespace}/${current.metadata.name}`;
+    const currents = keys ? [...keys].map((k) => [k, m.imports.get(k)] as const) : [...m.imports];
+    for (const [key, current] of currents) {
+      if (!current) continue;
       for (const p of (current.spec?.ports ?? []) as ImportPort[]) {
         for (const ep of p.endpoints ?? []) {
           if (!unreachable.has(ep.clusterKey)) continue;

@@ -42,8 +42,11 @@ export type MemberState =
   | { managed: false; reason: string; message: string };
 
 interface MemberEvents {
-  /** Something the plan depends on changed (exports, services, imports, connectivity). */
-  changed: [];
+  /**
+   * Something the plan depends on changed: the exports, Service or imports of the service `key`
+   * (`namespace/name`), or, without a key, connectivity or a (re)list (plan everything).
+   */
+  changed: [key?: string];
   /** The Managed condition should change. */
   state: [MemberState];
   /** The MeshIdentity condition should change (only with a signer). */
@@ -82,6 +85,8 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
   /** Pings failed MEMBER_PING_MISSES times: the member is away until one is answered. */
   private pingDown = false;
   private lastRestartAt = 0;
+  /** All three informers had synced at the last onReachable(). */
+  private wasComplete = false;
   private readonly pingIntervalMs: number;
   private readonly pingTimeoutMs: number;
   /** Keeps the member's mesh CA issued by the control plane's root; none without a signer. */
@@ -101,10 +106,11 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
     this.exports = new Informer(this.client, kindFor('flomesh.io/v1alpha1', 'ServiceExport'), informerOpts);
     this.services = new Informer(this.client, kindFor('v1', 'Service'), informerOpts);
     this.imports = new Informer(this.client, kindFor('flomesh.io/v1alpha1', 'ServiceImport'), informerOpts);
+    const changed = (o: KubeObject) => this.emit('changed', `${o.metadata.namespace}/${o.metadata.name}`);
     for (const inf of [this.exports, this.services, this.imports]) {
-      inf.on('add', () => this.emit('changed'));
-      inf.on('update', () => this.emit('changed'));
-      inf.on('delete', () => this.emit('changed'));
+      inf.on('add', changed);
+      inf.on('update', (_old, o) => changed(o));
+      inf.on('delete', changed);
       inf.on('synced', () => this.onReachable());
       inf.on('error', (err) => this.onUnreachable(err));
     }
@@ -130,9 +136,9 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
       gatewayPort: this.gatewayPort,
       meshPort: this.meshPort,
       synced: this.claimed && this.reachable && this.exports.synced && this.services.synced,
-      exports: this.exports.list(),
-      services: this.services.list(),
-      imports: this.imports.list(),
+      exports: this.exports.view(),
+      services: this.services.view(),
+      imports: this.imports.view(),
     };
   }
 
@@ -142,6 +148,16 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
 
   currentImports(): KubeObject[] {
     return this.imports.list();
+  }
+
+  /** The member's ServiceImport of `key` (`namespace/name`), as last seen. */
+  importOf(key: string): KubeObject | undefined {
+    return this.imports.view().get(key);
+  }
+
+  /** The member's ServiceExport of `key`, as last seen. */
+  exportOf(key: string): KubeObject | undefined {
+    return this.exports.view().get(key);
   }
 
   get isReachable(): boolean {
@@ -244,8 +260,12 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
     // Back after an outage (perhaps a restarted member with a new PKI): check its mesh CA again.
     if (!was) this.identity?.trigger();
     this.setState({ managed: true, message: `Cluster ${this.clusterKey} joined ClusterSet successfully.` });
-    // A (re)sync may make the member's view complete for the first time, even with no events.
-    this.emit('changed');
+    // Back, or a first sync that makes the member's view complete (perhaps with no events at
+    // all): plan everything. A watch merely reopened changes nothing (a relist's differences
+    // arrive as keyed events).
+    const complete = this.exports.synced && this.services.synced && this.imports.synced;
+    if (!was || (complete && !this.wasComplete)) this.emit('changed');
+    this.wasComplete = complete;
   }
 
   private onUnreachable(err: CrossmeshError): void {

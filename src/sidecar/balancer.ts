@@ -107,7 +107,7 @@ export class OutlierDetector {
   }
 
   /** Forgets targets that no longer exist (called when routes are recompiled). */
-  retain(ids: ReadonlySet<string>): void {
+  retain(ids: { has(id: string): boolean }): void {
     for (const id of this.health.keys()) if (!ids.has(id)) this.health.delete(id);
   }
 

@@ -15,7 +15,9 @@ import { SOURCE_CLUSTER_HEADER } from '../metrics/requests.js';
 import { chooseTarget, hasAlternative, OutlierDetector, WeightedPicker } from './balancer.js';
 import { GatewayLiveness, type GatewayState } from './gateway-liveness.js';
 import { log } from '../util/log.js';
-import { compileRoutes, describeRoute, routeKey, type ServiceRoute, type Target } from './routes.js';
+import { describeRoute, routeKey, type ServiceRoute, type Target } from './routes.js';
+import { gatewayKey, RouteTable, type RouteSource } from './route-table.js';
+import type { KubeObject } from '../api/types.js';
 import type { OutboundRouter, OutboundRouterOptions } from './types.js';
 
 const NO_OPTIONS: DispatchOptions = {};
@@ -29,6 +31,9 @@ export interface OutboundStats {
   requests: number;
   retries: number;
   noRoute: number;
+  /** Route updates (one per burst of changes) and the time they took. */
+  routeUpdates: number;
+  routeUpdateSeconds: number;
 }
 
 export interface DispatchOptions {
@@ -87,12 +92,15 @@ const RESOLVE_CACHE_MAX = 1024;
  * sent) are retried on another target; failing targets are ejected for a while.
  */
 export class MeshOutboundRouter implements OutboundRouter {
-  private routes = new Map<string, ServiceRoute>();
-  /** namespace/name → the route of its lowest port, compiled with `routes`. */
-  private byService = new Map<string, ServiceRoute>();
+  /** Compiled routes, updated per changed service (route-table.ts). */
+  private readonly table: RouteTable;
+  private readonly routes: ReadonlyMap<string, ServiceRoute>;
+  /** Services (`namespace/name`) whose inputs changed since the last update. */
+  private readonly dirty = new Set<string>();
+  private readonly source: RouteSource;
   private readonly pickers = new Map<string, WeightedPicker>();
   readonly outliers = new OutlierDetector({ probeTimeoutMs: 500 });
-  readonly stats: OutboundStats = { requests: 0, retries: 0, noRoute: 0 };
+  readonly stats: OutboundStats = { requests: 0, retries: 0, noRoute: 0, routeUpdates: 0, routeUpdateSeconds: 0 };
   private readonly informers: Informer[];
   private readonly pools: UpstreamRegistry;
   /** Pings the remote gateways the routes tunnel through (dead or slow ones are held out). */
@@ -128,16 +136,28 @@ export class MeshOutboundRouter implements OutboundRouter {
       new Informer(opts.client, kindFor('flomesh.io/v1alpha1', 'ServiceImport'), informerOpts),
       new Informer(opts.client, kindFor('flomesh.io/v1alpha1', 'GlobalTrafficPolicy'), informerOpts),
     ];
+    this.table = new RouteTable(this.ownCluster, opts.meshTls);
+    this.routes = this.table.routes;
+    const [services, endpoints, imports, policies] = this.informers;
+    this.source = {
+      service: (ns, name) => services.get(name, ns),
+      endpoints: (ns, name) => endpoints.get(name, ns),
+      serviceImport: (ns, name) => imports.get(name, ns),
+      policy: (ns, name) => policies.get(name, ns),
+    };
+    // All four kinds are named after the service they route: a change marks that service only.
+    const mark = (o: KubeObject) => this.markDirty(`${o.metadata.namespace}/${o.metadata.name}`);
     for (const inf of this.informers) {
-      inf.on('add', () => this.scheduleCompile());
-      inf.on('update', () => this.scheduleCompile());
-      inf.on('delete', () => this.scheduleCompile());
+      inf.on('add', mark);
+      inf.on('update', (_old, o) => mark(o));
+      inf.on('delete', mark);
     }
   }
 
   async start(): Promise<void> {
     for (const inf of this.informers) inf.start();
     await Promise.all(this.informers.map((i) => i.waitForSync(15_000)));
+    for (const inf of this.informers) for (const o of inf.list()) this.dirty.add(`${o.metadata.namespace}/${o.metadata.name}`);
     this.compile();
   }
 
@@ -406,7 +426,7 @@ export class MeshOutboundRouter implements OutboundRouter {
 
   /** The route of a service's lowest port (Dapr invocation addresses an app, not a port). */
   private firstRoute(namespace: string, name: string): ServiceRoute | undefined {
-    return this.byService.get(`${namespace}/${name}`);
+    return this.table.byService.get(`${namespace}/${name}`);
   }
 
   /** Host and origin-form path from an absolute-form target or the Host header. */
@@ -438,49 +458,38 @@ export class MeshOutboundRouter implements OutboundRouter {
     return { namespace, name, port };
   }
 
-  private scheduleCompile(): void {
+  private markDirty(key: string): void {
+    this.dirty.add(key);
     if (this.compileScheduled) return;
     this.compileScheduled = true;
-    // One recompile per burst of informer events.
+    // One update per burst of informer events.
     setImmediate(() => {
       this.compileScheduled = false;
       this.compile();
     });
   }
 
+  /** Recompiles the routes of the services marked dirty, and drops what no route uses any more. */
   private compile(): void {
-    const [services, endpoints, imports, policies] = this.informers.map((i) => i.list());
-    this.routes = compileRoutes({ clusterName: this.ownCluster, services, endpoints, imports, policies, meshTls: this.opts.meshTls });
-    // Names resolve the same, but a new table may hold what a cached refusal did not find.
+    const started = performance.now();
+    const keys = [...this.dirty];
+    this.dirty.clear();
+    const added = this.table.update(keys, this.source);
+    // Names resolve the same, but the new routes may hold what a cached refusal did not find.
     this.resolved.clear();
-    const byService = new Map<string, ServiceRoute>();
-    for (const r of this.routes.values()) {
-      const k = `${r.namespace}/${r.name}`;
-      const cur = byService.get(k);
-      if (!cur || r.port < cur.port) byService.set(k, r);
+    this.outliers.retain(this.table.targetIds);
+    this.pools.retain(this.table.poolKeys);
+    this.h2.retain(this.table.poolKeys);
+    for (const t of added) {
+      if (t.kind !== 'remote' || t.tunnel === undefined) continue;
+      // A target new in this table, through a gateway already known dead or slow, is held too.
+      const key = gatewayKey(t);
+      const state = this.liveness.state(key);
+      if (state === 'dead' || state === 'slow') this.outliers.hold(t, `gateway ${key} ${state}`);
     }
-    this.byService = byService;
-    const ids = new Set<string>();
-    const origins = new Set<string>();
-    for (const r of this.routes.values()) {
-      for (const t of r.locals) { ids.add(t.id); origins.add(t.origin); }
-      for (const t of r.remotes) { ids.add(t.id); origins.add(t.origin); }
-    }
-    this.outliers.retain(ids);
-    this.pools.retain(origins);
-    this.h2.retain(origins);
-    const gateways = new Map<string, { host: string; port: number }>();
-    for (const r of this.routes.values()) {
-      for (const t of r.remotes) {
-        if (t.tunnel === undefined) continue;
-        const key = gatewayKey(t);
-        if (!gateways.has(key)) gateways.set(key, { host: t.upstream.host, port: t.upstream.port });
-        // A target new in this table, through a gateway already known dead or slow, is held too.
-        const state = this.liveness.state(key);
-        if (state === 'dead' || state === 'slow') this.outliers.hold(t, `gateway ${key} ${state}`);
-      }
-    }
-    this.liveness.retain(gateways);
+    if (this.table.gatewaysChanged || keys.length === 0) this.liveness.retain(this.table.gateways());
+    this.stats.routeUpdates++;
+    this.stats.routeUpdateSeconds += (performance.now() - started) / 1000;
   }
 
   /**
@@ -506,11 +515,6 @@ export class MeshOutboundRouter implements OutboundRouter {
       for (const t of targets) this.outliers.release(t, true);
     }
   }
-}
-
-/** The gateway mesh port a tunnel target goes through, `host:port` (the liveness key). */
-function gatewayKey(t: Target): string {
-  return t.origin.slice(0, t.origin.indexOf('>'));
 }
 
 /** `region/zone/group/name` → `name`. */

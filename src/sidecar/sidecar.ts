@@ -248,6 +248,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   if (router instanceof MeshOutboundRouter) {
     const mesh = router;
     metrics.counterFrom('crossmesh_sidecar_retries_total', 'Outbound attempts retried on another endpoint or cluster', () => mesh.stats.retries);
+    metrics.counterFrom('crossmesh_sidecar_route_updates_total', 'Outbound route updates (one per burst of Service, Endpoints, ServiceImport or GlobalTrafficPolicy changes)', () => mesh.stats.routeUpdates);
+    metrics.counterFrom('crossmesh_sidecar_route_update_seconds_total', 'Time spent in outbound route updates', () => mesh.stats.routeUpdateSeconds);
     metrics.counterFrom('crossmesh_sidecar_ejections_total', 'Outbound targets ejected by outlier detection', () => mesh.outliers.ejectionsTotal);
   }
   const servers: Array<Server | NetServer | H1Server> = [];

@@ -638,7 +638,7 @@ export class UpstreamRegistry {
   }
 
   /** Closes the pools whose caller key is not in `keys` (targets that went away). */
-  retain(keys: ReadonlySet<string>): void {
+  retain(keys: { has(key: string): boolean }): void {
     for (const [k, p] of this.pools) {
       if (!keys.has(p.key)) {
         this.pools.delete(k);

@@ -73,7 +73,7 @@ export class H2SessionRegistry {
   }
 
   /** Closes the sessions of targets whose key is not in `keys` (targets that went away). */
-  retain(keys: ReadonlySet<string>): void {
+  retain(keys: { has(key: string): boolean }): void {
     for (const [k, e] of this.entries) {
       if (keys.has(e.key)) continue;
       this.entries.delete(k);
