@@ -213,7 +213,7 @@ export class ApiServer {
     if (this.discovery.serve(req, res, path)) return;
     const resourcePath = parseResourcePath(path);
     if (!resourcePath) throw new CrossmeshError('CM_ERR_NOT_FOUND', `the server could not find the requested resource (${path})`);
-    this.traffic.request(req.method ?? 'GET', url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1');
+    this.traffic.request(ApiTraffic.clientOf(req.headers['user-agent']), req.method ?? 'GET', url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1');
     await handleResource(this.ctx, req, res, url, resourcePath);
   }
 }

@@ -6,7 +6,7 @@ import { statusFromError } from '../api/wire.js';
 import type { ListQuery } from './list-options.js';
 import type { ReadFormat } from './negotiate.js';
 import { partialObjectMetadata, type TableConverter } from './table.js';
-import type { ApiTraffic } from './traffic.js';
+import { ApiTraffic } from './traffic.js';
 
 export interface WatchRequest {
   kind: KindInfo;
@@ -55,8 +55,9 @@ export function serveWatch(store: ResourceStore, req: IncomingMessage, res: Serv
     return obj;
   };
   const traffic = w.traffic;
+  const client = ApiTraffic.clientOf(req.headers['user-agent']);
   const write = (type: string, object: unknown) => {
-    if (traffic) traffic.watchEvents++;
+    traffic?.watchEvent(client);
     res.write(JSON.stringify({ type, object }) + '\n');
   };
   const bookmarkObject = (rv: number, annotations?: Record<string, string>): unknown => {

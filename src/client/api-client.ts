@@ -58,6 +58,13 @@ export class ApiClient {
   /** Liveness pings only: one kept-alive socket, apart from the requests a partition may hold up. */
   private readonly pingAgent: Agent;
   private readonly auth: string;
+  /** Sent as User-Agent when given (the API counts the control plane's requests by it). */
+  private readonly userAgent: string | undefined;
+
+  private ua<H extends Record<string, string | number>>(headers: H): H {
+    if (this.userAgent !== undefined) (headers as Record<string, string | number>)['user-agent'] = this.userAgent;
+    return headers;
+  }
   private readonly host: string;
   private readonly port: number;
   private readonly send: Requester;
@@ -65,7 +72,7 @@ export class ApiClient {
   private readonly inflight = new Set<ClientRequest>();
   private closed = false;
 
-  constructor(readonly endpoint: ApiEndpoint, opts: { connectTimeoutMs?: number } = {}) {
+  constructor(readonly endpoint: ApiEndpoint, opts: { connectTimeoutMs?: number; userAgent?: string } = {}) {
     let url: URL;
     try {
       url = new URL(endpoint.server);
@@ -89,6 +96,7 @@ export class ApiClient {
     this.port = Number(url.port) || (tls ? 443 : 80);
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 3000;
     this.auth = `Bearer ${endpoint.token}`;
+    this.userAgent = opts.userAgent;
   }
 
   async get(kind: KindInfo, name: string, namespace?: string): Promise<KubeObject | undefined> {
@@ -193,7 +201,7 @@ export class ApiClient {
     if (opts.signal.aborted) return;
     let res: IncomingMessage;
     try {
-      res = await this.open('GET', path, { authorization: this.auth }, undefined, opts.signal, this.watchAgent);
+      res = await this.open('GET', path, this.ua({ authorization: this.auth }), undefined, opts.signal, this.watchAgent);
     } catch (err) {
       if (opts.signal.aborted) return;
       throw this.transportError(err);
@@ -282,8 +290,8 @@ export class ApiClient {
   private async call(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<unknown> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const headers: Record<string, string | number> = payload === undefined
-      ? { authorization: this.auth, accept: 'application/json' }
-      : { authorization: this.auth, accept: 'application/json', 'content-type': contentType, 'content-length': payload.length };
+      ? this.ua({ authorization: this.auth, accept: 'application/json' })
+      : this.ua({ authorization: this.auth, accept: 'application/json', 'content-type': contentType, 'content-length': payload.length });
     let res: IncomingMessage;
     let text: string;
     try {

@@ -34,6 +34,8 @@ export interface MemberConnectionOptions {
  * call it Managed for as long as TCP keeps retrying (minutes).
  */
 export const MEMBER_PING_MISSES = 2;
+/** The control plane's User-Agent on its members' APIs (their `/metrics` count its requests apart). */
+export const CONTROL_PLANE_USER_AGENT = 'crossmesh-control-plane';
 /** Overlapping pings to a member that is away: a new one every period, each on its own connection. */
 const MAX_PINGS_WHILE_AWAY = 3;
 
@@ -99,7 +101,7 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
     this.gatewayPort = cluster.spec.gatewayPort;
     this.meshPort = typeof cluster.spec.meshPort === 'number' ? cluster.spec.meshPort : undefined;
     const endpoint = parseKubeconfig(cluster.spec.kubeconfig, `Cluster ${cluster.metadata.name} spec.kubeconfig`);
-    this.client = new ApiClient(endpoint, { connectTimeoutMs: 2000 });
+    this.client = new ApiClient(endpoint, { connectTimeoutMs: 2000, userAgent: CONTROL_PLANE_USER_AGENT });
     this.pingIntervalMs = opts.pingIntervalMs ?? 500;
     this.pingTimeoutMs = opts.pingTimeoutMs ?? 1000;
     const informerOpts = { minBackoffMs: 100, maxBackoffMs: 2000 };
