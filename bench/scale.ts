@@ -165,6 +165,7 @@ async function runPlan(p: Plan, out: SizeResult[], withLeases: boolean): Promise
   const names = Array.from({ length: p.members }, (_, i) => `member-${i + 1}`);
   const clients = new Map<string, ApiClient>();
   const watchers: Informer[] = [];
+  let keep = false;
   try {
     process.stderr.write(`scale: starting control-plane + ${p.members} members (E=${p.endpoints})...\n`);
     await cli(home, ['up', '--clusters', ['control-plane', ...names].join(','), '--api-port', '0', '--gateway-port', '0']);
@@ -221,6 +222,7 @@ async function runPlan(p: Plan, out: SizeResult[], withLeases: boolean): Promise
       // Synced: every member has every svc import, each with N-1 exporters.
       const deadline = performance.now() + 600_000;
       const complete = async () => {
+        if (p.members === 1) return true; // nothing to import from
         for (const n of names) {
           const list = (await clients.get(n)!.list(IMPORT, NS)).items.filter((o) => o.metadata.name.startsWith('svc-'));
           if (list.length !== s) return false;
@@ -316,11 +318,18 @@ async function runPlan(p: Plan, out: SizeResult[], withLeases: boolean): Promise
     }
     // Leases against one member, on the first plan only.
     return { leases: withLeases ? await leaseLoad(clients.get(names[0])!, pidOf(names[0])) : undefined };
+  } catch (err) {
+    // Kept for a look: the clusters' logs are in the home.
+    process.stderr.write(`scale: failed; clusters left running, logs under ${home}/clusters/*/cluster.log (crossmesh down --purge with CROSSMESH_HOME=${home})\n`);
+    keep = true;
+    throw err;
   } finally {
     for (const w of watchers) w.stop();
     await Promise.all([...clients.values()].map((c) => c.close()));
-    await cli(home, ['down', '--purge']).catch((err) => process.stderr.write(`scale: down failed: ${(err as Error).message}\n`));
-    rmSync(home, { recursive: true, force: true });
+    if (!keep) {
+      await cli(home, ['down', '--purge']).catch((err) => process.stderr.write(`scale: down failed: ${(err as Error).message}\n`));
+      rmSync(home, { recursive: true, force: true });
+    }
   }
 }
 

@@ -359,6 +359,8 @@ function readText(res: IncomingMessage): Promise<string> {
     res.once('end', () => (res.complete ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error('the response was cut off'))));
     res.once('error', reject);
     res.once('aborted', () => reject(Object.assign(new Error('the response was cut off'), { code: 'ECONNRESET' })));
+    // Destroyed without 'end' or 'error' (interrupt() of a request whose body was being read).
+    res.once('close', () => { if (!res.complete) reject(Object.assign(new Error('the response was cut off'), { code: 'ECONNRESET' })); });
   });
 }
 

@@ -14,6 +14,33 @@ export interface InformerOptions {
   maxBackoffMs?: number;
   /** The clock of the back-off sleeps (tests drive a fake one); default the real one. */
   clock?: Clock;
+  /**
+   * Applied to every object before it is cached and handed to handlers (as client-go's
+   * transform): e.g. `withoutManagedFields`, so a cache of thousands of objects does not keep
+   * bookkeeping nobody reads. Only for caches whose objects are never written back.
+   */
+  transform?: (obj: KubeObject) => KubeObject;
+}
+
+/**
+ * Only what routing reads: names, resourceVersion, labels, spec and subsets (the sidecar's
+ * route caches hold every Service, Endpoints and ServiceImport of the cluster).
+ */
+export function routingFields(obj: KubeObject): KubeObject {
+  const m = obj.metadata;
+  const slim: KubeObject = { apiVersion: obj.apiVersion, kind: obj.kind, metadata: { name: m.name, namespace: m.namespace, resourceVersion: m.resourceVersion, ...(m.labels ? { labels: m.labels } : {}) } };
+  if (obj.spec !== undefined) slim.spec = obj.spec;
+  const subsets = (obj as { subsets?: unknown }).subsets;
+  if (subsets !== undefined) (slim as { subsets?: unknown }).subsets = subsets;
+  return slim;
+}
+
+/** Drops `metadata.managedFields` (often most of an object's size) from a cached object. */
+export function withoutManagedFields(obj: KubeObject): KubeObject {
+  const meta = obj.metadata as KubeObject['metadata'] & { managedFields?: unknown };
+  if (meta?.managedFields === undefined) return obj;
+  const { managedFields: _dropped, ...metadata } = meta;
+  return { ...obj, metadata };
 }
 
 export interface InformerEvents {
@@ -126,14 +153,15 @@ export class Informer extends EventEmitter<InformerEvents> implements ResourceCa
             if (obj.metadata?.resourceVersion) this.resourceVersion = obj.metadata.resourceVersion;
             if (ev.type === 'BOOKMARK') return;
             const key = keyOf(obj);
+            const transformed = this.opts.transform ? this.opts.transform(obj) : obj;
             const old = this.cache.get(key);
             if (ev.type === 'DELETED') {
               this.cache.delete(key);
               this.emit('delete', old ?? obj);
             } else {
-              this.cache.set(key, obj);
-              if (old) this.emit('update', old, obj);
-              else this.emit('add', obj);
+              this.cache.set(key, transformed);
+              if (old) this.emit('update', old, transformed);
+              else this.emit('add', transformed);
             }
           },
         });
@@ -153,7 +181,8 @@ export class Informer extends EventEmitter<InformerEvents> implements ResourceCa
     const list = await this.client.list(this.kind, this.opts.namespace, this.opts.labelSelector);
     if (this.stopped) return;
     const seen = new Set<string>();
-    for (const obj of list.items) {
+    for (const item of list.items) {
+      const obj = this.opts.transform ? this.opts.transform(item) : item;
       const key = keyOf(obj);
       seen.add(key);
       const old = this.cache.get(key);

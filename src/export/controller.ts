@@ -11,6 +11,7 @@ import type { ResourceStore } from '../store/types.js';
 import { log } from '../util/log.js';
 import { mergeCondition, VALID } from '../api/conditions.js';
 import { evaluateExports, refOf } from './evaluate.js';
+import { Coalescer } from '../util/coalesce.js';
 
 const EXPORTS_KEY = KINDS.find((k) => k.kind === 'ServiceExport')!.storageKey;
 
@@ -25,7 +26,7 @@ export interface ExportControllerOptions {
 }
 
 export class ExportController {
-  private scheduled = false;
+  private readonly passes = new Coalescer(() => this.reconcile());
   private stopped = false;
   private readonly onChange = () => this.schedule();
   /** Status writes made (for tests and metrics). */
@@ -43,14 +44,9 @@ export class ExportController {
     return this;
   }
 
-  /** Coalesces a burst of events into one pass. */
+  /** Coalesces a burst of events into one pass (passes spaced by their cost: util/coalesce.ts). */
   schedule(): void {
-    if (this.scheduled || this.stopped) return;
-    this.scheduled = true;
-    queueMicrotask(() => {
-      this.scheduled = false;
-      if (!this.stopped) this.reconcile();
-    });
+    if (!this.stopped) this.passes.trigger();
   }
 
   /** One full pass: evaluate every export, write the `Valid` conditions that changed. */
@@ -60,6 +56,9 @@ export class ExportController {
     const now = (this.opts.now ?? (() => new Date().toISOString()))();
     for (const [ref, verdict] of verdicts) {
       const [namespace, name] = splitRef(ref);
+      // Most passes change nothing: compare with the cached object before reading the store.
+      const cached = exports.get(name, namespace);
+      if (cached && sameValid(cached, verdict)) continue;
       const objRef = { storageKey: EXPORTS_KEY, namespace, name };
       // The stored object, not the cache: merge with the very latest conditions.
       const current = store.get(objRef);
@@ -94,6 +93,12 @@ export class ExportController {
       c.off('delete', this.onChange);
     }
   }
+}
+
+/** Whether the object's Valid condition already says what the verdict says (for its generation). */
+function sameValid(obj: KubeObject, verdict: { valid: boolean; message: string }): boolean {
+  const c = (obj.status?.conditions as { type: string; status: string; message?: string; observedGeneration?: number }[] | undefined)?.find((x) => x.type === VALID);
+  return c !== undefined && c.status === (verdict.valid ? 'True' : 'False') && c.message === verdict.message && c.observedGeneration === obj.metadata.generation;
 }
 
 function splitRef(ref: string): [string, string] {

@@ -21,6 +21,7 @@ import { log } from '../util/log.js';
 import { pick, STICKY_COOKIE, stickyValue, type EndpointState } from './balancer.js';
 import { isSafePath } from './paths.js';
 import { buildRouteTable, RouteTable, type Route } from './routes.js';
+import { Coalescer } from '../util/coalesce.js';
 
 export interface GatewayOptions {
   clusterName: string;
@@ -79,7 +80,8 @@ export class Gateway {
   private readonly ownPools: boolean;
   private readonly timeoutMs: number;
   private readonly clusterHeader: string;
-  private scheduled = false;
+  /** One rebuild per burst of changes, spaced by its own cost (util/coalesce.ts). */
+  private readonly rebuilds = new Coalescer(() => this.rebuild());
   private closed?: Promise<void>;
   private readonly onChange = () => this.schedule();
   private readonly problems = new Set<string>();
@@ -149,12 +151,7 @@ export class Gateway {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.closed) return;
-    this.scheduled = true;
-    queueMicrotask(() => {
-      this.scheduled = false;
-      if (!this.closed) this.rebuild();
-    });
+    if (!this.closed) this.rebuilds.trigger();
   }
 
   /** Compiles a new table from the caches and swaps it in (requests in flight keep theirs). */
@@ -260,6 +257,7 @@ export class Gateway {
   /** Stops accepting, lets requests in flight finish (up to `graceMs`), then closes pools. Idempotent. */
   close(graceMs = 5000): Promise<void> {
     this.closed ??= (async () => {
+      this.rebuilds.stop();
       for (const c of [this.opts.exports, this.opts.services, this.opts.endpoints]) {
         c.off('add', this.onChange);
         c.off('update', this.onChange);

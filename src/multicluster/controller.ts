@@ -147,6 +147,12 @@ export class MulticlusterController {
     if (this.closed) return;
     if (key === undefined) this.fullPending = true;
     else if (!this.fullPending) this.dirtyKeys.add(key);
+    this.kick();
+  }
+
+  /** Runs a pass soon (after the running one) for what schedule() recorded. */
+  private kick(): void {
+    if (this.closed) return;
     if (this.running) {
       this.dirty = true;
       return;
@@ -160,7 +166,8 @@ export class MulticlusterController {
         this.running = undefined;
         if (this.dirty) {
           this.dirty = false;
-          this.schedule();
+          // What came in meanwhile (keys, or a full pass) is already recorded.
+          this.kick();
         }
       });
     });
@@ -175,40 +182,54 @@ export class MulticlusterController {
     const keys = this.fullPending ? undefined : this.dirtyKeys;
     this.fullPending = false;
     this.dirtyKeys = new Set();
+    const started = performance.now();
     const members = [...this.members.values()];
     const p = plan(members.map((m) => m.snapshot()), keys);
+    const planned = performance.now();
     let failed = false;
+    let writes = 0;
+    // Each member's writes are independent of the others', and within a member of each other:
+    // they go out WRITES_PER_MEMBER at a time, so a pass costs round trips / concurrency.
     await Promise.all(members.map(async (m) => {
       if (!m.importsSynced || !m.isReachable) return;
-      try {
-        await this.syncImports(m, p.imports.get(m.clusterKey) ?? new Map(), keys);
-      } catch (err) {
-        log.warn(`multicluster: syncing imports of ${m.clusterKey}: ${toCrossmeshError(err).message}`);
-        failed = true;
-      }
+      const jobs = this.importWrites(m, p.imports.get(m.clusterKey) ?? new Map(), keys);
+      writes += jobs.length;
+      await inParallel(jobs, WRITES_PER_MEMBER, async (job) => {
+        try {
+          await job();
+        } catch (err) {
+          log.warn(`multicluster: syncing imports of ${m.clusterKey}: ${toCrossmeshError(err).message}`);
+          failed = true;
+        }
+      });
     }));
     // The member's informers will report it away, or the next pass retries (all of it: which
     // writes failed is not tracked).
     if (failed) this.schedule();
     const byKey = new Map(members.map((m) => [m.clusterKey, m]));
-    for (const v of p.verdicts) {
+    const conflicts = p.verdicts.filter((v) => {
       const m = byKey.get(v.clusterKey);
-      if (!m || !m.isReachable) continue;
+      return m !== undefined && m.isReachable && this.conflictDiffers(m, v);
+    });
+    await inParallel(conflicts, WRITES_PER_MEMBER, async (v) => {
       try {
-        await this.writeConflict(m, v);
+        await this.writeConflict(byKey.get(v.clusterKey)!, v);
       } catch (err) {
         log.warn(`multicluster: writing conflict status of ${v.namespace}/${v.name} in ${v.clusterKey}: ${toCrossmeshError(err).message}`);
       }
-    }
+    });
+    log.debug(`multicluster: pass over ${keys ? `${keys.size} service(s)` : 'everything'}: plan ${Math.round(planned - started)} ms, ${writes} import write(s), ${conflicts.length} conflict status write(s), ${Math.round(performance.now() - started)} ms`);
   }
 
   /**
-   * Makes the member's imports (of `keys`, or all) what the plan says: an import is written only
-   * when its content differs (compared before it is built and validated: most passes change
-   * nothing), and only imports this control plane labelled are deleted.
+   * What makes the member's imports (of `keys`, or all) what the plan says, as one job per
+   * write: an import is written only when its content differs (compared before it is built and
+   * validated: most passes change nothing), and only imports this control plane labelled are
+   * deleted.
    */
-  private async syncImports(m: MemberConnection, desired: Map<string, DesiredImport>, keys: ReadonlySet<string> | undefined): Promise<void> {
+  private importWrites(m: MemberConnection, desired: Map<string, DesiredImport>, keys: ReadonlySet<string> | undefined): (() => Promise<void>)[] {
     const ours = (i: KubeObject | undefined) => i?.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE;
+    const jobs: (() => Promise<void>)[] = [];
     for (const [key, d] of desired) {
       const have = m.importOf(key);
       if (have && ours(have) && isDeepStrictEqual(have.spec, d.spec)) continue;
@@ -219,41 +240,62 @@ export class MulticlusterController {
         spec: d.spec,
       });
       if (have && ours(have) && isDeepStrictEqual(have.spec, obj.spec)) continue;
-      try {
-        await m.client.apply(SERVICE_IMPORT(), obj);
-      } catch (err) {
-        if (!(err instanceof CrossmeshError && err.code === 'CM_ERR_NOT_FOUND' && err.details.kind === 'Namespace')) throw err;
-        await m.client.create(NAMESPACE(), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: d.namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE } } }).catch((e) => {
-          if (!(e instanceof CrossmeshError && e.code === 'CM_ERR_ALREADY_EXISTS')) throw e;
-        });
-        await m.client.apply(SERVICE_IMPORT(), obj);
-      }
+      jobs.push(() => this.applyImport(m, d.namespace, obj));
     }
     const stale = keys ? [...keys].map((k) => [k, m.importOf(k)] as const) : m.currentImports().map((i) => [`${i.metadata.namespace}/${i.metadata.name}`, i] as const);
     for (const [key, have] of stale) {
       if (!have || desired.has(key) || !ours(have)) continue;
-      await m.client.delete(SERVICE_IMPORT(), have.metadata.name, have.metadata.namespace);
+      jobs.push(async () => { await m.client.delete(SERVICE_IMPORT(), have.metadata.name, have.metadata.namespace); });
+    }
+    return jobs;
+  }
+
+  private async applyImport(m: MemberConnection, namespace: string, obj: KubeObject): Promise<void> {
+    try {
+      await m.client.apply(SERVICE_IMPORT(), obj);
+    } catch (err) {
+      if (!(err instanceof CrossmeshError && err.code === 'CM_ERR_NOT_FOUND' && err.details.kind === 'Namespace')) throw err;
+      await m.client.create(NAMESPACE(), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE } } }).catch((e) => {
+        if (!(e instanceof CrossmeshError && e.code === 'CM_ERR_ALREADY_EXISTS')) throw e;
+      });
+      await m.client.apply(SERVICE_IMPORT(), obj);
     }
   }
 
+  /** Whether the export's cached Conflict condition says something else than the verdict. */
+  private conflictDiffers(m: MemberConnection, v: ExportVerdict): boolean {
+    const cur = (m.exportOf(`${v.namespace}/${v.name}`)?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === 'Conflict');
+    return !(cur && cur.status === (v.conflict ? 'True' : 'False') && cur.message === v.message);
+  }
+
   private async writeConflict(m: MemberConnection, v: ExportVerdict): Promise<void> {
-    const cached = m.exportOf(`${v.namespace}/${v.name}`);
     const want = { type: 'Conflict', status: v.conflict ? 'True' : 'False', reason: v.conflict ? 'Conflict' : 'NoConflict', message: v.message } as const;
-    const cur = (cached?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === 'Conflict');
-    if (cur && cur.status === want.status && cur.message === want.message) return;
     // Read-modify-write with the resourceVersion: the member's export controller writes `Valid`
-    // on the same object, and neither may drop the other's condition.
+    // on the same object, and neither may drop the other's condition. The first try uses the
+    // cached object (usually current: no extra round trip); a conflict reads it afresh.
+    let current = m.exportOf(`${v.namespace}/${v.name}`);
     for (let attempt = 0; attempt < 5; attempt++) {
-      const fresh = await m.client.get(SERVICE_EXPORT(), v.name, v.namespace);
-      if (!fresh) return;
-      const conditions = mergeCondition(fresh.status?.conditions, want, new Date().toISOString());
+      if (!current) return;
+      const conditions = mergeCondition(current.status?.conditions, want, new Date().toISOString());
       if (!conditions) return;
       try {
-        await m.client.replaceStatus(SERVICE_EXPORT(), { ...fresh, status: { ...fresh.status, conditions } });
+        await m.client.replaceStatus(SERVICE_EXPORT(), { ...current, status: { ...current.status, conditions } });
         return;
       } catch (err) {
         if (!(err instanceof CrossmeshError && err.code === 'CM_ERR_CONFLICT')) throw err;
       }
+      current = await m.client.get(SERVICE_EXPORT(), v.name, v.namespace);
     }
   }
+}
+
+/** Writes a pass sends to one member at a time. */
+const WRITES_PER_MEMBER = 8;
+
+/** Runs `fn` over `items`, at most `limit` at a time. */
+async function inParallel<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]);
+  }));
 }

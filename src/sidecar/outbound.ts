@@ -1,5 +1,5 @@
 import { kindFor } from '../api/index.js';
-import { Informer } from '../client/informer.js';
+import { Informer, routingFields } from '../client/informer.js';
 import { CrossmeshError } from '../errors.js';
 import { isSafePath } from '../proxy/index.js';
 import { proxy, type Upstream } from '../proxy/h1/proxy.js';
@@ -129,7 +129,8 @@ export class MeshOutboundRouter implements OutboundRouter {
     this.pools = new UpstreamRegistry({ connectTimeoutMs: dp.connectTimeoutMs });
     this.liveness = new GatewayLiveness({ intervalMs: dp.pingIntervalMs, deadAfterMs: dp.deadAfterMs, connectTimeoutMs: dp.connectTimeoutMs });
     this.liveness.on('change', (gateway, state, reason) => this.onGatewayState(gateway, state, reason));
-    const informerOpts = { minBackoffMs: 100, maxBackoffMs: 2000 };
+    // Routes read names, spec and subsets only: the caches keep nothing else.
+    const informerOpts = { minBackoffMs: 100, maxBackoffMs: 2000, transform: routingFields };
     this.informers = [
       new Informer(opts.client, kindFor('v1', 'Service'), informerOpts),
       new Informer(opts.client, kindFor('v1', 'Endpoints'), informerOpts),
