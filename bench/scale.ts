@@ -150,6 +150,8 @@ export interface SizeResult {
   servicesPerMember: number;
   endpointsPerService: number;
   syncMs: number;
+  /** After sync, until the control plane's writes (conflict conditions) stopped. */
+  settleMs: number;
   propagationMs: { p50: number; p99: number; max: number; samples: number };
   resync: { ms: number; importsDeleted: number; importsRecreated: number };
   controlPlane: { cpuSeconds: number; rssMb: number; cpuSecondsPerChange: number };
@@ -237,15 +239,24 @@ async function runPlan(p: Plan, out: SizeResult[], withLeases: boolean): Promise
       }
       const syncMs = performance.now() - t0;
       have = s;
-      await sleep(SMOKE ? 200 : 1000); // let the sidecar's last route update and the control plane's echo passes finish
-
-      // Propagation of one new export at a time.
       const cp = pidOf('control-plane');
       const traffic = async () => {
         const pages = await Promise.all(names.map((n) => metricsPage(contextEndpoint(cfg, n)!)));
         const cpOnly = (l: string) => l.includes('client="control-plane"');
         return { requests: pages.reduce((a, t) => a + counterSum(t, 'crossmesh_apiserver_requests_total', cpOnly), 0), events: pages.reduce((a, t) => a + counterSum(t, 'crossmesh_apiserver_watch_events_total', cpOnly), 0) };
       };
+      // Settled: the control plane has written everything it will (conflict conditions come
+      // after the imports): its requests to the members stop growing for a second.
+      const settleStart = performance.now();
+      for (let last = -1, quiet = 0; quiet < (SMOKE ? 2 : 5) && performance.now() - settleStart < 300_000;) {
+        const now = (await traffic()).requests;
+        quiet = now === last ? quiet + 1 : 0;
+        last = now;
+        await sleep(200);
+      }
+      const settleMs = performance.now() - settleStart;
+
+      // Propagation of one new export at a time.
       const sidecarBefore = await sidecarMetrics();
       const trafficBefore = await traffic();
       const cpuBefore = cpuSeconds(cp);
@@ -301,6 +312,7 @@ async function runPlan(p: Plan, out: SizeResult[], withLeases: boolean): Promise
         servicesPerMember: s,
         endpointsPerService: p.endpoints,
         syncMs: Math.round(syncMs),
+        settleMs: Math.round(settleMs),
         propagationMs: { p50: round(percentile(samples, 50)), p99: round(percentile(samples, 99)), max: round(Math.max(...samples)), samples: samples.length },
         resync: { ms: Math.round(resync.ms), importsDeleted: resync.importsDeleted, importsRecreated: resync.importsRecreated },
         controlPlane: { cpuSeconds: round(cpCpu, 2), rssMb: round(cpRss), cpuSecondsPerChange: round(cpCpu / Math.max(1, samples.length), 3) },
@@ -361,10 +373,10 @@ async function leaseLoad(client: ApiClient, pid: number): Promise<LeaseResult> {
 }
 
 function table(rows: SizeResult[], leases: LeaseResult | undefined): string {
-  const head = '| N members | S services/member | E endpoints | sync | propagation p50 / p99 ms | resync ms (imports deleted/re-created) | CP CPU s per change | CP RSS MB | member RSS MB | sidecar RSS MB (KB per service-port) | sidecar route update ms | CP req/s, watch ev/s on members | store MB (CP / member) |';
+  const head = '| N members | S services/member | E endpoints | sync (+ settle) | propagation p50 / p99 ms | resync ms (imports deleted/re-created) | CP CPU s per change | CP RSS MB | member RSS MB | sidecar RSS MB (KB per service-port) | sidecar route update ms | CP req/s, watch ev/s on members | store MB (CP / member) |';
   const lines = [head, '|' + '---|'.repeat(13)];
   for (const r of rows) {
-    lines.push(`| ${r.members} | ${r.servicesPerMember} | ${r.endpointsPerService} | ${(r.syncMs / 1000).toFixed(1)} s | ${r.propagationMs.p50} / ${r.propagationMs.p99} | ${r.resync.ms} (${r.resync.importsDeleted}/${r.resync.importsRecreated}) | ${r.controlPlane.cpuSecondsPerChange} | ${r.controlPlane.rssMb} | ${r.memberRssMbMax} | ${r.sidecar.rssMb}${r.sidecar.kbPerServicePort !== undefined ? ` (${r.sidecar.kbPerServicePort})` : ''} | ${r.sidecar.routeUpdateMeanMs} | ${r.controlPlaneTraffic.requestsPerSecond}, ${r.controlPlaneTraffic.watchEventsPerSecond} | ${(r.storeBytes.controlPlane / 1e6).toFixed(1)} / ${(r.storeBytes.memberMean / 1e6).toFixed(1)} |`);
+    lines.push(`| ${r.members} | ${r.servicesPerMember} | ${r.endpointsPerService} | ${(r.syncMs / 1000).toFixed(1)} s (+${(r.settleMs / 1000).toFixed(1)} s) | ${r.propagationMs.p50} / ${r.propagationMs.p99} | ${r.resync.ms} (${r.resync.importsDeleted}/${r.resync.importsRecreated}) | ${r.controlPlane.cpuSecondsPerChange} | ${r.controlPlane.rssMb} | ${r.memberRssMbMax} | ${r.sidecar.rssMb}${r.sidecar.kbPerServicePort !== undefined ? ` (${r.sidecar.kbPerServicePort})` : ''} | ${r.sidecar.routeUpdateMeanMs} | ${r.controlPlaneTraffic.requestsPerSecond}, ${r.controlPlaneTraffic.watchEventsPerSecond} | ${(r.storeBytes.controlPlane / 1e6).toFixed(1)} / ${(r.storeBytes.memberMean / 1e6).toFixed(1)} |`);
   }
   if (leases) lines.push('', `Leases: ${leases.leases} renewing once a second each (${leases.renewalsPerSecond} renewals/s sent, ${leases.failed} failed): the cluster process used ${leases.clusterCpuPercent}% of one core.`);
   return lines.join('\n');

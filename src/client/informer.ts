@@ -16,7 +16,7 @@ export interface InformerOptions {
   clock?: Clock;
   /**
    * Applied to every object before it is cached and handed to handlers (as client-go's
-   * transform): e.g. `withoutManagedFields`, so a cache of thousands of objects does not keep
+   * transform): e.g. `routingFields` or `planFields`, so a cache of thousands of objects does not keep
    * bookkeeping nobody reads. Only for caches whose objects are never written back.
    */
   transform?: (obj: KubeObject) => KubeObject;
@@ -35,13 +35,25 @@ export function routingFields(obj: KubeObject): KubeObject {
   return slim;
 }
 
-/** Drops `metadata.managedFields` (often most of an object's size) from a cached object. */
-export function withoutManagedFields(obj: KubeObject): KubeObject {
-  const meta = obj.metadata as KubeObject['metadata'] & { managedFields?: unknown };
-  if (meta?.managedFields === undefined) return obj;
-  const { managedFields: _dropped, ...metadata } = meta;
-  return { ...obj, metadata };
+/**
+ * What the control plane's plan reads of exports, Services and imports: names, versions,
+ * creation and deletion times, labels, spec and status (no managedFields, annotations or uid).
+ * An export's status is written back from such an object: a status write takes only its status
+ * and resourceVersion.
+ */
+export function planFields(obj: KubeObject): KubeObject {
+  const m = obj.metadata;
+  const metadata: KubeObject['metadata'] = { name: m.name, namespace: m.namespace, resourceVersion: m.resourceVersion };
+  if (m.generation !== undefined) metadata.generation = m.generation;
+  if (m.creationTimestamp !== undefined) metadata.creationTimestamp = m.creationTimestamp;
+  if (m.deletionTimestamp !== undefined) metadata.deletionTimestamp = m.deletionTimestamp;
+  if (m.labels) metadata.labels = m.labels;
+  const slim: KubeObject = { apiVersion: obj.apiVersion, kind: obj.kind, metadata };
+  if (obj.spec !== undefined) slim.spec = obj.spec;
+  if (obj.status !== undefined) slim.status = obj.status;
+  return slim;
 }
+
 
 export interface InformerEvents {
   add: [KubeObject];

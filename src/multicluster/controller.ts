@@ -44,6 +44,9 @@ export class MulticlusterController {
   private fullPending = true;
   /** Otherwise only these services (`namespace/name`) changed. */
   private dirtyKeys = new Set<string>();
+  /** Conflict conditions to write, by `clusterKey ns/name` (the latest verdict wins). */
+  private readonly statusQueue = new Map<string, { member: MemberConnection; verdict: ExportVerdict }>();
+  private statusDraining: Promise<void> | undefined;
 
   constructor(private readonly store: ResourceStore, private readonly clusterName: string, private readonly opts: MulticlusterControllerOptions = {}) {
     if (!opts.pki) log.debug(`multicluster: ${clusterName}: no cluster PKI given, so members' mesh CAs are not managed (no MeshIdentity condition)`);
@@ -69,6 +72,8 @@ export class MulticlusterController {
     await Promise.all([...this.members.values()].map((m) => m.stop(false)));
     this.members.clear();
     await this.running;
+    this.statusQueue.clear();
+    await this.statusDraining;
   }
 
   /**
@@ -82,7 +87,7 @@ export class MulticlusterController {
 
   /** Resolves when no reconcile is pending or running (tests, shutdown). */
   async idle(): Promise<void> {
-    while (this.running || this.scheduled) await (this.running ?? new Promise((r) => setImmediate(r)));
+    while (this.running || this.scheduled || this.statusDraining) await (this.running ?? this.statusDraining ?? new Promise((r) => setImmediate(r)));
   }
 
   private connect(cluster: KubeObject): void {
@@ -206,19 +211,18 @@ export class MulticlusterController {
     // The member's informers will report it away, or the next pass retries (all of it: which
     // writes failed is not tracked).
     if (failed) this.schedule();
+    // Conflict conditions go to a queue of their own: they do not change any import, and a
+    // bulk of them (10,000 after a large initial sync) must not hold up the next pass.
     const byKey = new Map(members.map((m) => [m.clusterKey, m]));
-    const conflicts = p.verdicts.filter((v) => {
+    let conflicts = 0;
+    for (const v of p.verdicts) {
       const m = byKey.get(v.clusterKey);
-      return m !== undefined && m.isReachable && this.conflictDiffers(m, v);
-    });
-    await inParallel(conflicts, WRITES_PER_MEMBER, async (v) => {
-      try {
-        await this.writeConflict(byKey.get(v.clusterKey)!, v);
-      } catch (err) {
-        log.warn(`multicluster: writing conflict status of ${v.namespace}/${v.name} in ${v.clusterKey}: ${toCrossmeshError(err).message}`);
-      }
-    });
-    log.debug(`multicluster: pass over ${keys ? `${keys.size} service(s)` : 'everything'}: plan ${Math.round(planned - started)} ms, ${writes} import write(s), ${conflicts.length} conflict status write(s), ${Math.round(performance.now() - started)} ms`);
+      if (!m || !m.isReachable || !this.conflictDiffers(m, v)) continue;
+      this.statusQueue.set(`${v.clusterKey} ${v.namespace}/${v.name}`, { member: m, verdict: v });
+      conflicts++;
+    }
+    if (conflicts) this.drainStatus();
+    log.debug(`multicluster: pass over ${keys ? `${keys.size} service(s)` : 'everything'}: plan ${Math.round(planned - started)} ms, ${writes} import write(s), ${conflicts} conflict status write(s) queued, ${Math.round(performance.now() - started)} ms`);
   }
 
   /**
@@ -260,6 +264,28 @@ export class MulticlusterController {
       });
       await m.client.apply(SERVICE_IMPORT(), obj);
     }
+  }
+
+  /** Writes the queued Conflict conditions, WRITES_PER_MEMBER at a time; the latest verdict per export wins. */
+  private drainStatus(): void {
+    if (this.statusDraining) return;
+    this.statusDraining = (async () => {
+      while (this.statusQueue.size > 0 && !this.closed) {
+        const batch = [...this.statusQueue.values()].slice(0, 256);
+        for (const { member, verdict } of batch) this.statusQueue.delete(`${verdict.clusterKey} ${verdict.namespace}/${verdict.name}`);
+        await inParallel(batch, WRITES_PER_MEMBER, async ({ member, verdict }) => {
+          // A member that left, or a verdict the cache already shows, is skipped.
+          if (this.members.get(member.cluster.metadata.name) !== member || !member.isReachable || !this.conflictDiffers(member, verdict)) return;
+          try {
+            await this.writeConflict(member, verdict);
+          } catch (err) {
+            log.warn(`multicluster: writing conflict status of ${verdict.namespace}/${verdict.name} in ${verdict.clusterKey}: ${toCrossmeshError(err).message}`);
+          }
+        });
+      }
+    })().finally(() => {
+      this.statusDraining = undefined;
+    });
   }
 
   /** Whether the export's cached Conflict condition says something else than the verdict. */

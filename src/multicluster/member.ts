@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { clusterKeyOf, kindFor } from '../api/index.js';
 import type { KubeObject } from '../api/types.js';
 import { ApiClient } from '../client/api-client.js';
-import { Informer, withoutManagedFields } from '../client/informer.js';
+import { Informer, planFields } from '../client/informer.js';
 import { parseKubeconfig } from '../client/kubeconfig.js';
 import { CrossmeshError, toCrossmeshError } from '../errors.js';
 import { Backoff, type BackoffOptions } from '../util/backoff.js';
@@ -105,11 +105,12 @@ export class MemberConnection extends EventEmitter<MemberEvents> {
     this.pingIntervalMs = opts.pingIntervalMs ?? 500;
     this.pingTimeoutMs = opts.pingTimeoutMs ?? 1000;
     const informerOpts = { minBackoffMs: 100, maxBackoffMs: 2000 };
-    this.exports = new Informer(this.client, kindFor('flomesh.io/v1alpha1', 'ServiceExport'), informerOpts);
-    // Services and imports are only read (imports are written whole, by apply): no managedFields
-    // kept. Exports keep theirs: their status is written back from the cached object.
-    this.services = new Informer(this.client, kindFor('v1', 'Service'), { ...informerOpts, transform: withoutManagedFields });
-    this.imports = new Informer(this.client, kindFor('flomesh.io/v1alpha1', 'ServiceImport'), { ...informerOpts, transform: withoutManagedFields });
+    this.exports = new Informer(this.client, kindFor('flomesh.io/v1alpha1', 'ServiceExport'), { ...informerOpts, transform: planFields });
+    // Only what the plan reads is cached (informer.ts planFields): Services and imports are only
+    // read (imports are written whole, by apply), an export's status write takes only its status
+    // and resourceVersion.
+    this.services = new Informer(this.client, kindFor('v1', 'Service'), { ...informerOpts, transform: planFields });
+    this.imports = new Informer(this.client, kindFor('flomesh.io/v1alpha1', 'ServiceImport'), { ...informerOpts, transform: planFields });
     const changed = (o: KubeObject) => this.emit('changed', `${o.metadata.namespace}/${o.metadata.name}`);
     for (const inf of [this.exports, this.services, this.imports]) {
       inf.on('add', changed);
