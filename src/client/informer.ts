@@ -17,7 +17,8 @@ export interface InformerOptions {
   /**
    * Applied to every object before it is cached and handed to handlers (as client-go's
    * transform): e.g. `routingFields` or `planFields`, so a cache of thousands of objects does not keep
-   * bookkeeping nobody reads. Only for caches whose objects are never written back.
+   * bookkeeping nobody reads. An object written back from such a cache must keep what that write
+   * reads (a status write: status and resourceVersion).
    */
   transform?: (obj: KubeObject) => KubeObject;
 }
