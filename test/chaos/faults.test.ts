@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RedisServer } from '../support/redis-server.js';
 import { eventually, exportManifest, runCli, tempDir } from '../helpers.js';
-import { fixedRateLoad, percentile, proxyGet, recoveryMs, rssMb, socketCount, type Sample } from './load.js';
+import { baselineSlowMs, fixedRateLoad, ms, nodeappPolicy, percentile, proxyGet, recoveryMs, rssMb, sleep, socketCount, type Sample } from './load.js';
 import { printTable, record } from './report.js';
 
 const NODEAPP = fileURLToPath(new URL('../../../examples/nodeapp/app.mjs', import.meta.url));
@@ -24,14 +24,7 @@ createServer((req, res) => {
 
 const EXPORT = exportManifest;
 
-const gtp = (lbType: string, clusters: string[]) => `apiVersion: flomesh.io/v1alpha1
-kind: GlobalTrafficPolicy
-metadata: {name: nodeapp}
-spec:
-  lbType: ${lbType}
-  targets:
-${clusters.map((c) => `  - {clusterKey: default/default/default/${c}, weight: 100}`).join('\n')}
-`;
+const gtp = nodeappPolicy;
 
 /** A GET on its own connection (closed after), so the caller leaves no keep-alive socket behind. */
 function oneShotGet(url: string): Promise<{ status: number; body: string }> {
@@ -47,8 +40,6 @@ function oneShotGet(url: string): Promise<{ status: number; body: string }> {
   });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const ms = (n: number) => `${Math.round(n)} ms`;
 
 /**
  * Faults under bounded load, with real processes on loopback: four cluster processes
@@ -85,12 +76,6 @@ describe('chaos: faults under load', () => {
     }, 15_000, `route ${res.join(' ')}`).catch((err) => {
       throw new Error(`${(err as Error).message}; last: ${last}`);
     });
-  }
-  /** p99 of a short fault-free run, the yardstick for "slow" during a fault. */
-  async function baselineSlowMs(): Promise<number> {
-    const base = await fixedRateLoad({ total: 100, ratePerSec: 100, send: get });
-    assert.equal(base.failed.length, 0, JSON.stringify(base.failed.slice(0, 3)));
-    return Math.max(100, 4 * percentile(base.samples.map((s) => s.t1 - s.t0), 99));
   }
 
   before(async () => {
@@ -144,7 +129,7 @@ spec:
     await apply('cluster-2', gtp('ActiveActive', ['cluster-1', 'cluster-3']));
     await routeIs(/cluster-1 via tunnel/, /cluster-3 via tunnel/);
     await eventually(async () => (await get()).cluster === 'cluster-3' && (await get()).cluster === 'cluster-1', 5000, 'both answer');
-    const slowMs = await baselineSlowMs();
+    const slowMs = await baselineSlowMs(get);
     let killAt = 0;
     let restartAt = 0;
     let upAt = 0;
@@ -181,7 +166,7 @@ spec:
     assert.equal(r.code, 0, r.stderr);
     await apply('cluster-2', gtp('FailOver', ['cluster-1']));
     await eventually(async () => (await get()).cluster === 'cluster-2', 10_000, 'local nodeapp preferred');
-    const slowMs = await baselineSlowMs();
+    const slowMs = await baselineSlowMs(get);
     const local = sidecarRecord('cluster-2', 'dapr-test', 'nodeapp');
     let killAt = 0;
     const res = await fixedRateLoad({
@@ -204,7 +189,7 @@ spec:
     await apply('cluster-2', gtp('ActiveActive', ['cluster-1', 'cluster-3']));
     await routeIs(/local endpoints: none/);
     await eventually(async () => (await get()).cluster === 'cluster-3', 5000, 'cluster-3 answers');
-    const slowMs = await baselineSlowMs();
+    const slowMs = await baselineSlowMs(get);
     let downAt = 0;
     let upAt = 0;
     let propagatedMs = Infinity;
@@ -237,7 +222,7 @@ ${EXPORT('extra')}`;
   });
 
   it('4. cluster-2\'s own cluster process (the sidecar\'s API) stopped for 10 s under load: no failed request', async () => {
-    const slowMs = await baselineSlowMs();
+    const slowMs = await baselineSlowMs(get);
     let stopAt = 0;
     let contAt = 0;
     const res = await fixedRateLoad({

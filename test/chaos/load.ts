@@ -117,3 +117,24 @@ export function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Math.round(Number(m[1]) / 1024) : 0;
 }
+
+/** p99 of a short fault-free run (x4, at least 100 ms): the yardstick for "slow" during a fault. */
+export async function baselineSlowMs(send: () => Promise<{ status: number; body: string; cluster?: string }>): Promise<number> {
+  const base = await fixedRateLoad({ total: 100, ratePerSec: 100, send });
+  if (base.failed.length) throw new Error(`the fault-free baseline failed ${base.failed.length} requests: ${JSON.stringify(base.failed.slice(0, 3))}`);
+  return Math.max(100, 4 * percentile(base.samples.map((s) => s.t1 - s.t0), 99));
+}
+
+/** nodeapp's GlobalTrafficPolicy with these target clusters (weight 100 each). */
+export const nodeappPolicy = (lbType: string, clusters: string[]) => `apiVersion: flomesh.io/v1alpha1
+kind: GlobalTrafficPolicy
+metadata: {name: nodeapp}
+spec:
+  lbType: ${lbType}
+  targets:
+${clusters.map((c) => `  - {clusterKey: default/default/default/${c}, weight: 100}`).join('\n')}
+`;
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** `123 ms`, or `never` for Infinity/NaN. */
+export const ms = (n: number) => (Number.isFinite(n) ? `${Math.round(n)} ms` : 'never');

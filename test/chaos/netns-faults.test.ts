@@ -11,7 +11,7 @@ import { contextEndpoint, readConfig } from '../../src/util/home.js';
 import { kindFor } from '../../src/api/validation.js';
 import { eventually, exportManifest, tempDir } from '../helpers.js';
 import { NetnsTopology, netnsUnavailable } from '../support/netns.js';
-import { fixedRateLoad, percentile, proxyRequest, recoveryMs, type LoadResult, type Sample } from './load.js';
+import { baselineSlowMs, fixedRateLoad, ms, nodeappPolicy, percentile, proxyRequest, recoveryMs, sleep, type LoadResult, type Sample } from './load.js';
 import { printTable, record } from './report.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/crossmesh.js', import.meta.url));
@@ -26,17 +26,8 @@ const HOSTS = [
 ];
 const MEMBERS = ['cluster-1', 'cluster-2', 'cluster-3'];
 
-const gtp = (lbType: string, clusters: string[]) => `apiVersion: flomesh.io/v1alpha1
-kind: GlobalTrafficPolicy
-metadata: {name: nodeapp}
-spec:
-  lbType: ${lbType}
-  targets:
-${clusters.map((c) => `  - {clusterKey: default/default/default/${c}, weight: 100}`).join('\n')}
-`;
+const gtp = nodeappPolicy;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const ms = (n: number) => (Number.isFinite(n) ? `${Math.round(n)} ms` : 'never');
 
 /** A relay process (test/support/tcp-relay.ts) and its control line. */
 interface Relay {
@@ -115,12 +106,6 @@ describe('chaos: network faults between hosts (network namespaces)', { skip: rea
       return seen.has('cluster-1') && seen.has('cluster-3');
     }, 15_000, 'cluster-1 and cluster-3 both answer');
   }
-  /** p99 of a short fault-free run (x4, at least 100 ms): the yardstick for "slow" during a fault. */
-  async function baselineSlowMs(): Promise<number> {
-    const base = await fixedRateLoad({ total: 100, ratePerSec: 100, send: get });
-    assert.equal(base.failed.length, 0, JSON.stringify(base.failed.slice(0, 3)));
-    return Math.max(100, 4 * percentile(base.samples.map((s) => s.t1 - s.t0), 99));
-  }
   /** The first request sent after `from` that cluster-3 served: time from `from` to its answer. */
   function backMs(res: LoadResult, from: number): number {
     const back = res.samples.find((s) => s.t0 >= from && s.cluster === 'cluster-3');
@@ -176,7 +161,7 @@ describe('chaos: network faults between hosts (network namespaces)', { skip: rea
   /** Scenarios 1 and 2: a fault on cluster-3 for 10 s under 100 GET/s; 0 failed, off in 1 s, back in 2 s. */
   async function offAndBack(scenario: string, fault: () => Promise<void>, during?: (at: () => number) => Promise<void>): Promise<{ res: LoadResult; faultAt: number; healAt: number }> {
     await bothAnswer();
-    const slowMs = await baselineSlowMs();
+    const slowMs = await baselineSlowMs(get);
     let faultAt = 0;
     let healAt = 0;
     const res = await fixedRateLoad({
