@@ -47,6 +47,7 @@ export class MulticlusterController {
   /** Conflict conditions to write, by `clusterKey ns/name` (the latest verdict wins). */
   private readonly statusQueue = new Map<string, { member: MemberConnection; verdict: ExportVerdict }>();
   private statusDraining: Promise<void> | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly store: ResourceStore, private readonly clusterName: string, private readonly opts: MulticlusterControllerOptions = {}) {
     if (!opts.pki) log.debug(`multicluster: ${clusterName}: no cluster PKI given, so members' mesh CAs are not managed (no MeshIdentity condition)`);
@@ -68,6 +69,7 @@ export class MulticlusterController {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.retryTimer);
     this.clusters.stop();
     await Promise.all([...this.members.values()].map((m) => m.stop(false)));
     this.members.clear();
@@ -208,9 +210,15 @@ export class MulticlusterController {
         }
       });
     }));
-    // The member's informers will report it away, or the next pass retries (all of it: which
-    // writes failed is not tracked).
-    if (failed) this.schedule();
+    // The member's informers will report it away, or a pass a second later retries (all of it:
+    // which writes failed is not tracked; a write refused for good must not spin the CPU).
+    if (failed && !this.retryTimer) {
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        this.schedule();
+      }, FAILED_PASS_RETRY_MS);
+      this.retryTimer.unref();
+    }
     // Conflict conditions go to a queue of their own: they do not change any import, and a
     // bulk of them (10,000 after a large initial sync) must not hold up the next pass.
     const byKey = new Map(members.map((m) => [m.clusterKey, m]));
@@ -314,6 +322,9 @@ export class MulticlusterController {
     }
   }
 }
+
+/** A pass with failed writes is retried (in full) this much later. */
+const FAILED_PASS_RETRY_MS = 1000;
 
 /** Writes a pass sends to one member at a time. */
 const WRITES_PER_MEMBER = 8;
