@@ -29,11 +29,41 @@ export interface InformerOptions {
  */
 export function routingFields(obj: KubeObject): KubeObject {
   const m = obj.metadata;
-  const slim: KubeObject = { apiVersion: obj.apiVersion, kind: obj.kind, metadata: { name: m.name, namespace: m.namespace, resourceVersion: m.resourceVersion, ...(m.labels ? { labels: m.labels } : {}) } };
-  if (obj.spec !== undefined) slim.spec = obj.spec;
+  const slim: KubeObject = { apiVersion: intern(obj.apiVersion), kind: intern(obj.kind), metadata: { name: m.name, namespace: intern(m.namespace), resourceVersion: m.resourceVersion, ...(m.labels ? { labels: m.labels } : {}) } };
+  if (obj.spec !== undefined) slim.spec = internStrings(obj.spec);
   const subsets = (obj as { subsets?: unknown }).subsets;
-  if (subsets !== undefined) (slim as { subsets?: unknown }).subsets = subsets;
+  if (subsets !== undefined) (slim as { subsets?: unknown }).subsets = internStrings(subsets);
   return slim;
+}
+
+/**
+ * One copy of each short string the route caches repeat in every object (cluster keys, gateway
+ * hosts, IPs, protocols, port names): JSON.parse makes a new string each time, and a sidecar
+ * holds thousands of imports that name the same few clusters. Bounded: cleared when full.
+ */
+const interned = new Map<string, string>();
+const INTERN_MAX = 65_536;
+function intern<T extends string | undefined>(v: T): T {
+  if (v === undefined || v.length > 64) return v;
+  const have = interned.get(v);
+  if (have !== undefined) return have as T;
+  if (interned.size >= INTERN_MAX) interned.clear();
+  interned.set(v, v);
+  return v;
+}
+
+/** `value` with its short strings interned, in place (a freshly parsed object nobody else holds). */
+function internStrings<T>(value: T): T {
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = typeof value[i] === 'string' ? intern(value[i]) : internStrings(value[i]);
+  } else if (value !== null && typeof value === 'object') {
+    const o = value as Record<string, unknown>;
+    for (const k of Object.keys(o)) {
+      const v = o[k];
+      o[k] = typeof v === 'string' ? intern(v) : internStrings(v);
+    }
+  }
+  return value;
 }
 
 /**
