@@ -36,6 +36,7 @@ import { Informer } from '../src/client/informer.js';
 import { kindFor } from '../src/api/index.js';
 import type { KubeObject } from '../src/api/types.js';
 import { contextEndpoint, readConfig } from '../src/util/home.js';
+import { inParallel } from '../src/util/parallel.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(ROOT, 'bin', 'crossmesh.js');
@@ -126,14 +127,6 @@ function metricsPage(ep: { server: string; token: string; ca?: string }): Promis
   });
 }
 
-/** Runs `fn` over `items` with at most `limit` at a time. */
-async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  }));
-}
-
 /** Sum of a counter's samples on a Prometheus text page whose labels match `filter`. */
 function counterSum(text: string, name: string, filter: (labels: string) => boolean = () => true): number {
   let sum = 0;
@@ -220,7 +213,7 @@ async function runPlan(p: Plan, out: SizeResult[], withLeases: boolean): Promise
     for (const s of p.services) {
       process.stderr.write(`scale: N=${p.members} E=${p.endpoints} S=${s}: creating services...\n`);
       const t0 = performance.now();
-      await Promise.all(names.map((n, m) => pool(Array.from({ length: s - have }, (_, k) => have + k), 4, (i) => createAll(clients.get(n)!, service(`svc-${i}`, m + 1, i)))));
+      await Promise.all(names.map((n, m) => inParallel(Array.from({ length: s - have }, (_, k) => have + k), 4, (i) => createAll(clients.get(n)!, service(`svc-${i}`, m + 1, i)))));
       // Synced: every member has every svc import, each with N-1 exporters.
       const deadline = performance.now() + 600_000;
       const complete = async () => {
@@ -352,7 +345,7 @@ async function leaseLoad(client: ApiClient, pid: number): Promise<LeaseResult> {
   process.stderr.write(`scale: ${LEASES} leases renewing...\n`);
   const names = Array.from({ length: LEASES }, (_, i) => `bench-lease-${i}`);
   const now = () => new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
-  await pool(names, 8, (name) => client.create(LEASE, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace: NS }, spec: { holderIdentity: name, leaseDurationSeconds: 3600, renewTime: now() } }));
+  await inParallel(names, 8, (name) => client.create(LEASE, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace: NS }, spec: { holderIdentity: name, leaseDurationSeconds: 3600, renewTime: now() } }));
   let failed = 0;
   let sent = 0;
   const cpu0 = cpuSeconds(pid);

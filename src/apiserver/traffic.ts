@@ -1,3 +1,5 @@
+import { CONTROL_PLANE_USER_AGENT } from '../api/user-agents.js';
+
 /**
  * What the API serves, counted for `/metrics` (scale measurements: how many requests and watch
  * events the control plane and sidecars cause). Plain numbers bumped per request; the
@@ -11,7 +13,7 @@ export class ApiTraffic {
 
   /** `client`: `control-plane` (its User-Agent) or `other`. */
   static clientOf(userAgent: string | undefined): string {
-    return userAgent !== undefined && userAgent.startsWith('crossmesh-control-plane') ? 'control-plane' : 'other';
+    return userAgent !== undefined && userAgent.startsWith(CONTROL_PLANE_USER_AGENT) ? 'control-plane' : 'other';
   }
 
   request(client: string, method: string, watch: boolean): void {

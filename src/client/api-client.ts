@@ -60,11 +60,6 @@ export class ApiClient {
   private readonly auth: string;
   /** Sent as User-Agent when given (the API counts the control plane's requests by it). */
   private readonly userAgent: string | undefined;
-
-  private ua<H extends Record<string, string | number>>(headers: H): H {
-    if (this.userAgent !== undefined) (headers as Record<string, string | number>)['user-agent'] = this.userAgent;
-    return headers;
-  }
   private readonly host: string;
   private readonly port: number;
   private readonly send: Requester;
@@ -97,6 +92,12 @@ export class ApiClient {
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 3000;
     this.auth = `Bearer ${endpoint.token}`;
     this.userAgent = opts.userAgent;
+  }
+
+  /** `headers` with the User-Agent added when this client has one. */
+  private ua<H extends Record<string, string | number>>(headers: H): H {
+    if (this.userAgent !== undefined) (headers as Record<string, string | number>)['user-agent'] = this.userAgent;
+    return headers;
   }
 
   async get(kind: KindInfo, name: string, namespace?: string): Promise<KubeObject | undefined> {

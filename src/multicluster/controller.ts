@@ -5,6 +5,7 @@ import { StoreCache } from '../client/cache.js';
 import { CrossmeshError, toCrossmeshError } from '../errors.js';
 import type { ResourceStore } from '../store/types.js';
 import { log } from '../util/log.js';
+import { inParallel } from '../util/parallel.js';
 import { mergeCondition } from '../api/conditions.js';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, plan, type DesiredImport, type ExportVerdict } from './desired.js';
 import { MESH_IDENTITY_CONDITION, type MeshIdentityState, type MeshSigner } from './identity.js';
@@ -280,7 +281,7 @@ export class MulticlusterController {
     this.statusDraining = (async () => {
       while (this.statusQueue.size > 0 && !this.closed) {
         const batch = [...this.statusQueue.values()].slice(0, 256);
-        for (const { member, verdict } of batch) this.statusQueue.delete(`${verdict.clusterKey} ${verdict.namespace}/${verdict.name}`);
+        for (const { verdict } of batch) this.statusQueue.delete(`${verdict.clusterKey} ${verdict.namespace}/${verdict.name}`);
         await inParallel(batch, WRITES_PER_MEMBER, async ({ member, verdict }) => {
           // A member that left, or a verdict the cache already shows, is skipped.
           if (this.members.get(member.cluster.metadata.name) !== member || !member.isReachable || !this.conflictDiffers(member, verdict)) return;
@@ -328,11 +329,3 @@ const FAILED_PASS_RETRY_MS = 1000;
 
 /** Writes a pass sends to one member at a time. */
 const WRITES_PER_MEMBER = 8;
-
-/** Runs `fn` over `items`, at most `limit` at a time. */
-async function inParallel<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  }));
-}

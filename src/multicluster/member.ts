@@ -3,6 +3,7 @@ import { clusterKeyOf, kindFor } from '../api/index.js';
 import type { KubeObject } from '../api/types.js';
 import { ApiClient } from '../client/api-client.js';
 import { Informer, planFields } from '../client/informer.js';
+import { CONTROL_PLANE_USER_AGENT } from '../api/user-agents.js';
 import { parseKubeconfig } from '../client/kubeconfig.js';
 import { CrossmeshError, toCrossmeshError } from '../errors.js';
 import { Backoff, type BackoffOptions } from '../util/backoff.js';
@@ -34,8 +35,6 @@ export interface MemberConnectionOptions {
  * call it Managed for as long as TCP keeps retrying (minutes).
  */
 export const MEMBER_PING_MISSES = 2;
-/** The control plane's User-Agent on its members' APIs (their `/metrics` count its requests apart). */
-export const CONTROL_PLANE_USER_AGENT = 'crossmesh-control-plane';
 /** Overlapping pings to a member that is away: a new one every period, each on its own connection. */
 const MAX_PINGS_WHILE_AWAY = 3;
 
